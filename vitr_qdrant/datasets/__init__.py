@@ -1,0 +1,1 @@
+"""Datasets: Relation Scenes (the synthetic relation world) and real-dataset formats."""
