@@ -1,0 +1,108 @@
+"""open_clip backbone: global image/text vectors plus patch and token features."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import BackboneCfg
+from .tokenizer import create_tokenizer
+
+log = logging.getLogger(__name__)
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _build_clip(cfg: BackboneCfg, load_pretrained: bool) -> nn.Module:
+    import open_clip
+
+    if cfg.open_clip_model is None:
+        if cfg.pretrained:
+            raise ValueError("a custom backbone (no open_clip_model) takes no pretrained tag")
+        return open_clip.CLIP(embed_dim=cfg.embed_dim, vision_cfg=cfg.vision_cfg,
+                              text_cfg=cfg.text_cfg)
+    name, pretrained = cfg.open_clip_model, cfg.pretrained if load_pretrained else None
+    if pretrained and Path(pretrained).expanduser().is_file():
+        pretrained = str(Path(pretrained).expanduser())
+    if name.startswith("hf-hub:"):
+        return open_clip.create_model(name)
+    try:
+        return open_clip.create_model(name, pretrained=pretrained)
+    except RuntimeError as e:
+        raise RuntimeError(f"could not load open_clip {name!r} weights {pretrained!r} (offline? "
+                           "pass a local checkpoint file as pretrained): {e}") from e
+
+
+class Backbone(nn.Module):
+    """Wraps an open_clip CLIP model.
+
+    ``encode_image`` -> (global (B, D), patch tokens (B, P, W)); ``encode_text`` ->
+    (global (B, D), token features (B, L, W'), mask (B, L)).
+    """
+
+    def __init__(self, cfg: BackboneCfg, load_pretrained: bool = True):
+        super().__init__()
+        self.cfg = cfg
+        self.clip = _build_clip(cfg, load_pretrained)
+        visual = self.clip.visual
+        visual.output_tokens = True
+        self.image_size = int(cfg.image_size or _first(visual.image_size))
+        self.grid = self.image_size // _first(visual.patch_size)
+        self.image_mean = tuple(getattr(visual, "image_mean", None) or OPENAI_MEAN)
+        self.image_std = tuple(getattr(visual, "image_std", None) or OPENAI_STD)
+        text_cfg = cfg.text_cfg
+        self.tokenizer = create_tokenizer(cfg.tokenizer, cfg.open_clip_model,
+                                          text_cfg.get("vocab_size", 49408),
+                                          text_cfg.get("context_length", 77))
+        self.image_width = visual.transformer.width if hasattr(visual, "transformer") else None
+        self.text_width = self._text_module_width()
+
+    def _text_module_width(self) -> int:
+        if hasattr(self.clip, "text"):
+            return self.clip.text.width
+        return self.clip.transformer.width
+
+    def lock(self) -> None:
+        """Freeze both towers (the head trains on frozen CLIP features, as in the paper)."""
+        for p in self.clip.parameters():
+            p.requires_grad_(False)
+        self.clip.eval()
+
+    def encode_image(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled, tokens = self.clip.visual(pixels)
+        return pooled, tokens
+
+    def encode_text(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        clip = self.clip
+        if hasattr(clip, "text"):  # CustomTextCLIP
+            clip.text.output_tokens = True
+            pooled, tokens = clip.text(ids)
+            return pooled, tokens
+        from open_clip.transformer import text_global_pool
+
+        cast = clip.transformer.get_cast_dtype()
+        x = clip.token_embedding(ids).to(cast) + clip.positional_embedding.to(cast)
+        x = clip.ln_final(clip.transformer(x, attn_mask=clip.attn_mask))
+        pooled = text_global_pool(x, ids, clip.text_pool_type,
+                                  eos_token_id=getattr(clip, "text_eos_id", None))
+        proj = clip.text_projection
+        if proj is not None:
+            pooled = proj(pooled) if isinstance(proj, nn.Linear) else pooled @ proj
+        return pooled, x
+
+    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.tokenizer(texts)
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.clip.logit_scale
+
+    def global_similarity(self, img: torch.Tensor, txt: torch.Tensor) -> torch.Tensor:
+        return F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).T
+
+
+def _first(v) -> int:
+    return int(v[0] if isinstance(v, (tuple, list)) else v)

@@ -1,0 +1,71 @@
+"""The VITR fusion module: relation reasoning over word-to-region alignments plus the global
+similarity, pooled by a GRU to one relevance score.
+
+Works on stored vectors only (region and global vectors of the image, token and global vectors
+of the text), so a store can rerank candidates without touching images again.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import FusionCfg
+
+
+class GraphReasoning(nn.Module):
+    """One step of similarity-graph reasoning: nodes attend to nodes, then update."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.q, self.k, self.update = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, nodes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logits = self.q(nodes) @ self.k(nodes).transpose(1, 2) / nodes.shape[-1] ** 0.5
+        logits = logits.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        edges = torch.softmax(logits, dim=-1)
+        return self.norm(nodes + F.relu(self.update(edges @ nodes)))
+
+
+class FusionHead(nn.Module):
+    """Scores (text, image) pairs from (words, mask, regions, region centres, globals)."""
+
+    def __init__(self, local_dim: int, global_dim: int, cfg: FusionCfg):
+        super().__init__()
+        h = cfg.sim_dim
+        self.log_temp = nn.Parameter(torch.tensor(float(cfg.attn_temperature)).log())
+        self.word_sim = nn.Linear(local_dim, h)
+        self.word_id = nn.Linear(local_dim, h)
+        self.word_pos = nn.Linear(2, h)
+        self.global_sim = nn.Linear(global_dim, h)
+        self.graph = nn.ModuleList(GraphReasoning(h) for _ in range(cfg.graph_steps))
+        self.gru = nn.GRU(h, h, batch_first=True)
+        self.score = nn.Linear(h, 1)
+
+    def attend(self, words: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+        """Word-to-region attention (K, L, R)."""
+        logits = words @ regions.transpose(1, 2) * self.log_temp.exp()
+        return torch.softmax(logits, dim=-1)
+
+    def forward(self, words: torch.Tensor, mask: torch.Tensor, regions: torch.Tensor,
+                centres: torch.Tensor, img_global: torch.Tensor, txt_global: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pairwise inputs with a leading pair axis K: words (K, L, d), mask (K, L) bool,
+        regions (K, R, d), centres (R, 2), globals (K, D). Returns scores (K,) and the
+        word-to-region attention (K, L, R)."""
+        attn = self.attend(words, regions)
+        attended = attn @ regions
+        where = attn @ centres.to(attn.dtype)
+        word_nodes = (F.normalize(self.word_sim((words - attended) ** 2), dim=-1)
+                      + self.word_id(words) + self.word_pos(where))
+        g = F.normalize(img_global, dim=-1) - F.normalize(txt_global, dim=-1)
+        global_node = F.normalize(self.global_sim(g ** 2), dim=-1).unsqueeze(1)
+        nodes = torch.cat([global_node, word_nodes], dim=1)
+        node_mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
+        for step in self.graph:
+            nodes = step(nodes, node_mask)
+        out, _ = self.gru(nodes)
+        last = node_mask.long().sum(dim=1) - 1
+        pooled = out[torch.arange(out.shape[0]), last]
+        return self.score(pooled).squeeze(-1), attn

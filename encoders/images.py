@@ -1,0 +1,84 @@
+"""Image inputs: decode what users pass (paths, bytes, PIL, arrays) and preprocess for a model."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
+MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb threshold
+
+
+class ImageLoadError(ValueError):
+    """An input that is not a usable image; the message says why."""
+
+
+def load_image(item: Any) -> Image.Image:
+    """Decode one image input to an RGB ``PIL.Image`` (EXIF orientation applied).
+
+    Accepts a local path (str/Path), encoded bytes, a PIL image or an HxWx3 uint8 array. URLs
+    are fetched by the caller (``vitr_qdrant``), not here.
+    """
+    if isinstance(item, Image.Image):
+        img = item
+    elif isinstance(item, np.ndarray):
+        if item.ndim != 3 or item.shape[2] != 3 or item.dtype != np.uint8:
+            raise ImageLoadError(f"arrays must be HxWx3 uint8 (got {item.shape} {item.dtype})")
+        return Image.fromarray(item, "RGB")
+    elif isinstance(item, (bytes, bytearray)):
+        img = _open(io.BytesIO(item), "bytes")
+    elif isinstance(item, (str, Path)):
+        p = Path(item)
+        if not p.is_file():
+            raise ImageLoadError(f"no such file: {p}")
+        img = _open(p, str(p))
+    else:
+        raise ImageLoadError(f"unsupported image type {type(item).__name__}; pass a path, "
+                             "bytes, PIL.Image or HxWx3 uint8 array")
+    if img.width * img.height > MAX_PIXELS:
+        raise ImageLoadError(f"image too large ({img.width}x{img.height}): decompression bomb?")
+    try:
+        img = ImageOps.exif_transpose(img)
+        return img.convert("RGB")
+    except (OSError, ValueError) as e:
+        raise ImageLoadError(f"cannot decode image: {e}") from e
+
+
+def _open(src: Any, what: str) -> Image.Image:
+    try:
+        img = Image.open(src)
+        if img.width * img.height > MAX_PIXELS:
+            raise ImageLoadError(f"image too large ({img.width}x{img.height}): decompression bomb?")
+        img.load()
+        return img
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageLoadError(f"decompression bomb: {e}") from e
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ImageLoadError(f"not a readable image ({what}): {e}") from e
+
+
+def preprocess(img: Image.Image, size: int, mean: tuple, std: tuple) -> torch.Tensor:
+    """Resize the shorter side to ``size`` (bicubic), centre-crop, normalise: CHW float tensor."""
+    w, h = img.size
+    scale = size / min(w, h)
+    if (w, h) != (size, size):
+        img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))),
+                         Image.BICUBIC)
+        left, top = (img.width - size) // 2, (img.height - size) // 2
+        img = img.crop((left, top, left + size, top + size))
+    arr = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    return (arr - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+
+
+def crop_box_to_image(box: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Map boxes normalised to the centre-cropped model input back to image pixels."""
+    side = min(width, height)
+    x0, y0 = (width - side) / 2, (height - side) / 2
+    box = np.asarray(box, dtype=np.float64)
+    return box * side + np.array([x0, y0, x0, y0])

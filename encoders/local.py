@@ -1,0 +1,93 @@
+"""Local encoders: image regions with relation reasoning, and text tokens."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import LocalCfg
+
+
+class RelationalGraphFilter(nn.Module):
+    """One relational graph filter (the paper's local reasoning block).
+
+    Dense region-region affinities from the regions' features (content and position) aggregate
+    context for every region; a per-region gate decides how much of it to let in, so a region
+    can carry what stands around it (and where) without losing what it is.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.gate = nn.Linear(2 * dim, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.scale = dim ** -0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        affinity = torch.softmax(self.q(x) @ self.k(x).transpose(1, 2) * self.scale, dim=-1)
+        context = affinity @ self.v(x)
+        gate = torch.sigmoid(self.gate(torch.cat([x, context], dim=-1)))
+        return self.norm(x + gate * context)
+
+
+def grid_boxes(grid: int, pool: int | None = None) -> torch.Tensor:
+    """Boxes (x0, y0, x1, y1), normalised to the model input, of the region grid, row-major."""
+    n = pool or grid
+    edges = torch.linspace(0, 1, n + 1)
+    y0, x0 = torch.meshgrid(edges[:-1], edges[:-1], indexing="ij")
+    return torch.stack([x0, y0, x0 + 1 / n, y0 + 1 / n], dim=-1).reshape(-1, 4)
+
+
+class ImageLocalEncoder(nn.Module):
+    """Patch tokens + 2-D position -> projection -> relation reasoning -> region vectors."""
+
+    def __init__(self, in_dim: int, grid: int, cfg: LocalCfg):
+        super().__init__()
+        self.cfg, self.grid = cfg, grid
+        self.register_buffer("boxes", grid_boxes(grid, cfg.pool), persistent=False)
+        self.proj = nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, cfg.dim))
+        self.pos = nn.Linear(4, cfg.dim)
+        if cfg.reasoning == "graph":
+            blocks = [RelationalGraphFilter(cfg.dim) for _ in range(cfg.layers)]
+        elif cfg.reasoning == "attention":
+            blocks = [nn.TransformerEncoderLayer(cfg.dim, max(1, cfg.dim // 32), 2 * cfg.dim,
+                                                 dropout=0.0, batch_first=True)
+                      for _ in range(cfg.layers)]
+        elif cfg.reasoning == "none":
+            blocks = []
+        else:
+            raise ValueError(f"unknown reasoning {cfg.reasoning!r}; use graph, attention or none")
+        self.blocks = nn.ModuleList(blocks)
+        self.out = nn.Linear(cfg.dim, cfg.dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        patches = tokens[:, -self.grid * self.grid:]  # drop a class token if present
+        if self.cfg.pool:
+            b, _, w = patches.shape
+            img = patches.transpose(1, 2).reshape(b, w, self.grid, self.grid)
+            patches = F.adaptive_avg_pool2d(img, self.cfg.pool).flatten(2).transpose(1, 2)
+        x = self.proj(patches) + self.pos(self.boxes.to(patches.dtype))
+        for block in self.blocks:
+            x = block(x)
+        return F.normalize(self.out(x), dim=-1)
+
+
+class TextLocalEncoder(nn.Module):
+    """Token features -> projection -> L2-normalised token vectors (padding zeroed)."""
+
+    def __init__(self, in_dim: int, cfg: LocalCfg):
+        super().__init__()
+        self.proj = nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, cfg.dim))
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.proj(tokens), dim=-1) * mask.unsqueeze(-1).to(tokens.dtype)
+
+
+def late_scores(words: torch.Tensor, mask: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    """MaxSim: for each (text, image), sum over the text's tokens of the max over regions.
+
+    words (T, L, d) with padding zeroed, mask (T, L), regions (I, R, d) -> (I, T).
+    """
+    sims = torch.einsum("tld,ird->itlr", words, regions)
+    best = sims.max(dim=-1).values * mask.unsqueeze(0).to(sims.dtype)
+    return best.sum(dim=-1)

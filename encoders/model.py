@@ -1,0 +1,233 @@
+"""VitrModel: backbone + local encoders + fusion head, with the public scoring API."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbone import Backbone
+from .config import ModelCfg
+from .fusion import FusionHead
+from .images import ImageInput, load_image, preprocess
+from .local import ImageLocalEncoder, TextLocalEncoder, late_scores
+
+log = logging.getLogger(__name__)
+MODES = ("vitr", "late", "global")
+
+
+@dataclass
+class ImageEmbeddings:
+    """``global_vectors`` (n, D) and ``region_vectors`` (n, R, d), L2-normalised float32."""
+
+    global_vectors: np.ndarray
+    region_vectors: np.ndarray
+
+
+@dataclass
+class TextEmbeddings:
+    """``global_vectors`` (n, D) and ``token_vectors``: one (m_i, d) array per text."""
+
+    global_vectors: np.ndarray
+    token_vectors: list[np.ndarray]
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; a no-op context on CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    if not texts:
+        raise ValueError("texts is empty: pass at least one non-empty string")
+    for t in texts:
+        if not isinstance(t, str) or not t.strip():
+            raise ValueError(f"every text must be a non-empty string (got {t!r})")
+    return texts
+
+
+class VitrModel(nn.Module):
+    """A VITR model. Scores come in three modes: ``global`` (the backbone's cosine: the CLIP
+    baseline), ``late`` (MaxSim of token vectors over region vectors) and ``vitr`` (fusion)."""
+
+    def __init__(self, cfg: ModelCfg, load_pretrained: bool = True):
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = Backbone(cfg.backbone, load_pretrained=load_pretrained)
+        bb = self.backbone
+        self.image_local = ImageLocalEncoder(bb.image_width, bb.grid, cfg.local)
+        self.text_local = TextLocalEncoder(bb.text_width, cfg.local)
+        self.fusion = FusionHead(cfg.local.dim, cfg.backbone.embed_dim, cfg.fusion)
+        self.head_trained = False
+        self._fingerprint: dict | None = None
+
+    # --- geometry ------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def region_boxes(self) -> np.ndarray:
+        """(R, 4) boxes (x0, y0, x1, y1) of the regions, normalised to the model input."""
+        return self.image_local.boxes.cpu().numpy()
+
+    @property
+    def region_centres(self) -> torch.Tensor:
+        b = self.image_local.boxes
+        return torch.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], dim=-1)
+
+    # --- tensor-level encoders (used by the trainer too) ---------------------------------
+    def pixels(self, images: Sequence[ImageInput]) -> torch.Tensor:
+        bb = self.backbone
+        return torch.stack([preprocess(load_image(im), bb.image_size, bb.image_mean, bb.image_std)
+                            for im in images])
+
+    def image_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        g, tokens = self.backbone.encode_image(pixels)
+        return g, self.image_local(tokens)
+
+    def text_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ids, mask = self.backbone.tokenize(texts)
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        g, tokens = self.backbone.encode_text(ids)
+        # Valid tokens first (open_clip's start-of-text token is masked out), padding after.
+        order = torch.argsort((~mask).int(), dim=1, stable=True)
+        tokens = tokens.gather(1, order.unsqueeze(-1).expand_as(tokens))
+        mask = mask.gather(1, order)
+        return g, self.text_local(tokens, mask), mask
+
+    def fused(self, words, mask, regions, img_global, txt_global):
+        """Fusion scores for aligned pairs (leading axis K); see FusionHead.forward."""
+        return self.fusion(words, mask, regions, self.region_centres, img_global, txt_global)
+
+    def pair_scores(self, mode: str, img_g: torch.Tensor, regions: torch.Tensor,
+                    txt_g: torch.Tensor, words: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """All (image, text) scores (I, T) in ``mode`` from feature tensors."""
+        if mode == "global":
+            return F.normalize(img_g, dim=-1) @ F.normalize(txt_g, dim=-1).T
+        if mode == "late":
+            return late_scores(words, mask, regions)
+        n_i, n_t = img_g.shape[0], txt_g.shape[0]
+        ii = torch.arange(n_i, device=img_g.device).repeat_interleave(n_t)
+        tt = torch.arange(n_t, device=img_g.device).repeat(n_i)
+        scores, _ = self.fused(words[tt], mask[tt], regions[ii], img_g[ii], txt_g[tt])
+        return scores.view(n_i, n_t)
+
+    # --- public API -----------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode_images(self, images: Sequence[ImageInput], batch_size: int = 64) -> ImageEmbeddings:
+        """Global and region vectors for images (PIL, paths, bytes or HxWx3 uint8 arrays)."""
+        images = list(images)
+        gs, rs = [], []
+        for i in range(0, len(images), batch_size):
+            px = self.pixels(images[i:i + batch_size]).to(self.device)
+            with autocast(self.device):
+                g, r = self.image_features(px)
+            gs.append(F.normalize(g.float(), dim=-1).cpu())
+            rs.append(r.float().cpu())
+        dim, n_reg = self.cfg.backbone.embed_dim, len(self.region_boxes)
+        return ImageEmbeddings(
+            torch.cat(gs).numpy() if gs else np.zeros((0, dim), np.float32),
+            torch.cat(rs).numpy() if rs else np.zeros((0, n_reg, self.cfg.local.dim), np.float32))
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> TextEmbeddings:
+        """Global vectors and per-token vectors (padding removed) for texts."""
+        texts = _check_texts(texts)
+        gs, toks = [], []
+        for i in range(0, len(texts), batch_size):
+            with autocast(self.device):
+                g, w, m = self.text_features(texts[i:i + batch_size])
+            gs.append(F.normalize(g.float(), dim=-1).cpu())
+            w, m = w.float().cpu(), m.cpu()
+            toks += [w[j, : int(m[j].sum())].numpy() for j in range(len(w))]
+        return TextEmbeddings(torch.cat(gs).numpy(), toks)
+
+    def _mode(self, mode: str) -> str:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+        if mode != "global" and not self.head_trained:
+            log.warning("model %s has no trained VITR head: scoring in global mode",
+                        self.cfg.name)
+            return "global"
+        return mode
+
+    @torch.inference_mode()
+    def score_embeddings(self, images: ImageEmbeddings, texts: TextEmbeddings,
+                         mode: str = "vitr", chunk: int = 4096) -> np.ndarray:
+        """Scores [n_images, n_texts] from stored embeddings (what a store holds)."""
+        mode = self._mode(mode)
+        dev = self.device
+        img_g = torch.from_numpy(images.global_vectors).to(dev)
+        regions = torch.from_numpy(images.region_vectors).to(dev)
+        txt_g = torch.from_numpy(texts.global_vectors).to(dev)
+        words, mask = pad_tokens(texts.token_vectors, dev)
+        if mode != "vitr":
+            return self.pair_scores(mode, img_g, regions, txt_g, words, mask).cpu().numpy()
+        out = torch.empty(len(img_g), len(txt_g))
+        rows = max(1, chunk // max(1, len(txt_g)))
+        for i in range(0, len(img_g), rows):
+            with autocast(dev):
+                s = self.pair_scores(mode, img_g[i:i + rows], regions[i:i + rows], txt_g,
+                                     words, mask)
+            out[i:i + rows] = s.float().cpu()
+        return out.numpy()
+
+    def score(self, images: Sequence[ImageInput], texts: Sequence[str], mode: str = "vitr"
+              ) -> np.ndarray:
+        """Relevance scores ``[len(images), len(texts)]``; higher is more relevant."""
+        texts = _check_texts(texts)
+        return self.score_embeddings(self.encode_images(images), self.encode_texts(texts), mode)
+
+    @torch.inference_mode()
+    def rerank(self, query: TextEmbeddings, global_vectors: np.ndarray,
+               region_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fusion scores (k,) of one query against k stored candidates, and each query token's
+        attention over the candidates' regions (k, m, R) for grounding."""
+        dev, k = self.device, len(global_vectors)
+        words, mask = pad_tokens(query.token_vectors[:1], dev)
+        with autocast(dev):
+            scores, attn = self.fused(
+                words.expand(k, -1, -1), mask.expand(k, -1),
+                torch.from_numpy(np.asarray(region_vectors, np.float32)).to(dev),
+                torch.from_numpy(np.asarray(global_vectors, np.float32)).to(dev),
+                torch.from_numpy(query.global_vectors[:1]).to(dev).expand(k, -1))
+        return scores.float().cpu().numpy(), attn.float().cpu().numpy()
+
+    @property
+    def fingerprint(self) -> dict:
+        """What a store checks: name, dimensions and a hash of the weights."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for name, t in sorted(self.state_dict().items()):
+                h.update(name.encode())
+                h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            self._fingerprint = {
+                "name": self.cfg.name, "global_dim": self.cfg.backbone.embed_dim,
+                "region_dim": self.cfg.local.dim, "n_regions": len(self.region_boxes),
+                "head_trained": self.head_trained, "weights_sha256": h.hexdigest()}
+        return dict(self._fingerprint)
+
+
+def pad_tokens(token_vectors: list[np.ndarray], device: torch.device
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack (m_i, d) arrays into (T, L, d) zero-padded and a (T, L) bool mask."""
+    n, d = len(token_vectors), token_vectors[0].shape[1]
+    length = max(len(t) for t in token_vectors)
+    words = torch.zeros(n, length, d)
+    mask = torch.zeros(n, length, dtype=torch.bool)
+    for i, t in enumerate(token_vectors):
+        words[i, : len(t)] = torch.from_numpy(np.asarray(t, np.float32))
+        mask[i, : len(t)] = True
+    return words.to(device), mask.to(device)

@@ -1,0 +1,56 @@
+"""Tokenizers: a word-level one for the Relation Scenes vocabulary, or open_clip's BPE."""
+from __future__ import annotations
+
+import re
+
+import torch
+
+from .data.relation_scenes import COLORS, SHAPES, SIZES
+
+SCENE_WORDS = (*COLORS, *SHAPES, *SIZES, "left", "right", "of", "above", "below", "to",
+               "the", "a", "an", "is", "there", "and", "on", "in")
+PAD, UNK = 0, 1
+
+
+class WordTokenizer:
+    """Lower-cased words to ids; padding 0, unknown 1, end-of-text the highest id (so open_clip's
+    argmax pooling finds it). Returns ``(ids, mask)`` like :func:`tokenize` below."""
+
+    def __init__(self, vocab_size: int, context_length: int):
+        if vocab_size < len(SCENE_WORDS) + 3:
+            raise ValueError(f"vocab_size must be >= {len(SCENE_WORDS) + 3}")
+        self.vocab = {w: i + 2 for i, w in enumerate(SCENE_WORDS)}
+        self.eot = vocab_size - 1
+        self.context_length = context_length
+
+    def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = torch.zeros(len(texts), self.context_length, dtype=torch.long)
+        for row, text in enumerate(texts):
+            words = re.findall(r"[a-z]+", text.lower())[: self.context_length - 1]
+            toks = [self.vocab.get(w, UNK) for w in words] + [self.eot]
+            ids[row, : len(toks)] = torch.tensor(toks)
+        return ids, ids != PAD
+
+
+class OpenClipTokenizer:
+    """open_clip's tokenizer; the mask keeps the tokens after start-of-text up to end-of-text."""
+
+    def __init__(self, model_name: str):
+        import open_clip
+
+        self._tok = open_clip.get_tokenizer(model_name)
+
+    def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = self._tok(texts)
+        pos = torch.arange(ids.shape[1])
+        eot = ids.argmax(dim=1, keepdim=True)
+        return ids, (pos >= 1) & (pos <= eot)
+
+
+def create_tokenizer(kind: str | None, model_name: str | None, vocab_size: int,
+                     context_length: int):
+    if kind == "scenes-words":
+        return WordTokenizer(vocab_size, context_length)
+    if model_name is None:
+        raise ValueError("a custom backbone needs tokenizer='scenes-words' or an open_clip model")
+    return OpenClipTokenizer(model_name)

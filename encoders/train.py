@@ -1,0 +1,249 @@
+"""The bundled trainer: a readable loop for the two stages of a VITR model.
+
+``clip``: the backbone, contrastively (InfoNCE on global vectors): this alone is the CLIP
+baseline. ``head``: local encoders + fusion on the frozen backbone, from cached backbone
+features, with InfoNCE on late scores and cross-entropy + hardest-negative triplet on fusion
+scores over hard negatives (spec section 7 negatives, the partner image, in-batch others).
+
+Run: ``python -m vitr_qdrant.encoders.train --config cfg.json key=value ...`` (or ``vitr train``);
+several GPUs: ``torchrun --nproc_per_node N -m vitr_qdrant.encoders.train ...``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .data.scene_pool import CaptionSampler, build_pool
+from .factory import create_model, load_model_dir, save_model
+from .model import VitrModel
+from .tasks import ClipTask, HeadTask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainCfg:
+    model: str = "vitr-scenes-s"
+    stage: str = "clip"  # "clip" or "head"
+    init: str | None = None  # model directory to start from (head: the clip stage's output)
+    out: str = "runs/vitr-scenes-s"
+    pool_size: int = 40_000
+    pool_cache: str | None = None
+    render_size: int = 128
+    seed: int = 0
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 200
+    grad_clip: float = 1.0
+    flip: bool = True
+    in_batch_negatives: int = 8
+    triplet_weight: float = 1.0
+    late_weight: float = 1.0
+    eval_every: int = 1  # epochs; 0 = never
+    eval_images: int = 200
+    eval_pairs: int = 200
+    max_steps: int | None = None
+    workers: int = 2
+    device: str | None = None
+    resume: bool = True
+    log_every: int = 20
+
+
+def load_train_cfg(path: str | None, overrides: list[str]) -> TrainCfg:
+    """A TrainCfg from an optional JSON file and ``key=value`` overrides (JSON-parsed values)."""
+    d = json.loads(Path(path).read_text()) if path else {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        try:
+            d[key] = json.loads(value)
+        except json.JSONDecodeError:
+            d[key] = value
+    known = {f.name for f in fields(TrainCfg)}
+    if set(d) - known:
+        raise ValueError(f"unknown training options {sorted(set(d) - known)}; known: "
+                         f"{sorted(known)}")
+    return TrainCfg(**d)
+
+
+def get_lr(step: int, total: int, cfg: TrainCfg) -> float:
+    """Linear warmup, then cosine decay to 5 % of the peak."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def make_optimizer(params: list[tuple[str, torch.nn.Parameter]], cfg: TrainCfg, fused: bool):
+    """AdamW; weight decay only on 2-D+ weights (not norms, biases, scales)."""
+    decay = [p for _, p in params if p.ndim >= 2]
+    other = [p for _, p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": other, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), fused=fused)
+
+
+class Dist:
+    """torchrun's environment, or a single process."""
+
+    def __init__(self):
+        self.world = int(os.environ.get("WORLD_SIZE", 1))
+        self.rank = int(os.environ.get("RANK", 0))
+        if self.world > 1:
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            dist.init_process_group(backend)
+            if torch.cuda.is_available():
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        if self.world == 1:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(module)
+
+
+def _build(cfg: TrainCfg, device: torch.device) -> VitrModel:
+    if cfg.init:
+        model = load_model_dir(cfg.init, device=str(device))
+    else:
+        model = create_model(cfg.model, device=str(device))
+    return model.train()
+
+
+def _eval(model: VitrModel, cfg: TrainCfg) -> dict:
+    from .evaluation import build_eval_set, evaluate
+
+    model.eval()
+    modes = ("global",) if cfg.stage == "clip" else ("vitr", "late", "global")
+    out = {}
+    for split in ("test-iid", "test-comp"):
+        es = build_eval_set(split, n_images=cfg.eval_images, n_pairs=cfg.eval_pairs)
+        for mode in modes:
+            out[f"{split}/{mode}"] = evaluate(
+                lambda ims, txts, m=mode: model.score(ims, txts, mode=m), es)
+    model.train()
+    return out
+
+
+def _headline(results: dict, stage: str) -> float:
+    mode = "global" if stage == "clip" else "vitr"
+    r = results[f"test-iid/{mode}"]
+    return float(r["rsum"]) + 100 * float(r["swap"]["swap"])
+
+
+def _save(model: VitrModel, opt, task, step: int, best: float, cfg: TrainCfg, path: Path):
+    save_model(model, path)
+    torch.save({"optimizer": opt.state_dict(), "step": step, "best": best, "cfg": asdict(cfg),
+                "task": {k: v for k, v in task.state_dict().items() if not k.startswith("model.")}},
+               path / "trainer.pt")
+
+
+def train(cfg: TrainCfg) -> Path:
+    """Run one stage; returns the output directory (``last/`` and ``best/`` model dirs)."""
+    ddp = Dist()
+    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    random.seed(cfg.seed + ddp.rank)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    model = _build(cfg, device)
+    pool = build_pool(cfg.pool_size, model.backbone.image_size, cfg.render_size, cfg.seed,
+                      cfg.workers, cfg.pool_cache)
+    sampler = CaptionSampler(pool, cfg.seed + ddp.rank)
+    task = (ClipTask if cfg.stage == "clip" else HeadTask)(model, cfg, pool, sampler)
+    if cfg.stage == "head":
+        model.head_trained = True
+    params = [(n, p) for n, p in task.trainable() if p.requires_grad]
+    opt = make_optimizer(params, cfg, fused=device.type == "cuda")
+    step, best = 0, -math.inf
+    last = out / "last"
+    if cfg.resume and (last / "trainer.pt").is_file():
+        state = torch.load(last / "trainer.pt", map_location=device, weights_only=True)
+        model.load_state_dict(load_model_dir(last, str(device)).state_dict())
+        task.load_state_dict(state["task"], strict=False)
+        opt.load_state_dict(state["optimizer"])
+        step, best = state["step"], state["best"]
+        log.info("resumed from %s at step %d", last, step)
+    wrapped = ddp.wrap(task)
+    per_epoch = len(pool) // (cfg.batch_size * ddp.world)
+    total = cfg.max_steps or per_epoch * cfg.epochs
+    out.mkdir(parents=True, exist_ok=True)
+    logf = open(out / "log.jsonl", "a") if ddp.main else None
+    rng = np.random.default_rng(cfg.seed)
+    bar = tqdm(total=total, initial=step, desc=f"train {cfg.stage}", disable=not ddp.main)
+    t0, seen = time.time(), 0
+    while step < total:
+        epoch = step // per_epoch
+        perm = np.random.default_rng(cfg.seed + epoch).permutation(len(pool))
+        start = (step % per_epoch) * cfg.batch_size * ddp.world
+        for b in range(start, per_epoch * cfg.batch_size * ddp.world, cfg.batch_size * ddp.world):
+            if step >= total:
+                break
+            idx = perm[b + ddp.rank * cfg.batch_size: b + (ddp.rank + 1) * cfg.batch_size]
+            lr = get_lr(step, total, cfg)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            losses, metrics = wrapped(idx, bool(cfg.flip and rng.random() < 0.5))
+            loss = sum(losses.values())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for _, p in params], cfg.grad_clip)
+            opt.step()
+            step += 1
+            seen += len(idx) * ddp.world
+            bar.update(1)
+            if ddp.main and step % cfg.log_every == 0:
+                rec = {"step": step, "epoch": epoch, "lr": lr, "loss": loss.item(),
+                       **{k: v.item() for k, v in losses.items()}, **metrics,
+                       "samples_per_s": seen / (time.time() - t0)}
+                bar.set_postfix(loss=f"{rec['loss']:.3f}")
+                logf.write(json.dumps(rec) + "\n")
+                logf.flush()
+        end_of_epoch = step % per_epoch == 0 or step >= total
+        if ddp.main and end_of_epoch:
+            _save(model, opt, task, step, best, cfg, last)
+            if cfg.eval_every and ((step // per_epoch) % cfg.eval_every == 0 or step >= total):
+                results = _eval(model, cfg)
+                logf.write(json.dumps({"step": step, "eval": results}) + "\n")
+                logf.flush()
+                if _headline(results, cfg.stage) > best:
+                    best = _headline(results, cfg.stage)
+                    save_model(model, out / "best")
+                _save(model, opt, task, step, best, cfg, last)
+    bar.close()
+    if ddp.main:
+        log.info("done: %d steps, %.1f samples/s", step, seen / max(1e-9, time.time() - t0))
+    if ddp.world > 1:
+        dist.destroy_process_group()
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="vitr train", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", help="JSON file of training options (see TrainCfg)")
+    ap.add_argument("overrides", nargs="*", help="key=value options, e.g. stage=head epochs=3")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    train(load_train_cfg(args.config, args.overrides))
+
+
+if __name__ == "__main__":
+    main()
