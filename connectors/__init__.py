@@ -1,0 +1,22 @@
+"""Qdrant storage for VITR embeddings: schema, backends (embedded edge, qdrant-client), staged queries.
+
+This package sees numpy arrays only; it never imports the encoders.
+"""
+from __future__ import annotations
+
+from .base import StoreBackend
+from .errors import (CollectionNotFoundError, CollectionNotOpenError, ConnectorError,
+                     FingerprintMismatchError, StoreLockedError)
+from .factory import create_backend, default_data_dir
+from .filters import build_filter
+from .ids import ID_NAMESPACE, PointId, point_id
+from .query import StageCfg, apply_rerank, fetch_candidates, global_search, image_search, staged_search
+from .schema import GLOBAL, REGIONS, Candidate, CollectionSpec, QueryPlan, StoredPoint, make_payload
+
+__all__ = [
+    "GLOBAL", "ID_NAMESPACE", "REGIONS", "Candidate", "CollectionNotFoundError", "CollectionNotOpenError",
+    "CollectionSpec", "ConnectorError", "FingerprintMismatchError", "PointId", "QueryPlan", "StageCfg",
+    "StoreBackend", "StoreLockedError", "StoredPoint", "apply_rerank", "build_filter", "create_backend",
+    "default_data_dir", "fetch_candidates", "global_search", "image_search", "make_payload", "point_id",
+    "staged_search",
+]

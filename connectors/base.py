@@ -1,0 +1,136 @@
+"""The one small interface every storage backend implements."""
+from __future__ import annotations
+
+import abc
+import logging
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from .errors import CollectionNotOpenError
+from .ids import PointId
+from .schema import Candidate, CollectionSpec, QueryPlan, StoredPoint
+
+logger = logging.getLogger(__name__)
+
+
+class StoreBackend(abc.ABC):
+    """A Qdrant collection of points with a ``global`` vector and a ``regions`` multivector.
+
+    A backend is bound to one storage location (a directory, memory, or a server) and,
+    after :meth:`open_collection`, to one collection. Every write is flushed (durable)
+    before it returns. Use as a context manager or call :meth:`close`.
+    """
+
+    name: str = "abstract"
+    spec: CollectionSpec | None = None
+
+    @abc.abstractmethod
+    def open_collection(self, spec: CollectionSpec, create: bool = True) -> None:
+        """Open ``spec.name``, creating it when missing and ``create`` is true.
+
+        Raises:
+            FingerprintMismatchError: the stored fingerprint or vector sizes differ from ``spec``.
+            CollectionNotFoundError: missing and ``create`` is false.
+            StoreLockedError: (embedded stores) already open elsewhere.
+        """
+
+    @abc.abstractmethod
+    def read_metadata(self, name: str) -> dict[str, Any] | None:
+        """Return the record stored with collection ``name`` (fingerprint, schema), or None."""
+
+    @abc.abstractmethod
+    def drop_collection(self, name: str) -> None:
+        """Delete collection ``name`` and its data (no error if missing)."""
+
+    @abc.abstractmethod
+    def upsert(self, points: Sequence[StoredPoint]) -> None:
+        """Insert or overwrite points; durable when this returns."""
+
+    @abc.abstractmethod
+    def delete(self, ids: Sequence[PointId]) -> None:
+        """Delete points by id (missing ids are ignored); durable when this returns."""
+
+    @abc.abstractmethod
+    def retrieve(self, ids: Sequence[PointId], with_vectors: bool = False) -> list[StoredPoint]:
+        """Return the stored points among ``ids`` (missing ids are left out), in ``ids`` order."""
+
+    @abc.abstractmethod
+    def count(self, filter: Any = None) -> int:
+        """Return the exact number of points (matching a ``models.Filter`` if given)."""
+
+    @abc.abstractmethod
+    def scroll(self, limit: int = 256, offset: PointId | None = None, filter: Any = None,
+               with_vectors: bool = False) -> tuple[list[StoredPoint], PointId | None]:
+        """Return one page of points in id order and the offset of the next page (None at the end)."""
+
+    @abc.abstractmethod
+    def query(self, plan: QueryPlan) -> list[Candidate]:
+        """Run stage 1 (and stage 2 when ``plan.token_vectors`` is set) inside Qdrant.
+
+        Candidates carry the Qdrant score as ``score`` and ``stage_scores["late"]`` (stage 2) or
+        ``stage_scores["global"]`` (stage 1 only), plus the ``global`` vector and, if asked,
+        ``regions``.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Flush and release the store (idempotent)."""
+
+    def optimize(self) -> None:
+        """Build pending indexes now (HNSW, quantization); a no-op where the engine does it itself."""
+
+    def iter_points(self, batch_size: int = 256, filter: Any = None,
+                    with_vectors: bool = False) -> Iterator[StoredPoint]:
+        """Yield every point (matching ``filter``), paging with :meth:`scroll`."""
+        offset: PointId | None = None
+        while True:
+            page, offset = self.scroll(batch_size, offset, filter, with_vectors)
+            yield from page
+            if offset is None:
+                return
+
+    def _require_spec(self) -> CollectionSpec:
+        if self.spec is None:
+            raise CollectionNotOpenError(f"{self.name} backend: call open_collection(spec) first")
+        return self.spec
+
+    def __enter__(self) -> "StoreBackend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_points(points: Sequence[StoredPoint], spec: CollectionSpec) -> list[tuple[PointId, np.ndarray, np.ndarray]]:
+    """Validate points against ``spec``; return ``(id, global float32, regions float32)`` rows.
+
+    Raises:
+        ValueError: a vector is missing, has the wrong shape, or is not finite.
+    """
+    rows = []
+    for p in points:
+        g = np.asarray(p.global_vector, dtype=np.float32) if p.global_vector is not None else None
+        r = np.asarray(p.regions, dtype=np.float32) if p.regions is not None else None
+        if g is None or g.shape != (spec.global_dim,):
+            raise ValueError(f"point {p.id!r}: global vector must have shape ({spec.global_dim},), "
+                             f"got {None if g is None else g.shape}")
+        if r is None or r.ndim != 2 or r.shape[0] < 1 or r.shape[1] != spec.region_dim:
+            raise ValueError(f"point {p.id!r}: regions must have shape (R>=1, {spec.region_dim}), "
+                             f"got {None if r is None else r.shape}")
+        if not (np.isfinite(g).all() and np.isfinite(r).all()):
+            raise ValueError(f"point {p.id!r}: vectors contain NaN or inf")
+        rows.append((p.id, g, r))
+    return rows
+
+
+def check_plan(plan: QueryPlan, spec: CollectionSpec) -> None:
+    """Validate a query plan's shapes and limits against ``spec``."""
+    if plan.limit <= 0 or plan.prefetch_limit <= 0:
+        raise ValueError(f"limits must be positive, got limit={plan.limit}, prefetch={plan.prefetch_limit}")
+    if np.shape(plan.global_vector) != (spec.global_dim,):
+        raise ValueError(f"query global vector must have shape ({spec.global_dim},), got {np.shape(plan.global_vector)}")
+    if plan.token_vectors is not None:
+        shape = np.shape(plan.token_vectors)
+        if len(shape) != 2 or shape[0] < 1 or shape[1] != spec.region_dim:
+            raise ValueError(f"query token vectors must have shape (m>=1, {spec.region_dim}), got {shape}")

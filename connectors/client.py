@@ -1,0 +1,165 @@
+"""qdrant-client backend: local mode (``:memory:`` or ``path=``) or a server/cluster (``url=``)."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Sequence, TypeVar
+
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
+
+from .base import StoreBackend, check_plan, check_points
+from .errors import CollectionNotFoundError, ConnectorError, StoreLockedError
+from .ids import PointId, normalize_id
+from .records import candidate_from, stored_point_from
+from .retry import call_with_retry
+from .schema import GLOBAL, METADATA_KEY, REGIONS, Candidate, CollectionSpec, QueryPlan, StoredPoint, check_metadata
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+_BATCH = 256
+
+
+class QdrantClientBackend(StoreBackend):
+    """A collection reached through ``qdrant_client.QdrantClient``.
+
+    Args:
+        location: ``":memory:"`` for an in-process, non-persistent store.
+        path: Directory of a persistent local-mode store.
+        url, api_key, timeout: A Qdrant server or cluster; network calls retry on transient errors.
+        client: An existing client to share (e.g. two collections in one local ``path``); not closed here.
+        shard_number, replication_factor, write_consistency_factor: Cluster options used when
+            the collection is created.
+        retries: Attempts per network call (remote only).
+        **client_kwargs: Passed to ``QdrantClient`` (e.g. ``prefer_grpc``, ``https``, ``port``).
+    """
+
+    def __init__(self, *, location: str | None = None, path: str | None = None, url: str | None = None,
+                 api_key: str | None = None, timeout: int | None = None, client: QdrantClient | None = None,
+                 shard_number: int | None = None, replication_factor: int | None = None,
+                 write_consistency_factor: int | None = None, retries: int = 4, **client_kwargs: Any):
+        self._owns_client = client is None
+        if client is None:
+            kwargs = {k: v for k, v in dict(location=location, path=path, url=url, api_key=api_key,
+                                                timeout=timeout, **client_kwargs).items() if v is not None}
+            try:
+                client = QdrantClient(**kwargs)
+            except RuntimeError as exc:
+                if "already accessed" in str(exc):
+                    raise StoreLockedError(f"the local store at {path} is already open by another "
+                                           f"QdrantClient; close it, pass client= to share it, or use a "
+                                           f"Qdrant server (url=...)") from exc
+                raise
+        self.client = client
+        opts = getattr(client, "init_options", {}) or {}
+        self.remote = not (opts.get("location") == ":memory:" or opts.get("path"))
+        self.name = "qdrant-remote" if self.remote else "qdrant-local"
+        self.cluster = {k: v for k, v in dict(shard_number=shard_number, replication_factor=replication_factor,
+                                              write_consistency_factor=write_consistency_factor).items()
+                        if v is not None}
+        self.retries = retries
+        self.spec: CollectionSpec | None = None
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self.remote:
+            return call_with_retry(fn, *args, attempts=self.retries, **kwargs)
+        return fn(*args, **kwargs)
+
+    def open_collection(self, spec: CollectionSpec, create: bool = True) -> None:
+        stored = self.read_metadata(spec.name)
+        if stored is None:
+            if not create:
+                raise CollectionNotFoundError(f"no collection {spec.name!r} on this {self.name} store")
+            try:
+                self._call(self.client.create_collection, spec.name, vectors_config=_vectors_config(spec),
+                           metadata={METADATA_KEY: spec.metadata()}, **self.cluster)
+                logger.info("created collection %s (%s)", spec.name, self.name)
+            except UnexpectedResponse as exc:
+                if exc.status_code != 409:  # 409: a concurrent ingest job created it first
+                    raise
+            stored = self.read_metadata(spec.name) or spec.metadata()
+        check_metadata(spec.name, stored, spec)
+        self.spec = spec
+
+    def read_metadata(self, name: str) -> dict[str, Any] | None:
+        if not self._call(self.client.collection_exists, name):
+            return None
+        meta = self._call(self.client.get_collection, name).config.metadata or {}
+        if METADATA_KEY not in meta:
+            raise ConnectorError(f"collection {name!r} exists but was not created by vitr-qdrant "
+                                 f"(no {METADATA_KEY!r} metadata); choose another name")
+        return dict(meta[METADATA_KEY])
+
+    def drop_collection(self, name: str) -> None:
+        self._call(self.client.delete_collection, name)
+        if self.spec is not None and self.spec.name == name:
+            self.spec = None
+
+    def upsert(self, points: Sequence[StoredPoint]) -> None:
+        spec = self._require_spec()
+        rows = check_points(points, spec)
+        structs = [models.PointStruct(id=pid, vector={GLOBAL: g.tolist(), REGIONS: r.tolist()},
+                                      payload=p.payload or {}) for (pid, g, r), p in zip(rows, points)]
+        for start in range(0, len(structs), _BATCH):
+            self._call(self.client.upsert, spec.name, structs[start:start + _BATCH], wait=True)
+
+    def delete(self, ids: Sequence[PointId]) -> None:
+        spec = self._require_spec()
+        if ids:
+            self._call(self.client.delete, spec.name, models.PointIdsList(points=list(ids)), wait=True)
+
+    def retrieve(self, ids: Sequence[PointId], with_vectors: bool = False) -> list[StoredPoint]:
+        spec = self._require_spec()
+        if not ids:
+            return []
+        recs = self._call(self.client.retrieve, spec.name, list(ids), with_payload=True,
+                          with_vectors=[GLOBAL, REGIONS] if with_vectors else False)
+        found = {normalize_id(r.id): stored_point_from(r) for r in recs}
+        return [found[i] for i in map(normalize_id, ids) if i in found]
+
+    def count(self, filter: Any = None) -> int:
+        spec = self._require_spec()
+        return self._call(self.client.count, spec.name, count_filter=filter, exact=True).count
+
+    def scroll(self, limit: int = 256, offset: PointId | None = None, filter: Any = None,
+               with_vectors: bool = False) -> tuple[list[StoredPoint], PointId | None]:
+        spec = self._require_spec()
+        recs, nxt = self._call(self.client.scroll, spec.name, scroll_filter=filter, limit=limit, offset=offset,
+                               with_payload=True, with_vectors=[GLOBAL, REGIONS] if with_vectors else False)
+        return [stored_point_from(r) for r in recs], None if nxt is None else normalize_id(nxt)
+
+    def query(self, plan: QueryPlan) -> list[Candidate]:
+        spec = self._require_spec()
+        check_plan(plan, spec)
+        vectors = [GLOBAL, REGIONS] if plan.with_regions else [GLOBAL]
+        g_params = models.SearchParams(hnsw_ef=plan.hnsw_ef) if plan.hnsw_ef and self.remote else None
+        common = dict(limit=plan.limit, with_payload=True, with_vectors=vectors)
+        if plan.token_vectors is None:
+            res = self._call(self.client.query_points, spec.name, query=plan.global_vector.tolist(), using=GLOBAL,
+                             query_filter=plan.filter, search_params=g_params, **common)
+            return [candidate_from(p, "global") for p in res.points]
+        prefetch = models.Prefetch(query=plan.global_vector.tolist(), using=GLOBAL, limit=plan.prefetch_limit,
+                                   filter=plan.filter, params=g_params)
+        quant = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=plan.rescore)) \
+            if spec.quantize_regions and self.remote else None  # local mode is exact: no params
+        res = self._call(self.client.query_points, spec.name, prefetch=prefetch, query=plan.token_vectors.tolist(),
+                         using=REGIONS, search_params=quant, **common)
+        return [candidate_from(p, "late") for p in res.points]
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+        self.spec = None
+
+
+def _vectors_config(spec: CollectionSpec) -> dict[str, models.VectorParams]:
+    quant = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+        type=models.ScalarType.INT8, quantile=0.99, always_ram=True)) if spec.quantize_regions else None
+    dtype = models.Datatype.FLOAT16 if spec.regions_datatype == "float16" else None
+    return {
+        GLOBAL: models.VectorParams(size=spec.global_dim, distance=models.Distance.COSINE,
+                                    hnsw_config=models.HnswConfigDiff(m=spec.hnsw_m, ef_construct=spec.hnsw_ef_construct)),
+        REGIONS: models.VectorParams(size=spec.region_dim, distance=models.Distance.COSINE, datatype=dtype,
+                                     multivector_config=models.MultiVectorConfig(
+                                         comparator=models.MultiVectorComparator.MAX_SIM),
+                                     hnsw_config=models.HnswConfigDiff(m=0), quantization_config=quant),
+    }

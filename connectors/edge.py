@@ -1,0 +1,205 @@
+"""Embedded backend: the Qdrant engine in process via ``qdrant-edge-py``."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import qdrant_edge as qe
+
+from .base import StoreBackend, check_plan, check_points
+from .edge_filters import to_edge_filter
+from .errors import CollectionNotFoundError, StoreLockedError
+from .ids import PointId, normalize_id
+from .locking import DirLock
+from .records import candidate_from, stored_point_from
+from .schema import GLOBAL, REGIONS, Candidate, CollectionSpec, QueryPlan, StoredPoint, check_metadata
+
+logger = logging.getLogger(__name__)
+META_FILE = "vitr_collection.json"
+SHARD_DIR = "shard"
+_BATCH = 256
+
+
+class EdgeBackend(StoreBackend):
+    """Collections as directories ``<path>/<name>/`` holding an Edge shard, a sidecar and a lock.
+
+    Args:
+        path: Data directory; one sub-directory per collection.
+        max_search_threads: Search threads of the engine (None: one per CPU).
+        optimize_every: Build indexes (HNSW, quantization) automatically once this many points
+            were written since the last build; 0 leaves it to :meth:`optimize`.
+    """
+
+    name = "edge"
+
+    def __init__(self, path: str | os.PathLike[str], max_search_threads: int | None = None,
+                 optimize_every: int = 20_000):
+        self.path = Path(path).expanduser()
+        self.max_search_threads = max_search_threads
+        self.optimize_every = optimize_every
+        self.spec: CollectionSpec | None = None
+        self._shard: qe.EdgeShard | None = None
+        self._lock: DirLock | None = None
+        self._pending = 0
+
+    def open_collection(self, spec: CollectionSpec, create: bool = True) -> None:
+        self.close()
+        cdir = self.path / spec.name
+        stored = self.read_metadata(spec.name)
+        if stored is None and not create:
+            raise CollectionNotFoundError(f"no collection {spec.name!r} in {self.path}; "
+                                          f"found: {self.list_collections()}")
+        lock = DirLock(cdir)
+        lock.acquire()
+        try:
+            stored = self.read_metadata(spec.name)  # re-read under the lock
+            if stored is not None:
+                check_metadata(spec.name, stored, spec)
+            else:
+                _write_json(cdir / META_FILE, spec.metadata())
+            self._shard = self._open_shard(cdir / SHARD_DIR, spec)
+        except BaseException:
+            lock.release()
+            raise
+        self._lock, self.spec = lock, spec
+        logger.info("opened edge collection %s at %s", spec.name, cdir)
+
+    def _open_shard(self, sdir: Path, spec: CollectionSpec) -> qe.EdgeShard:
+        try:
+            if (sdir / "edge_config.json").exists():
+                return qe.EdgeShard.load(str(sdir))
+            sdir.mkdir(parents=True, exist_ok=True)
+            return qe.EdgeShard.create(str(sdir), _edge_config(spec, self.max_search_threads))
+        except Exception as exc:
+            if "WouldBlock" in str(exc):
+                raise StoreLockedError(f"the embedded store at {sdir} is already open elsewhere") from exc
+            raise
+
+    def list_collections(self) -> list[str]:
+        """Names of the collections in this data directory."""
+        if not self.path.is_dir():
+            return []
+        return sorted(p.name for p in self.path.iterdir() if (p / META_FILE).is_file())
+
+    def read_metadata(self, name: str) -> dict[str, Any] | None:
+        meta = self.path / name / META_FILE
+        return json.loads(meta.read_text()) if meta.is_file() else None
+
+    def drop_collection(self, name: str) -> None:
+        if self.spec is not None and self.spec.name == name:
+            self.close()
+        cdir = self.path / name
+        if not cdir.exists():
+            return
+        lock = DirLock(cdir)
+        lock.acquire()
+        try:
+            shutil.rmtree(cdir)
+        finally:
+            lock.release()
+
+    def upsert(self, points: Sequence[StoredPoint]) -> None:
+        shard, spec = self._shard_or_raise(), self._require_spec()
+        rows = check_points(points, spec)
+        for start in range(0, len(rows), _BATCH):
+            batch = [qe.Point(pid, {GLOBAL: g.tolist(), REGIONS: r.tolist()}, p.payload or {})
+                     for (pid, g, r), p in zip(rows[start:start + _BATCH], points[start:start + _BATCH])]
+            shard.update(qe.UpdateOperation.upsert_points(batch))
+        shard.flush()
+        self._pending += len(rows)
+        if self.optimize_every and self._pending >= self.optimize_every:
+            self.optimize()
+
+    def delete(self, ids: Sequence[PointId]) -> None:
+        shard = self._shard_or_raise()
+        if ids:
+            shard.update(qe.UpdateOperation.delete_points(list(ids)))
+            shard.flush()
+
+    def retrieve(self, ids: Sequence[PointId], with_vectors: bool = False) -> list[StoredPoint]:
+        if not ids:
+            return []
+        recs = self._shard_or_raise().retrieve(list(ids), True, [GLOBAL, REGIONS] if with_vectors else False)
+        found = {normalize_id(r.id): stored_point_from(r) for r in recs}
+        return [found[i] for i in map(normalize_id, ids) if i in found]
+
+    def count(self, filter: Any = None) -> int:
+        return self._shard_or_raise().count(qe.CountRequest(exact=True, filter=to_edge_filter(filter)))
+
+    def scroll(self, limit: int = 256, offset: PointId | None = None, filter: Any = None,
+               with_vectors: bool = False) -> tuple[list[StoredPoint], PointId | None]:
+        req = qe.ScrollRequest(offset=offset, limit=limit, filter=to_edge_filter(filter), with_payload=True,
+                               with_vector=[GLOBAL, REGIONS] if with_vectors else False)
+        recs, nxt = self._shard_or_raise().scroll(req)
+        return [stored_point_from(r) for r in recs], None if nxt is None else normalize_id(nxt)
+
+    def query(self, plan: QueryPlan) -> list[Candidate]:
+        shard, spec = self._shard_or_raise(), self._require_spec()
+        check_plan(plan, spec)
+        flt = to_edge_filter(plan.filter)
+        vectors = [GLOBAL, REGIONS] if plan.with_regions else [GLOBAL]
+        g_query = qe.Query.Nearest(plan.global_vector.tolist(), using=GLOBAL)
+        g_params = qe.SearchParams(hnsw_ef=plan.hnsw_ef) if plan.hnsw_ef else None
+        if plan.token_vectors is None:
+            req = qe.QueryRequest(limit=plan.limit, query=g_query, filter=flt, params=g_params,
+                                  with_payload=True, with_vector=vectors)
+            return [candidate_from(p, "global") for p in shard.query(req)]
+        quant = qe.QuantizationSearchParams(rescore=plan.rescore) if spec.quantize_regions else None
+        req = qe.QueryRequest(
+            limit=plan.limit,
+            prefetches=[qe.Prefetch(limit=plan.prefetch_limit, query=g_query, filter=flt, params=g_params)],
+            query=qe.Query.Nearest(plan.token_vectors.tolist(), using=REGIONS),
+            params=qe.SearchParams(quantization=quant) if quant else None,
+            with_payload=True, with_vector=vectors)
+        return [candidate_from(p, "late") for p in shard.query(req)]
+
+    def optimize(self) -> None:
+        """Build HNSW and quantized storage for everything written so far (blocks)."""
+        shard = self._shard_or_raise()
+        shard.optimize()
+        shard.flush()
+        self._pending = 0
+
+    def close(self) -> None:
+        shard, self._shard = self._shard, None
+        try:
+            if shard is not None:
+                shard.flush()
+                shard.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+            self.spec = None
+
+    def _shard_or_raise(self) -> qe.EdgeShard:
+        self._require_spec()
+        assert self._shard is not None  # set together with spec
+        return self._shard
+
+
+def _edge_config(spec: CollectionSpec, threads: int | None) -> qe.EdgeConfig:
+    quant = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, always_ram=True) \
+        if spec.quantize_regions else None
+    dtype = qe.VectorStorageDatatype.Float16 if spec.regions_datatype == "float16" else None
+    return qe.EdgeConfig(vectors={
+        GLOBAL: qe.EdgeVectorParams(size=spec.global_dim, distance=qe.Distance.Cosine, hnsw_config=qe.HnswIndexConfig(
+            m=spec.hnsw_m, ef_construct=spec.hnsw_ef_construct, full_scan_threshold=10_000)),
+        REGIONS: qe.EdgeVectorParams(
+            size=spec.region_dim, distance=qe.Distance.Cosine, datatype=dtype, quantization_config=quant,
+            multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+            hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=spec.hnsw_ef_construct, full_scan_threshold=10_000)),
+    }, max_search_threads=threads)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically: a crash leaves the old file or the new one, never half of one."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,70 @@
+"""Choose and build a backend from the arguments a user gives."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from .base import StoreBackend
+
+logger = logging.getLogger(__name__)
+
+BackendName = Literal["edge", "qdrant-local", "qdrant-remote"]
+DATA_DIR_ENV = "VITR_QDRANT_DATA"
+
+
+def default_data_dir() -> Path:
+    """Data directory of the embedded store: ``$VITR_QDRANT_DATA``, else a stable user data dir."""
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    if os.name == "nt":  # pragma: no cover
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "vitr-qdrant"
+
+
+def create_backend(*, path: str | os.PathLike[str] | None = None, location: str | None = None,
+                   url: str | None = None, api_key: str | None = None, backend: BackendName | None = None,
+                   **options: Any) -> StoreBackend:
+    """Return an (unopened) backend chosen by the arguments.
+
+    * ``url=...`` (or ``backend="qdrant-remote"``): a Qdrant server or cluster via qdrant-client;
+      ``options`` may hold ``shard_number``, ``replication_factor``, ``write_consistency_factor``,
+      ``timeout``, ``retries``, ``prefer_grpc``...
+    * ``location=":memory:"`` or ``backend="qdrant-local"``: qdrant-client local mode
+      (in memory, or persistent in ``path``).
+    * otherwise: the embedded Qdrant Edge engine in ``path`` (default: :func:`default_data_dir`);
+      ``options`` may hold ``max_search_threads``, ``optimize_every``.
+
+    Raises:
+        ValueError: contradictory arguments (e.g. ``url`` with ``path``) or an unknown backend.
+    """
+    options = {k: v for k, v in options.items() if v is not None}
+    if backend not in (None, "edge", "qdrant-local", "qdrant-remote"):
+        raise ValueError(f"unknown backend {backend!r}; choose 'edge', 'qdrant-local' or 'qdrant-remote'")
+    if url is not None or backend == "qdrant-remote":
+        if url is None or path is not None or location is not None:
+            raise ValueError("a remote backend takes url= (and api_key=), not path= or location=")
+        return _client(url=url, api_key=api_key, **options)
+    if api_key is not None:
+        raise ValueError("api_key= only applies to a remote backend (url=...)")
+    if location is not None or backend == "qdrant-local":
+        if location not in (None, ":memory:"):
+            raise ValueError(f"location must be ':memory:' (use path= for a directory), got {location!r}")
+        if location is not None and path is not None:
+            raise ValueError("give either location=':memory:' or path=, not both")
+        if location is None and path is None:
+            path = default_data_dir() / "qdrant-local"
+        return _client(location=location, path=None if path is None else str(path), **options)
+    from .edge import EdgeBackend
+
+    return EdgeBackend(default_data_dir() if path is None else path, **options)
+
+
+def _client(**kwargs: Any) -> StoreBackend:
+    from .client import QdrantClientBackend
+
+    return QdrantClientBackend(**kwargs)

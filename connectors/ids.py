@@ -1,0 +1,55 @@
+"""Point ids: the user's id when given, else a content hash of the image."""
+from __future__ import annotations
+
+import uuid
+from typing import Union
+
+PointId = Union[int, str]
+"""A Qdrant point id as stored: an unsigned 64-bit int or a canonical UUID string."""
+
+ID_NAMESPACE = uuid.UUID("6f1c3c1e-0b7a-5d43-9a52-3e1f6a0c9d21")
+"""Fixed namespace of the UUIDv5 ids. Changing it would orphan every stored point."""
+
+_MAX_INT_ID = 2**64 - 1
+
+
+def point_id(user_id: int | str | uuid.UUID | None = None, sha256: str | None = None) -> PointId:
+    """Return the Qdrant point id for an item.
+
+    Args:
+        user_id: The caller's id. An int is used as is (0 .. 2**64-1); a ``uuid.UUID`` as its
+            canonical string; any other string is mapped to a UUIDv5 in a fixed namespace,
+            so the same string always gives the same point.
+        sha256: Hex digest of the image bytes, used when ``user_id`` is None, so re-adding
+            the same image overwrites the same point instead of duplicating it.
+
+    Raises:
+        ValueError: neither is given, the int is out of range, or the digest is not hex.
+    """
+    if user_id is not None:
+        if isinstance(user_id, bool):
+            raise ValueError(f"point id must be an int or a str, not bool ({user_id!r})")
+        if isinstance(user_id, int):
+            if not 0 <= user_id <= _MAX_INT_ID:
+                raise ValueError(f"int point id must be in 0..2**64-1, got {user_id}")
+            return user_id
+        if isinstance(user_id, uuid.UUID):
+            return str(user_id)
+        if isinstance(user_id, str):
+            if not user_id:
+                raise ValueError("point id must not be an empty string")
+            return str(uuid.uuid5(ID_NAMESPACE, "id:" + user_id))
+        raise ValueError(f"point id must be an int or a str, got {type(user_id).__name__}")
+    if sha256 is None:
+        raise ValueError("give either a user id or the sha256 of the image to derive a point id")
+    digest = sha256.strip().lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"sha256 must be a 64-character hex digest, got {sha256!r}")
+    return str(uuid.uuid5(ID_NAMESPACE, "sha256:" + digest))
+
+
+def normalize_id(raw: object) -> PointId:
+    """Return a stored id as the connectors report it: int, or a lower-case UUID string."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    return str(uuid.UUID(str(raw)))

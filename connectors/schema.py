@@ -1,0 +1,158 @@
+"""Collection schema, point and result records shared by every backend."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+import numpy as np
+
+from .errors import FingerprintMismatchError
+from .ids import PointId
+
+GLOBAL = "global"
+REGIONS = "regions"
+METADATA_KEY = "vitr"
+FORMAT_VERSION = 1
+RESERVED_PAYLOAD_KEYS = frozenset({"uri", "sha256", "width", "height", "external_id"})
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """What a collection stores and how it is indexed.
+
+    Attributes:
+        name: Collection name (letters, digits, ``_ . -``; it is also a directory name).
+        global_dim: Size D of the ``global`` vector.
+        region_dim: Size d of each ``regions`` vector (the count per point may vary).
+        fingerprint: The model fingerprint (e.g. ``{"name", "dims", "weights_hash"}``);
+            stored at creation and compared on every later open. None skips the check.
+        quantize_regions: int8 scalar quantization of ``regions`` (queries rescore).
+        regions_datatype: Storage type of the original region vectors.
+        hnsw_m: HNSW ``m`` of ``global`` (``regions`` always has ``m=0``: it only reranks).
+        hnsw_ef_construct: HNSW ``ef_construct`` of ``global``.
+    """
+
+    name: str
+    global_dim: int
+    region_dim: int
+    fingerprint: Mapping[str, Any] | None = None
+    quantize_regions: bool = False
+    regions_datatype: Literal["float32", "float16"] = "float32"
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 100
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise ValueError(f"collection name {self.name!r} must match {_NAME_RE.pattern}")
+        for key in ("global_dim", "region_dim", "hnsw_m", "hnsw_ef_construct"):
+            if int(getattr(self, key)) <= 0:
+                raise ValueError(f"{key} must be positive, got {getattr(self, key)}")
+        if self.regions_datatype not in ("float32", "float16"):
+            raise ValueError(f"regions_datatype must be 'float32' or 'float16', got {self.regions_datatype!r}")
+
+    def schema_dict(self) -> dict[str, Any]:
+        """Return the schema part that must match on reopen (not the tuning knobs)."""
+        return {"global_dim": int(self.global_dim), "region_dim": int(self.region_dim)}
+
+    def metadata(self) -> dict[str, Any]:
+        """Return the JSON record stored with the collection."""
+        return {"format": FORMAT_VERSION, "fingerprint": _jsonable(self.fingerprint),
+                "schema": self.schema_dict(), "quantize_regions": bool(self.quantize_regions)}
+
+
+@dataclass
+class StoredPoint:
+    """One point as written or read back: id, vectors and payload."""
+
+    id: PointId
+    global_vector: np.ndarray | None = None
+    regions: np.ndarray | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Candidate:
+    """One search result.
+
+    Attributes:
+        id: Point id (int or UUID string).
+        score: Final score: rerank if a rerank ran, else the MaxSim (or global) score.
+        stage_scores: ``{"global": cosine, "late": MaxSim, "rerank": ...}``, the stages that ran.
+        payload: Stored payload.
+        global_vector: Stored ``global`` vector (D,), when requested.
+        regions: Stored ``regions`` multivector (R, d), when requested.
+    """
+
+    id: PointId
+    score: float
+    stage_scores: dict[str, float]
+    payload: dict[str, Any]
+    global_vector: np.ndarray | None = None
+    regions: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """A backend-level query: stage 1 on ``global``, optional stage 2 MaxSim on ``regions``."""
+
+    global_vector: np.ndarray
+    token_vectors: np.ndarray | None
+    limit: int
+    prefetch_limit: int
+    filter: Any = None  # a qdrant_client ``models.Filter`` or None
+    with_regions: bool = False
+    hnsw_ef: int | None = None
+    rescore: bool = True
+
+
+def make_payload(uri: str | None = None, sha256: str | None = None, width: int | None = None,
+                 height: int | None = None, metadata: Mapping[str, Any] | None = None,
+                 external_id: int | str | None = None) -> dict[str, Any]:
+    """Build a point payload: the reserved image fields plus the user's metadata, flat.
+
+    User metadata sits at the top level so simple filters read ``{"category": "dog"}``.
+
+    Raises:
+        ValueError: a metadata key collides with a reserved key or is not a string.
+    """
+    payload: dict[str, Any] = {}
+    for key, value in (("uri", uri), ("sha256", sha256), ("width", width), ("height", height),
+                       ("external_id", external_id)):
+        if value is not None:
+            payload[key] = value
+    for key, value in (metadata or {}).items():
+        if not isinstance(key, str):
+            raise ValueError(f"metadata keys must be strings, got {key!r}")
+        if key in RESERVED_PAYLOAD_KEYS:
+            raise ValueError(f"metadata key {key!r} is reserved; reserved: {sorted(RESERVED_PAYLOAD_KEYS)}")
+        payload[key] = value
+    return payload
+
+
+def check_metadata(collection: str, stored: Mapping[str, Any], spec: CollectionSpec) -> None:
+    """Raise FingerprintMismatchError if ``spec`` does not match the stored record."""
+    stored_fp = stored.get("fingerprint")
+    given_fp = _jsonable(spec.fingerprint)
+    if spec.fingerprint is not None and stored_fp is not None and stored_fp != given_fp:
+        raise FingerprintMismatchError(collection, stored_fp, given_fp)
+    if stored.get("schema") != spec.schema_dict():
+        raise FingerprintMismatchError(collection, {"fingerprint": stored_fp, **stored.get("schema", {})},
+                                       {"fingerprint": given_fp, **spec.schema_dict()})
+
+
+def _jsonable(value: Any) -> Any:
+    """Normalise a fingerprint to what JSON round-trips to (tuples -> lists, numpy -> python)."""
+    if value is None:
+        return None
+    return json.loads(json.dumps(dict(value), sort_keys=True, default=_default))
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"fingerprint value {obj!r} is not JSON-serialisable")
