@@ -1,0 +1,117 @@
+"""Unit tests of the connector helpers: ids, filters, factory, retries, payload."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import qdrant_edge as qe
+from qdrant_client import models
+from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+from qdrant_client.http.exceptions import UnexpectedResponse
+
+from vitr_qdrant.connectors import build_filter, create_backend, default_data_dir, make_payload, point_id
+from vitr_qdrant.connectors.edge_filters import to_edge_filter
+from vitr_qdrant.connectors.retry import call_with_retry, is_transient
+
+SHA = "ab" * 32
+
+
+def test_point_ids_are_stable_and_typed():
+    assert point_id(7) == 7
+    assert point_id("cat.jpg") == point_id("cat.jpg") != point_id("dog.jpg")
+    assert uuid.UUID(point_id("cat.jpg")).version == 5
+    assert point_id(sha256=SHA) == point_id(sha256=SHA.upper()) != point_id(SHA)
+    u = uuid.uuid4()
+    assert point_id(u) == str(u)
+    for bad in (-1, 2**64, True, "", 1.5):
+        with pytest.raises(ValueError):
+            point_id(bad)
+    with pytest.raises(ValueError, match="either a user id or the sha256"):
+        point_id()
+    with pytest.raises(ValueError, match="hex digest"):
+        point_id(sha256="xyz")
+
+
+def test_build_filter_shapes():
+    f = build_filter({"color": "red", "n": [1, 2], "size": {"gte": 1, "lt": 5}, "ok": True, "w": 0.5})
+    conds = {c.key: c for c in f.must}
+    assert conds["color"].match == models.MatchValue(value="red")
+    assert conds["n"].match == models.MatchAny(any=[1, 2])
+    assert conds["size"].range == models.Range(gte=1.0, lt=5.0)
+    assert conds["w"].range == models.Range(gte=0.5, lte=0.5)
+    passthrough = models.Filter(must=[])
+    assert build_filter(passthrough) is passthrough and build_filter(None) is None and build_filter({}) is None
+    for bad in ({"a": None}, {"a": []}, {"a": {"between": 1}}, {"a": [1.5]}):
+        with pytest.raises(ValueError, match="'a'"):
+            build_filter(bad)
+    with pytest.raises(ValueError, match="dict or a qdrant_client"):
+        build_filter([("a", 1)])
+
+
+def test_edge_filter_conversion():
+    flt = models.Filter(
+        must=[models.FieldCondition(key="a", match=models.MatchAny(any=["x", "y"])),
+              models.HasIdCondition(has_id=[1, "6f1c3c1e-0b7a-5d43-9a52-3e1f6a0c9d21"])],
+        should=models.FieldCondition(key="b", range=models.Range(gt=1)),
+        must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key="c")),
+                  models.Filter(must=[models.FieldCondition(key="d", match=models.MatchExcept(**{"except": [3]}))])])
+    out = to_edge_filter(flt)
+    assert isinstance(out, qe.Filter) and len(out.must) == 2 and len(out.must_not) == 2
+    assert to_edge_filter(None) is None
+    geo = models.FieldCondition(key="g", geo_radius=models.GeoRadius(
+        center=models.GeoPoint(lon=0, lat=0), radius=1.0))
+    with pytest.raises(ValueError, match="geo"):
+        to_edge_filter(models.Filter(must=[geo]))
+
+
+def test_make_payload_flattens_metadata_and_guards_reserved_keys():
+    p = make_payload(uri="a.png", sha256=SHA, width=3, height=4, metadata={"k": 1})
+    assert p == {"uri": "a.png", "sha256": SHA, "width": 3, "height": 4, "k": 1}
+    with pytest.raises(ValueError, match="reserved"):
+        make_payload(metadata={"uri": "x"})
+
+
+def test_factory_chooses_by_arguments(tmp_path, monkeypatch):
+    from vitr_qdrant.connectors.client import QdrantClientBackend
+    from vitr_qdrant.connectors.edge import EdgeBackend
+
+    monkeypatch.setenv("VITR_QDRANT_DATA", str(tmp_path / "home"))
+    assert default_data_dir() == tmp_path / "home"
+    edge = create_backend()
+    assert isinstance(edge, EdgeBackend) and edge.path == tmp_path / "home"
+    assert isinstance(create_backend(path=tmp_path / "x"), EdgeBackend)
+    mem = create_backend(location=":memory:")
+    assert isinstance(mem, QdrantClientBackend) and mem.name == "qdrant-local"
+    loc = create_backend(path=tmp_path / "y", backend="qdrant-local")
+    assert loc.name == "qdrant-local"
+    loc.close()
+    for bad in (dict(url="http://h:6333", path="p"), dict(location="elsewhere"), dict(api_key="k"),
+                dict(backend="milvus"), dict(location=":memory:", path="p")):
+        with pytest.raises(ValueError):
+            create_backend(**bad)
+
+
+def test_retry_only_transient_errors_and_bounded(monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    assert is_transient(ResourceExhaustedResponse("slow down", 1))
+    assert is_transient(UnexpectedResponse(503, "unavailable", b"", {}))
+    assert not is_transient(UnexpectedResponse(400, "bad request", b"", {}))
+    assert not is_transient(ValueError("x"))
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("reset")
+        return "ok"
+
+    assert call_with_retry(flaky, attempts=4) == "ok" and len(calls) == 3
+    calls.clear()
+    with pytest.raises(ConnectionError):
+        call_with_retry(lambda: calls.append(1) or (_ for _ in ()).throw(ConnectionError("down")), attempts=3)
+    assert len(calls) == 3
+    calls.clear()
+    with pytest.raises(UnexpectedResponse):
+        call_with_retry(lambda: calls.append(1) or (_ for _ in ()).throw(
+            UnexpectedResponse(400, "bad", b"", {})), attempts=3)
+    assert len(calls) == 1
