@@ -28,8 +28,9 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from .data.relation_scenes import (SPLITS, Scene, caption, hard_negatives, pair_example,
-                                   parse_caption, related_pairs, render, sample_scene, truth)
+from .data.relation_scenes import (SPLITS, Scene, _check_split, caption, hard_negatives,
+                                   pair_example, parse_caption, related_pairs, render,
+                                   sample_scene, truth)
 
 __all__ = [
     "EVAL_SEED", "KS", "SWAP_KINDS", "ScoreFn", "EvalSet", "build_eval_set", "evaluate",
@@ -127,8 +128,7 @@ def build_eval_set(split: str = "test-iid", n_images: int = 1000, n_pairs: int =
         seed: first scene seed; the default keeps evaluation scenes away from training seeds.
         size: image side in pixels.
     """
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    _check_split(split)
     if n_images < 1 or n_pairs < 0:
         raise ValueError("n_images must be >= 1 and n_pairs >= 0")
     scenes, captions, negatives = _gallery(split, n_images, seed)

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .relation_scenes import (SPLITS, TEMPLATES, Scene, caption, hard_negatives, related_pairs,
-                              render, sample_scene)
+from .relation_scenes import (SPLITS, TEMPLATES, Scene, _check_split, caption, hard_negatives,
+                              related_pairs, render, sample_scene)
 
 __all__ = ["NEGATIVE_KINDS", "make_example", "render_batch", "RelationScenesDataset",
            "SceneFolder", "write_split", "load_split", "main"]
@@ -61,8 +61,7 @@ def make_example(seed: int, split: str = "train") -> tuple[Scene, dict[str, Any]
     scene, same template and size words; ``""`` where none exists), ``positives`` (canonical
     captions of every related pair: all true) and ``objects``.
     """
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    _check_split(split)
     scene = _scene_with_pairs(seed, split)
     rng = np.random.default_rng([int(seed), zlib.crc32(split.encode()), zlib.crc32(b"caption")])
     pairs = related_pairs(scene)
@@ -115,8 +114,7 @@ class RelationScenesDataset(torch.utils.data.Dataset):
 
     def __init__(self, n: int, split: str = "train", base_seed: int = 0, size: int = 128,
                  transform: Callable[[Image.Image], Any] | None = None):
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        _check_split(split)
         self.n, self.split, self.base_seed = n, split, base_seed
         self.size, self.transform = size, transform
 
