@@ -1,0 +1,191 @@
+"""VitrCollection end to end with the tiny model: bad inputs, idempotence, persistence, search."""
+from __future__ import annotations
+
+import io
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+from qdrant_client import models
+
+import vitr_qdrant as vq
+from vitr_qdrant.connectors import FingerprintMismatchError, StoreLockedError
+
+FAST = {"url_retries": 2, "url_backoff": 0.0, "url_timeout": 1.0}
+QUERY = "red circle left of blue square"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def col(tmp_path, tiny_model, scene_images):
+    """An edge collection holding six scenes with metadata ``i`` and ``kind`` (a/b)."""
+    c = vq.VitrCollection("scenes", path=tmp_path / "store", model=tiny_model, settings=FAST)
+    meta = [{"i": i, "kind": "ab"[i % 2]} for i in range(6)]
+    report = c.add_images(scene_images[:6], metadata=meta, progress=False)
+    assert (report.added, report.skipped, report.failed) == (6, 0, [])
+    yield c
+    c.close()
+
+
+def test_mixed_good_and_bad_inputs(tmp_path, tiny_model, scene_images):
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    scene_images[0].save(folder / "a.png")
+    scene_images[1].save(folder / "nested" / "b.jpg")
+    (folder / "readme.txt").write_text("skipped: not an image extension")
+    (tmp_path / "fake.png").write_text("not an image")
+    (tmp_path / "cut.png").write_bytes(png(scene_images[2])[:100])
+    bomb = tmp_path / "bomb.png"
+    from test_ingest import bomb_png
+    bomb.write_bytes(bomb_png())
+    good = [folder, png(scene_images[3]), np.asarray(scene_images[4]), scene_images[5]]
+    bad = {str(tmp_path / "missing.png"): "no such file", str(tmp_path / "fake.png"): "not a readable image",
+           str(tmp_path / "cut.png"): "readable", str(bomb): "bomb",
+           f"http://127.0.0.1:{free_port()}/x.png": "gave up after 2 attempt", "<dict>": "unsupported"}
+    items = good + [k for k in bad if k != "<dict>"] + [{"not": "an image"}]
+    with vq.VitrCollection("mixed", path=tmp_path / "store", model=tiny_model, settings=FAST) as c:
+        report = c.add_images(items, progress=False)
+        assert report.added == 5 and report.skipped == 0 and len(c) == 5
+        reasons = dict(report.failed)
+        assert set(reasons) == set(bad)
+        for item, expected in bad.items():
+            assert expected in reasons[item], (item, reasons[item])
+        again = c.add_images(items, progress=False)
+        assert (again.added, again.skipped, len(again.failed)) == (0, 5, 6)
+        assert again.ids == report.ids and len(c) == 5
+
+
+def test_reopen_finds_everything(tmp_path, tiny_model, scene_images):
+    store = tmp_path / "store"
+    with vq.VitrCollection("keep", path=store, model=tiny_model) as c:
+        report = c.add_images(scene_images, ids=list(range(100, 108)), progress=False)
+        c.add_texts(["red circle above blue square"])
+        before = [h.id for h in c.search(QUERY, limit=8)]
+    with vq.VitrCollection("keep", path=store, model=tiny_model) as c:
+        assert len(c) == 8 and report.ids == list(range(100, 108))
+        assert [h.id for h in c.search(QUERY, limit=8)] == before
+        assert [r.id for r in c.get([101, 107, 999])] == [101, 107]
+        assert c.info()["texts"] == 1 and c.info()["images"] == 8
+        assert c.add_images(scene_images, ids=list(range(100, 108)), progress=False).skipped == 8
+
+
+def test_search_hits_and_grounding(tmp_path, tiny_model, scene_images):
+    wide = Image.new("RGB", (96, 64), "white")
+    wide.paste(scene_images[0], (16, 0))
+    with vq.VitrCollection("g", path=tmp_path / "s", model=tiny_model) as c:
+        c.add_images([wide], ids=["wide"], progress=False)
+        (hit,) = c.search(QUERY, limit=5)
+    assert hit.id == "wide" and hit.score == hit.scores["vitr"]
+    assert set(hit.scores) == {"global", "late", "vitr"} and hit.payload["width"] == 96
+    assert [g.word for g in hit.grounding] == QUERY.split()
+    for g in hit.grounding:   # boxes lie in the centre crop of the 96x64 image, in pixels
+        x0, y0, x1, y1 = g.box
+        assert 16 <= x0 < x1 <= 80 and 0 <= y0 < y1 <= 64 and 0 <= g.region < 16
+
+
+def test_modes_filters_and_limits(col):
+    for mode in ("vitr", "late", "global"):
+        hits = col.search(QUERY, limit=4, mode=mode)
+        assert len(hits) == 4 and [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        assert (hits[0].grounding == []) == (mode == "global")
+    only_a = col.search(QUERY, limit=6, filter={"kind": "a"})
+    assert len(only_a) == 3 and {h.payload["kind"] for h in only_a} == {"a"}
+    flt = models.Filter(must=[models.FieldCondition(key="i", range=models.Range(gte=4))])
+    assert sorted(h.payload["i"] for h in col.search(QUERY, limit=6, filter=flt)) == [4, 5]
+    for bad in ("", "   "):
+        with pytest.raises(ValueError, match="non-empty"):
+            col.search(bad)
+    with pytest.raises(ValueError, match="limit"):
+        col.search(QUERY, limit=0)
+    with pytest.raises(ValueError, match="mode"):
+        col.search(QUERY, mode="fast")
+
+
+def test_pipeline_stage_sizes(col, monkeypatch):
+    seen = []
+    original = col.model.rerank
+
+    def spy(query, g, r):
+        seen.append(len(g))
+        return original(query, g, r)
+
+    monkeypatch.setattr(col.model, "rerank", spy)
+    hits = col.search(QUERY, limit=2, prefetch=4, candidates=3)
+    assert seen == [3] and len(hits) == 2
+    # stage 1 keeps the top 4 by global cosine: the hits come from there
+    top4 = {h.id for h in col.search(QUERY, limit=4, mode="global")}
+    assert {h.id for h in hits} <= top4
+    assert len(col.search(QUERY, limit=5, prefetch=1, candidates=1)) == 5   # stages grow to the limit
+
+
+def test_delete_get_and_search_by_image(col, scene_images):
+    ids = col.add_images(scene_images[:6], progress=False).ids
+    assert len(col) == 6
+    hits = col.search_by_image(scene_images[2], limit=3)
+    assert hits[0].id == ids[2] and hits[0].scores["global"] == pytest.approx(1.0, abs=1e-4)
+    col.delete([ids[2], ids[3]])
+    col.delete(ids[3])                          # missing ids are ignored
+    assert len(col) == 4 and col.get(ids[2:4]) == []
+    assert ids[2] not in {h.id for h in col.search_by_image(scene_images[2], limit=6)}
+
+
+def test_user_ids(tmp_path, tiny_model, scene_images):
+    with vq.VitrCollection("ids", location=":memory:", model=tiny_model) as c:
+        report = c.add_images(scene_images[:2], ids=["cat", 7], progress=False)
+        assert report.ids == ["cat", 7]
+        assert {h.id for h in c.search(QUERY, limit=2)} == {"cat", 7}
+        assert [r.id for r in c.get("cat")] == ["cat"]
+        c.delete("cat")
+        assert len(c) == 1
+        with pytest.raises(ValueError, match="one per item"):
+            c.add_images(scene_images[:2], ids=[1])
+        with pytest.raises(ValueError, match="directory"):
+            c.add_images([tmp_path], ids=[1])
+
+
+def test_texts_image_to_text(col, scene_images):
+    texts = ["red circle left of blue square", "blue square left of red circle", "green star above gray triangle"]
+    report = col.add_texts(texts + ["", 3], metadata={"lang": "en"})
+    assert report.added == 3 and len(report.failed) == 2
+    assert col.add_texts(texts, metadata={"lang": "en"}).skipped == 3
+    hits = col.search_texts(scene_images[0], limit=3)
+    assert {h.text for h in hits} == set(texts) and hits[0].payload["lang"] == "en"
+    assert [g.word for g in hits[0].grounding] == hits[0].text.split()
+    assert all(0 <= v <= 64 for h in hits for g in h.grounding for v in g.box)
+    assert len(col) == 6   # texts live in their own collection
+
+
+def test_wrong_model_is_a_clear_error(tmp_path, tiny_model, scene_images):
+    with vq.VitrCollection("fp", path=tmp_path, model=tiny_model) as c:
+        c.add_images(scene_images[:1], progress=False)
+    other = vq.create_model("vitr-tiny-test", device="cpu")   # other random weights
+    with pytest.raises(FingerprintMismatchError, match="built with model"):
+        vq.VitrCollection("fp", path=tmp_path, model=other)
+    with vq.VitrCollection("fp", path=tmp_path, model=tiny_model) as c:   # lock was released
+        assert len(c) == 1
+
+
+def test_second_open_of_embedded_store(tmp_path, tiny_model):
+    with vq.VitrCollection("lock", path=tmp_path, model=tiny_model):
+        with pytest.raises(StoreLockedError, match="already open"):
+            vq.VitrCollection("lock", path=tmp_path, model=tiny_model)
+    vq.VitrCollection("lock", path=tmp_path, model=tiny_model).close()
+
+
+def test_default_location_comes_from_settings(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.setenv("VITR_QDRANT_HOME", str(tmp_path / "home"))
+    with vq.VitrCollection("where", model=tiny_model) as c:
+        assert c.info()["location"] == str(tmp_path / "home")
+    assert (tmp_path / "home" / "where").is_dir()

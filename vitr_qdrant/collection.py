@@ -1,0 +1,226 @@
+"""VitrCollection: relation-aware image search (and image-to-text) on one Qdrant collection."""
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import indexing, search
+from .connectors import CollectionSpec, StoreBackend, create_backend, point_id
+from .encoders import VitrModel, load_model
+from .ingest import Source, load_source
+from .results import AddReport, Hit, ItemId, Record, user_id
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+TEXTS_SUFFIX = "__texts"
+
+
+class VitrCollection:
+    """Images (and optionally texts) indexed with a VITR model in a Qdrant collection.
+
+    Args:
+        name: Collection name (letters, digits, ``_ . -``).
+        path: Directory of the embedded store (default: :func:`~vitr_qdrant.settings.default_data_dir`).
+        location: ``":memory:"`` for qdrant-client's in-memory local mode.
+        url, api_key: A Qdrant server or cluster.
+        model: A :class:`VitrModel`, a model name or directory, or None for the bundled default.
+        backend: ``"edge"`` (embedded default), ``"qdrant-local"``, ``"qdrant-remote"``, or an
+            unopened :class:`~vitr_qdrant.connectors.StoreBackend`.
+        settings: :class:`~vitr_qdrant.settings.Settings` (or a dict of them).
+        **options: Backend options: ``shard_number``, ``replication_factor``,
+            ``write_consistency_factor``, ``timeout`` (server); ``quantize_regions`` (int8
+            region vectors); ``max_search_threads`` (embedded).
+
+    Raises:
+        FingerprintMismatchError: the collection was built with another model.
+        StoreLockedError: the embedded store is already open (in this or another process).
+    """
+
+    def __init__(self, name: str, path: str | os.PathLike[str] | None = None, location: str | None = None,
+                 url: str | None = None, api_key: str | None = None, model: VitrModel | str | None = None,
+                 backend: str | StoreBackend | None = None, settings: Settings | dict | None = None,
+                 **options: Any):
+        self.name = name
+        self.settings = Settings.create(settings)
+        self.model = model if isinstance(model, VitrModel) else load_model(model)
+        quantize = bool(options.pop("quantize_regions", False))
+        if isinstance(backend, StoreBackend):
+            self._backend = backend
+        else:
+            if path is None and location is None and url is None and backend != "qdrant-remote":
+                path = self.settings.resolved_data_dir()
+                if backend == "qdrant-local":
+                    path = Path(path) / "qdrant-local"
+            self._backend = create_backend(path=path, location=location, url=url, api_key=api_key,
+                                           backend=backend, **options)
+        self._texts: StoreBackend | None = None
+        self._spec = self._make_spec(name, quantize)
+        try:
+            self._backend.open_collection(self._spec)
+        except BaseException:
+            self._backend.close()
+            raise
+
+    def _make_spec(self, name: str, quantize: bool = False) -> CollectionSpec:
+        cfg = self.model.cfg
+        return CollectionSpec(name=name, global_dim=cfg.backbone.embed_dim, region_dim=cfg.local.dim,
+                              fingerprint=self.model.fingerprint, quantize_regions=quantize)
+
+    # --- writing ----------------------------------------------------------------------------
+    def add_images(self, items: Any, ids: Sequence[int | str] | None = None, metadata: Any = None,
+                   batch_size: int | None = None, progress: bool = True) -> AddReport:
+        """Add images; bad items are reported, never raised.
+
+        Args:
+            items: One image or an iterable of: file paths (str/Path), directories (searched
+                recursively for image files), http(s) URLs, encoded bytes, ``PIL.Image``,
+                HxWx3 uint8 arrays.
+            ids: One id (int, or str mapped to a UUIDv5) per item; default: a UUIDv5 of the image's
+                sha256, so adding the same image again is a no-op.
+            metadata: One dict for every item, or one dict (or None) per item; stored flat in the
+                payload next to ``uri``, ``sha256``, ``width``, ``height`` (filterable).
+            batch_size: Images per batch (default: ``settings.batch_size``).
+            progress: Show a progress bar.
+
+        Returns:
+            An :class:`AddReport`: ``added``, ``skipped``, ``failed`` ((item, reason) pairs), ``ids``.
+            Everything added is durable when this returns.
+        """
+        return indexing.add_images(self._backend, self.model, items, ids, metadata, self.settings,
+                                   batch_size, progress)
+
+    def add_texts(self, texts: str | Sequence[str], ids: Sequence[int | str] | None = None,
+                  metadata: Any = None) -> AddReport:
+        """Add texts to the companion collection ``<name>__texts`` for :meth:`search_texts`."""
+        return indexing.add_texts(self._text_backend(), self.model, texts, ids, metadata)
+
+    def delete(self, ids: ItemId | Sequence[ItemId]) -> None:
+        """Delete images by id (the ids given when adding, or the ids of hits); missing ids are ignored."""
+        self._backend.delete(_point_ids(ids))
+
+    # --- reading ----------------------------------------------------------------------------
+    def search(self, text: str, limit: int = 10, filter: Any = None, mode: str = "vitr",
+               prefetch: int = 200, candidates: int = 50) -> list[Hit]:
+        """Find images matching ``text``, best first.
+
+        Args:
+            text: The query, e.g. ``"red circle left of blue square"``.
+            limit: Number of hits.
+            filter: A dict (``{"category": "dog", "year": {"gte": 2020}}``) or a Qdrant ``models.Filter``.
+            mode: ``"vitr"`` (fusion rerank, default), ``"late"`` (MaxSim) or ``"global"`` (CLIP baseline).
+            prefetch: Stage 1 size N (top N by the global vector, filters applied).
+            candidates: Stage 2 size M (top M by MaxSim, reranked in ``vitr`` mode).
+
+        Raises:
+            ValueError: empty query, ``limit <= 0`` or an unknown mode.
+        """
+        _check_query(text, limit)
+        return search.text_to_image(self._backend, self.model, text, limit=limit, filter=filter, mode=mode,
+                                    prefetch=prefetch, candidates=candidates)
+
+    def search_by_image(self, image: Any, limit: int = 10, filter: Any = None, prefetch: int = 200,
+                        candidates: int = 50) -> list[Hit]:
+        """Find images similar to ``image`` (global vector, then region MaxSim)."""
+        _check_limit(limit)
+        emb, _ = self._encode_query(image)
+        return search.image_to_image(self._backend, emb, limit=limit, filter=filter, prefetch=prefetch,
+                                     candidates=candidates)
+
+    def search_texts(self, image: Any, limit: int = 10, filter: Any = None, mode: str = "vitr",
+                     prefetch: int = 200, candidates: int = 50) -> list[Hit]:
+        """Find the texts (added with :meth:`add_texts`) that best describe ``image``."""
+        _check_limit(limit)
+        emb, size = self._encode_query(image)
+        return search.image_to_text(self._text_backend(), self.model, emb, size, limit=limit, filter=filter,
+                                    mode=mode, prefetch=prefetch, candidates=candidates)
+
+    def get(self, ids: ItemId | Sequence[ItemId]) -> list[Record]:
+        """The stored images among ``ids`` (missing ones are left out)."""
+        return [Record(user_id(p.id, p.payload), p.payload) for p in self._backend.retrieve(_point_ids(ids))]
+
+    def __len__(self) -> int:
+        return self._backend.count()
+
+    def info(self) -> dict[str, Any]:
+        """Collection statistics and the model fingerprint."""
+        texts = self._text_backend().count() if self._has_texts() else 0
+        return {"name": self.name, "backend": self._backend.name, "images": len(self), "texts": texts,
+                "location": str(getattr(self._backend, "path", "") or ""),
+                "model": self.model.fingerprint, "stored": self._backend.read_metadata(self.name)}
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        """Flush and release the store (idempotent)."""
+        for backend in (self._texts, self._backend):
+            if backend is not None:
+                backend.close()
+        self._texts = None
+
+    def __enter__(self) -> "VitrCollection":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"VitrCollection({self.name!r}, backend={self._backend.name!r}, model={self.model.cfg.name!r})"
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _encode_query(self, image: Any) -> tuple[Any, tuple[int, int]]:
+        item = load_source(Source(image, "query image", 0), self.settings.fetch_cfg())
+        if not item.ok:
+            raise ValueError(f"cannot use the query image: {item.error}")
+        return self.model.encode_images([item.image]), item.image.size
+
+    def _has_texts(self) -> bool:
+        return self._texts is not None or self._backend.read_metadata(self.name + TEXTS_SUFFIX) is not None
+
+    def _text_backend(self) -> StoreBackend:
+        if self._texts is None:
+            backend = _sibling(self._backend)
+            try:
+                backend.open_collection(self._make_spec(self.name + TEXTS_SUFFIX))
+            except BaseException:
+                backend.close()
+                raise
+            self._texts = backend
+        return self._texts
+
+
+def _sibling(backend: StoreBackend) -> StoreBackend:
+    """A second backend on the same store (shares a qdrant-client; a new Edge shard directory)."""
+    client = getattr(backend, "client", None)
+    if client is not None:
+        from .connectors.client import QdrantClientBackend
+
+        return QdrantClientBackend(client=client, **getattr(backend, "cluster", {}))
+    if hasattr(backend, "path"):
+        return create_backend(path=backend.path)
+    raise TypeError(f"cannot open a texts collection next to a {type(backend).__name__}")
+
+
+def _check_query(text: Any, limit: int) -> None:
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"the query must be a non-empty string, got {text!r}")
+    _check_limit(limit)
+
+
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        raise ValueError(f"limit must be a positive int, got {limit!r}")
+
+
+def _point_ids(ids: ItemId | Sequence[ItemId]) -> list[Any]:
+    """Point ids for user ids or hit ids: a UUID string may be either, so both are tried."""
+    out: list[Any] = []
+    for i in [ids] if isinstance(ids, (int, str, uuid.UUID)) else list(ids):
+        out.append(point_id(i))
+        if isinstance(i, str):
+            try:
+                out.append(str(uuid.UUID(i)))
+            except ValueError:
+                pass
+    return list(dict.fromkeys(out))

@@ -1,0 +1,89 @@
+"""Fetch images over http(s): bounded retries on transient errors only, timeouts, a size cap."""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+import httpx
+import tenacity
+
+logger = logging.getLogger(__name__)
+
+SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+ALLOWED_SCHEMES = ("http", "https")
+TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class FetchError(Exception):
+    """A URL that could not be fetched; the message says why."""
+
+
+class _Transient(FetchError):
+    """A failure worth another attempt (timeout, refused connection, 429/5xx)."""
+
+
+@dataclass(frozen=True)
+class FetchCfg:
+    """Timeouts, attempts and size cap of URL fetches."""
+
+    timeout: float = 10.0
+    attempts: int = 3
+    backoff: float = 0.5
+    max_bytes: int = 50 * 2**20
+
+
+def url_scheme(text: str) -> str | None:
+    """The lower-cased scheme of ``text`` if it looks like a URL (``scheme://...``), else None."""
+    m = SCHEME_RE.match(text)
+    return m.group(1).lower() if m else None
+
+
+def fetch_url(url: str, cfg: FetchCfg = FetchCfg(), client: httpx.Client | None = None) -> bytes:
+    """Download ``url`` (http or https only) and return its bytes.
+
+    Raises:
+        FetchError: unsupported scheme, a non-retryable HTTP status, a body over
+            ``cfg.max_bytes``, or a transient failure that outlasted ``cfg.attempts``.
+    """
+    scheme = url_scheme(url)
+    if scheme not in ALLOWED_SCHEMES:
+        raise FetchError(f"unsupported URL scheme {scheme!r}: only http and https are fetched")
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(max(1, cfg.attempts)),
+        wait=tenacity.wait_exponential(multiplier=cfg.backoff, max=10.0),
+        retry=tenacity.retry_if_exception_type(_Transient), reraise=True,
+        before_sleep=lambda s: logger.info("retrying %s (attempt %d): %s", url, s.attempt_number,
+                                           s.outcome.exception() if s.outcome else ""))
+    own = client is None
+    client = client or httpx.Client(timeout=cfg.timeout, follow_redirects=True, max_redirects=5)
+    try:
+        return retrying(_get, client, url, cfg.max_bytes)
+    except _Transient as exc:
+        raise FetchError(f"{exc} (gave up after {cfg.attempts} attempt(s))") from exc
+    finally:
+        if own:
+            client.close()
+
+
+def _get(client: httpx.Client, url: str, max_bytes: int) -> bytes:
+    try:
+        with client.stream("GET", url) as resp:
+            if resp.status_code in TRANSIENT_STATUS:
+                raise _Transient(f"HTTP {resp.status_code} from {url}")
+            if resp.status_code >= 400:
+                raise FetchError(f"HTTP {resp.status_code} from {url}")
+            declared = resp.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise FetchError(f"{url} is {int(declared)} bytes, over the {max_bytes}-byte cap")
+            chunks, size = [], 0
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise FetchError(f"{url} is over the {max_bytes}-byte cap")
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+        raise _Transient(f"cannot reach {url}: {type(exc).__name__}: {exc}") from exc
+    except httpx.HTTPError as exc:
+        raise FetchError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,154 @@
+"""Writing to a collection: load, dedupe, encode and upsert images or texts in batches."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .connectors import PointId, StoreBackend, StoredPoint, make_payload, point_id
+from .encoders import VitrModel
+from .ingest import LoadedItem, as_inputs, iter_sources, load_sources
+from .results import AddReport, ItemId
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Row:
+    key: str
+    pid: PointId
+    shown: ItemId
+    payload: dict[str, Any]
+    image: Image.Image | None = None
+    text: str | None = None
+
+
+def aligned(values: Any, n: int, what: str) -> list[Any] | None:
+    """``values`` as a list of ``n`` (None stays None; a mapping is one value for every item)."""
+    if values is None:
+        return None
+    if what == "metadata" and isinstance(values, Mapping):
+        return [values] * n
+    values = list(values)
+    if len(values) != n:
+        raise ValueError(f"{what} has {len(values)} entries for {n} items; give one per item")
+    return values
+
+
+def add_images(backend: StoreBackend, model: VitrModel, items: Any, ids: Sequence[Any] | None,
+               metadata: Any, settings: Settings, batch_size: int | None = None,
+               progress: bool = True) -> AddReport:
+    """See :meth:`VitrCollection.add_images`."""
+    inputs = as_inputs(items)
+    ids_l, meta_l = aligned(ids, len(inputs), "ids"), aligned(metadata, len(inputs), "metadata")
+    sources = list(iter_sources(inputs))
+    if ids_l is not None and [s.index for s in sources] != list(range(len(inputs))):
+        raise ValueError("ids= needs one image per input; a directory expands to many (or none): "
+                         "pass its files instead")
+    report, seen = AddReport(), set()
+    size = batch_size or settings.batch_size
+    with tqdm(total=len(sources), unit="img", desc="indexing", disable=not progress) as bar:
+        for start in range(0, len(sources), size):
+            loaded = load_sources(sources[start:start + size], settings.fetch_cfg(), settings.workers)
+            rows = [r for r in (_image_row(it, ids_l, meta_l, report) for it in loaded) if r is not None]
+            _write(backend, model, rows, report, seen)
+            bar.update(len(loaded))
+    logger.info("add_images: %s", str(report).splitlines()[0])
+    return report
+
+
+def _image_row(it: LoadedItem, ids: list[Any] | None, metas: list[Any] | None, report: AddReport) -> _Row | None:
+    if not it.ok:
+        report.failed.append((it.source.key, it.error or "unknown error"))
+        return None
+    ext = ids[it.source.index] if ids is not None else None
+    meta = metas[it.source.index] if metas is not None else None
+    try:
+        pid = point_id(ext, it.sha256)
+        payload = make_payload(uri=it.uri, sha256=it.sha256, width=it.image.width, height=it.image.height,
+                               metadata=meta, external_id=ext)
+    except ValueError as exc:
+        report.failed.append((it.source.key, str(exc)))
+        return None
+    return _Row(it.source.key, pid, pid if ext is None else ext, payload, image=it.image)
+
+
+def add_texts(backend: StoreBackend, model: VitrModel, texts: Any, ids: Sequence[Any] | None,
+              metadata: Any, batch_size: int = 256) -> AddReport:
+    """See :meth:`VitrCollection.add_texts`."""
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    ids_l, meta_l = aligned(ids, len(texts), "ids"), aligned(metadata, len(texts), "metadata")
+    report, seen, rows = AddReport(), set(), []
+    for i, text in enumerate(texts):
+        key = repr(text[:80]) if isinstance(text, str) else f"<{type(text).__name__}>"
+        try:
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError("a text must be a non-empty string")
+            meta = dict(meta_l[i] or {}) if meta_l is not None else {}
+            if "text" in meta:
+                raise ValueError("metadata key 'text' is reserved for the text itself")
+            ext = ids_l[i] if ids_l is not None else None
+            sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            pid = point_id(ext, sha)
+            payload = make_payload(sha256=sha, metadata={"text": text, **meta}, external_id=ext)
+        except ValueError as exc:
+            report.failed.append((key, str(exc)))
+            continue
+        rows.append(_Row(key, pid, pid if ext is None else ext, payload, text=text))
+    for start in range(0, len(rows), batch_size):
+        _write(backend, model, rows[start:start + batch_size], report, seen)
+    return report
+
+
+def _write(backend: StoreBackend, model: VitrModel, rows: list[_Row], report: AddReport, seen: set) -> None:
+    """Skip rows stored unchanged (or repeated in this call), encode the rest, upsert (durable)."""
+    fresh = []
+    for row in rows:
+        if row.pid not in seen:
+            seen.add(row.pid)
+            fresh.append(row)
+    stored = {p.id: p.payload for p in backend.retrieve([r.pid for r in fresh])} if fresh else {}
+    todo = [r for r in fresh if stored.get(r.pid) != r.payload]
+    points, bad = [], set()
+    for row, vectors in zip(todo, _encode(model, todo)):
+        if isinstance(vectors, str):
+            report.failed.append((row.key, vectors))
+            bad.add(id(row))
+        else:
+            points.append(StoredPoint(row.pid, vectors[0], vectors[1], row.payload))
+    if points:
+        backend.upsert(points)
+    report.added += len(points)
+    report.skipped += len(rows) - len(todo)
+    report.ids.extend(r.shown for r in rows if id(r) not in bad)
+
+
+def _encode(model: VitrModel, rows: list[_Row]) -> list[tuple[np.ndarray, np.ndarray] | str]:
+    """Encode rows in one call; if that fails, one by one so a bad item only fails itself."""
+    if not rows:
+        return []
+    try:
+        return _encode_batch(model, rows)
+    except Exception:
+        logger.warning("batch encoding failed; retrying item by item", exc_info=True)
+    out: list[tuple[np.ndarray, np.ndarray] | str] = []
+    for row in rows:
+        try:
+            out.extend(_encode_batch(model, [row]))
+        except Exception as exc:
+            out.append(f"cannot encode: {type(exc).__name__}: {exc}")
+    return out
+
+
+def _encode_batch(model: VitrModel, rows: list[_Row]) -> list[tuple[np.ndarray, np.ndarray]]:
+    if rows[0].text is not None:
+        emb = model.encode_texts([r.text for r in rows])
+        return list(zip(emb.global_vectors, emb.token_vectors))
+    emb = model.encode_images([r.image for r in rows], batch_size=max(1, len(rows)))
+    return list(zip(emb.global_vectors, emb.region_vectors))

@@ -1,0 +1,91 @@
+"""What a VitrCollection returns: ingest reports, search hits and stored records."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from .grounding import Grounding
+
+ItemId = Union[int, str]
+"""An id as users see it: the id they gave (int or str), else the point's UUID string."""
+
+
+@dataclass
+class AddReport:
+    """Outcome of ``add_images`` / ``add_texts``.
+
+    Attributes:
+        added: Items encoded and written (new, or changed payload).
+        skipped: Items already stored unchanged (re-adds, duplicates within the call).
+        failed: ``(item description, reason)`` for every item that could not be used.
+        ids: Ids of the added and skipped items, in input order.
+    """
+
+    added: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    ids: list[ItemId] = field(default_factory=list)
+
+    def merge(self, other: "AddReport") -> "AddReport":
+        """Add ``other``'s counts and lists to this report (for sharded or resumed runs)."""
+        self.added += other.added
+        self.skipped += other.skipped
+        self.failed.extend(other.failed)
+        self.ids.extend(other.ids)
+        return self
+
+    def __str__(self) -> str:
+        lines = [f"added {self.added}, skipped {self.skipped}, failed {len(self.failed)}"]
+        lines += [f"  failed: {item}: {reason}" for item, reason in self.failed]
+        return "\n".join(lines)
+
+
+@dataclass
+class Hit:
+    """One search result.
+
+    Attributes:
+        id: The item's id (the caller's id if one was given when adding, else the point UUID).
+        score: Final score of the search's mode (higher is better).
+        scores: Score of every stage that ran: ``global`` (cosine), ``late`` (MaxSim),
+            ``vitr`` (fusion rerank).
+        payload: Stored payload: ``uri``, ``sha256``, ``width``, ``height`` (images) or
+            ``text`` (texts), plus user metadata.
+        grounding: Per query word, the region it attended to (text-to-image), or per word of
+            the hit's text, the query-image region it attended to (image-to-text).
+    """
+
+    id: ItemId
+    score: float
+    scores: dict[str, float]
+    payload: dict[str, Any]
+    grounding: list[Grounding] = field(default_factory=list)
+
+    @property
+    def uri(self) -> str | None:
+        """The stored image's path or URL, if it had one."""
+        return self.payload.get("uri")
+
+    @property
+    def text(self) -> str | None:
+        """The stored text (image-to-text hits)."""
+        return self.payload.get("text")
+
+
+@dataclass
+class Record:
+    """A stored item returned by ``get``: its id and payload."""
+
+    id: ItemId
+    payload: dict[str, Any]
+
+    @property
+    def uri(self) -> str | None:
+        """The stored image's path or URL, if it had one."""
+        return self.payload.get("uri")
+
+
+def user_id(point_id: Any, payload: dict[str, Any]) -> ItemId:
+    """The id to show users: the caller's ``external_id`` if stored, else the point id."""
+    ext = payload.get("external_id")
+    return ext if ext is not None else point_id

@@ -1,0 +1,70 @@
+"""User-facing settings: where collections live, how images are fetched and batched."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from .fetch import FetchCfg
+
+HOME_ENV = "VITR_QDRANT_HOME"
+
+
+def default_data_dir() -> Path:
+    """``$VITR_QDRANT_HOME``, else the connectors' stable user data dir (never a temp dir).
+
+    The fallback is ``$VITR_QDRANT_DATA``, else ``$XDG_DATA_HOME/vitr-qdrant`` or
+    ``~/.local/share/vitr-qdrant`` (``%LOCALAPPDATA%\\vitr-qdrant`` on Windows).
+    """
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env).expanduser()
+    from .connectors import default_data_dir as connectors_dir
+
+    return connectors_dir()
+
+
+class Settings(BaseModel):
+    """Settings of a :class:`~vitr_qdrant.VitrCollection`; unknown keys are an error.
+
+    Attributes:
+        data_dir: Directory of embedded collections (see :func:`default_data_dir`).
+        batch_size: Images decoded, encoded and written per batch.
+        workers: Threads that read, fetch and decode images.
+        url_timeout: Seconds per HTTP connect / read.
+        url_retries: Attempts per URL in all (transient errors only: timeouts, refused
+            connections, 408/429/5xx).
+        url_backoff: First wait between attempts in seconds (doubles each time, at most 10 s).
+        max_bytes: Size cap of one image file or download.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    data_dir: Optional[Path] = None
+    batch_size: int = Field(32, gt=0)
+    workers: int = Field(4, gt=0)
+    url_timeout: float = Field(10.0, gt=0)
+    url_retries: int = Field(3, gt=0, le=10)
+    url_backoff: float = Field(0.5, ge=0)
+    max_bytes: int = Field(50 * 2**20, gt=0)
+
+    def resolved_data_dir(self) -> Path:
+        """``data_dir`` if set, else :func:`default_data_dir`."""
+        return Path(self.data_dir).expanduser() if self.data_dir is not None else default_data_dir()
+
+    def fetch_cfg(self) -> "FetchCfg":
+        """The URL-fetch part of these settings."""
+        from .fetch import FetchCfg
+
+        return FetchCfg(timeout=self.url_timeout, attempts=self.url_retries, backoff=self.url_backoff,
+                        max_bytes=self.max_bytes)
+
+    @classmethod
+    def create(cls, settings: "Settings | dict[str, Any] | None" = None, **overrides: Any) -> "Settings":
+        """Settings from an instance or a dict, with ``overrides`` (None values ignored) applied."""
+        base = settings.model_dump() if isinstance(settings, Settings) else dict(settings or {})
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)
