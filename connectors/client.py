@@ -10,9 +10,10 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 from .base import StoreBackend, check_plan, check_points
 from .errors import CollectionNotFoundError, ConnectorError, StoreLockedError
 from .ids import PointId, normalize_id
-from .records import candidate_from, stored_point_from
+from .records import candidate_from, payload_with_regions, stored_point_from
 from .retry import call_with_retry
-from .schema import GLOBAL, METADATA_KEY, REGIONS, Candidate, CollectionSpec, QueryPlan, StoredPoint, check_metadata
+from .schema import (GLOBAL, METADATA_KEY, REGIONS, REGIONS_PAYLOAD_KEY, Candidate, CollectionSpec, QueryPlan,
+                     StoredPoint, check_metadata)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,7 +79,7 @@ class QdrantClientBackend(StoreBackend):
                     raise
             stored = self.read_metadata(spec.name) or spec.metadata()
         check_metadata(spec.name, stored, spec)
-        self.spec = spec
+        self.spec = spec.with_stored_options(stored)
 
     def read_metadata(self, name: str) -> dict[str, Any] | None:
         if not self._call(self.client.collection_exists, name):
@@ -98,7 +99,8 @@ class QdrantClientBackend(StoreBackend):
         spec = self._require_spec()
         rows = check_points(points, spec)
         structs = [models.PointStruct(id=pid, vector={GLOBAL: g.tolist(), REGIONS: r.tolist()},
-                                      payload=p.payload or {}) for (pid, g, r), p in zip(rows, points)]
+                                      payload=payload_with_regions(p.payload, r if spec.regions_in_payload else None))
+                   for (pid, g, r), p in zip(rows, points)]
         for start in range(0, len(structs), _BATCH):
             self._call(self.client.upsert, spec.name, structs[start:start + _BATCH], wait=True)
 
@@ -111,7 +113,7 @@ class QdrantClientBackend(StoreBackend):
         spec = self._require_spec()
         if not ids:
             return []
-        recs = self._call(self.client.retrieve, spec.name, list(ids), with_payload=True,
+        recs = self._call(self.client.retrieve, spec.name, list(ids), with_payload=self._user_payload(),
                           with_vectors=[GLOBAL, REGIONS] if with_vectors else False)
         found = {normalize_id(r.id): stored_point_from(r) for r in recs}
         return [found[i] for i in map(normalize_id, ids) if i in found]
@@ -124,26 +126,34 @@ class QdrantClientBackend(StoreBackend):
                with_vectors: bool = False) -> tuple[list[StoredPoint], PointId | None]:
         spec = self._require_spec()
         recs, nxt = self._call(self.client.scroll, spec.name, scroll_filter=filter, limit=limit, offset=offset,
-                               with_payload=True, with_vectors=[GLOBAL, REGIONS] if with_vectors else False)
+                               with_payload=self._user_payload(),
+                               with_vectors=[GLOBAL, REGIONS] if with_vectors else False)
         return [stored_point_from(r) for r in recs], None if nxt is None else normalize_id(nxt)
 
     def query(self, plan: QueryPlan) -> list[Candidate]:
         spec = self._require_spec()
         check_plan(plan, spec)
-        vectors = [GLOBAL, REGIONS] if plan.with_regions else [GLOBAL]
+        copy = spec.regions_in_payload  # compact base64 instead of JSON floats over the wire
+        vectors = [GLOBAL, REGIONS] if plan.with_regions and not copy else [GLOBAL]
+        payload = True if plan.with_regions else self._user_payload()
         g_params = models.SearchParams(hnsw_ef=plan.hnsw_ef) if plan.hnsw_ef and self.remote else None
-        common = dict(limit=plan.limit, with_payload=True, with_vectors=vectors)
+        common = dict(limit=plan.limit, with_payload=payload, with_vectors=vectors)
         if plan.token_vectors is None:
             res = self._call(self.client.query_points, spec.name, query=plan.global_vector.tolist(), using=GLOBAL,
                              query_filter=plan.filter, search_params=g_params, **common)
-            return [candidate_from(p, "global") for p in res.points]
+            return [candidate_from(p, "global", spec.region_dim) for p in res.points]
         prefetch = models.Prefetch(query=plan.global_vector.tolist(), using=GLOBAL, limit=plan.prefetch_limit,
                                    filter=plan.filter, params=g_params)
         quant = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=plan.rescore)) \
             if spec.quantize_regions and self.remote else None  # local mode is exact: no params
         res = self._call(self.client.query_points, spec.name, prefetch=prefetch, query=plan.token_vectors.tolist(),
                          using=REGIONS, search_params=quant, **common)
-        return [candidate_from(p, "late") for p in res.points]
+        return [candidate_from(p, "late", spec.region_dim) for p in res.points]
+
+    def _user_payload(self) -> Any:
+        if self._require_spec().regions_in_payload:
+            return models.PayloadSelectorExclude(exclude=[REGIONS_PAYLOAD_KEY])
+        return True
 
     def close(self) -> None:
         if self._owns_client:

@@ -1,12 +1,31 @@
 """Turn engine records (qdrant-edge or qdrant-client) into connector dataclasses."""
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import numpy as np
 
 from .ids import normalize_id
-from .schema import GLOBAL, REGIONS, Candidate, StoredPoint
+from .schema import GLOBAL, REGIONS, REGIONS_PAYLOAD_KEY, Candidate, StoredPoint
+
+
+def encode_regions(regions: np.ndarray) -> str:
+    """A multivector as the compact payload string (float16, base64)."""
+    return base64.b64encode(np.ascontiguousarray(regions, dtype="<f2").tobytes()).decode("ascii")
+
+
+def decode_regions(text: str, dim: int) -> np.ndarray:
+    """The inverse of :func:`encode_regions`, as float32 (R, dim)."""
+    return np.frombuffer(base64.b64decode(text), dtype="<f2").reshape(-1, dim).astype(np.float32)
+
+
+def payload_with_regions(payload: dict[str, Any] | None, regions: np.ndarray | None) -> dict[str, Any]:
+    """The payload to store: the user's, plus the regions copy when ``regions`` is given."""
+    out = dict(payload or {})
+    if regions is not None:
+        out[REGIONS_PAYLOAD_KEY] = encode_regions(regions)
+    return out
 
 
 def _vectors(raw: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -18,14 +37,23 @@ def _vectors(raw: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
 
 
 def stored_point_from(rec: Any) -> StoredPoint:
-    """A ``Record`` (either engine) as a :class:`StoredPoint`."""
+    """A ``Record`` (either engine) as a :class:`StoredPoint` (the regions copy left out)."""
     g, r = _vectors(rec.vector)
-    return StoredPoint(id=normalize_id(rec.id), global_vector=g, regions=r, payload=dict(rec.payload or {}))
+    payload = dict(rec.payload or {})
+    payload.pop(REGIONS_PAYLOAD_KEY, None)
+    return StoredPoint(id=normalize_id(rec.id), global_vector=g, regions=r, payload=payload)
 
 
-def candidate_from(point: Any, stage: str) -> Candidate:
-    """A ``ScoredPoint`` (either engine) as a :class:`Candidate` scored by ``stage``."""
+def candidate_from(point: Any, stage: str, region_dim: int) -> Candidate:
+    """A ``ScoredPoint`` (either engine) as a :class:`Candidate` scored by ``stage``.
+
+    Regions come from the vector when returned, else from the payload copy when present.
+    """
     g, r = _vectors(point.vector)
+    payload = dict(point.payload or {})
+    copy = payload.pop(REGIONS_PAYLOAD_KEY, None)
+    if r is None and copy is not None:
+        r = decode_regions(copy, region_dim)
     score = float(point.score)
     return Candidate(id=normalize_id(point.id), score=score, stage_scores={stage: score},
-                     payload=dict(point.payload or {}), global_vector=g, regions=r)
+                     payload=payload, global_vector=g, regions=r)

@@ -114,7 +114,9 @@ def test_staged_ranking_equals_brute_force(store, data, n_prefetch):
         np.testing.assert_allclose([c.stage_scores["late"] for c in cands], want_scores[:10], atol=1e-4)
         np.testing.assert_allclose([c.stage_scores["global"] for c in cands],
                                    [float(data[0][c.id] @ qg) for c in cands], atol=1e-5)
-        assert all(c.regions is not None and c.regions.shape == (R, d) for c in cands)
+        for c in cands:  # regions come from the float16 payload copy; the copy never shows in the payload
+            np.testing.assert_allclose(c.regions, data[1][c.id], atol=2e-3)
+            assert set(c.payload) == {"uri", "width", "height", "color", "size", "tags"}
 
 
 def test_global_search_equals_brute_force(store, data):
@@ -151,6 +153,14 @@ def test_delete_and_idempotent_reupsert(store, data):
     store.upsert(_points(data, ids=[1, 2]))
     assert store.count() == N
     assert staged_search(store, qg, qt, limit=1)[0].id == top
+
+
+def test_region_counts_may_vary_per_point(store, data):
+    short = StoredPoint(1000, data[0][0], data[1][0][:2], {"kind": "short"})
+    store.upsert([short])
+    hit = staged_search(store, data[0][0], data[1][0][:2], limit=1, filter={"kind": "short"}, with_vectors=True)[0]
+    assert hit.id == 1000 and hit.regions.shape == (2, d)
+    assert store.retrieve([1000], with_vectors=True)[0].regions.shape == (2, d)
 
 
 def test_scroll_lists_every_point(store):
@@ -216,7 +226,8 @@ def test_reopen_persisted_store(kind, make, store, data):
     store.close()
     b = make()
     assert b.read_metadata(make.collection)["fingerprint"] == FP
-    b.open_collection(CollectionSpec(make.collection, D, d, fingerprint=FP), create=False)
+    b.open_collection(CollectionSpec(make.collection, D, d, fingerprint=FP, regions_in_payload=False), create=False)
+    assert b.spec.regions_in_payload  # the options the collection was created with win
     assert b.count() == N
     assert [(h.id, round(h.score, 4)) for h in staged_search(b, qg, qt, limit=5)] == before
 
@@ -241,15 +252,29 @@ def test_edge_lock_is_held_across_processes(tmp_path):
     b.close()
 
 
-@pytest.mark.parametrize("options", [{"quantize_regions": True}, {"regions_datatype": "float16"}])
+def test_edge_without_wal_persists_and_auto_optimizes(tmp_path, data):
+    spec = CollectionSpec("nowal", D, d, fingerprint=FP)
+    with create_backend(path=tmp_path, wal=False, optimize_every=10) as b:
+        b.open_collection(spec)
+        b.upsert(_points(data))
+        assert b._pending == 0  # 48 >= 10 points since the last build: indexes were built
+    with create_backend(path=tmp_path) as b:
+        b.open_collection(spec)
+        qg, qt = data[3][0]
+        assert b.count() == N and [c.id for c in staged_search(b, qg, qt, limit=5)] == _brute(data, qg, qt, 200)[0][:5]
+
+
+@pytest.mark.parametrize("options", [{"quantize_regions": True}, {"regions_datatype": "float16"},
+                                     {"regions_in_payload": False}])
 def test_compact_regions_keep_the_ranking(make, data, options):
     b = make()
     b.open_collection(CollectionSpec(make.collection, D, d, fingerprint=FP, **options))
     b.upsert(_points(data))
     b.optimize()
     for qg, qt in data[3]:
-        got = [c.id for c in fetch_candidates(b, qg, qt, stages=StageCfg(prefetch_limit=N, late_limit=3))]
-        assert got[0] == _brute(data, qg, qt, N)[0][0]
+        cands = fetch_candidates(b, qg, qt, stages=StageCfg(prefetch_limit=N, late_limit=3))
+        assert cands[0].id == _brute(data, qg, qt, N)[0][0]
+        np.testing.assert_allclose(cands[0].regions, data[1][cands[0].id], atol=2e-3)
 
 
 def test_backends_agree(tmp_path, data):
