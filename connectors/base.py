@@ -36,6 +36,10 @@ class StoreBackend(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_collections(self) -> list[str]:
+        """Names of the vitr-qdrant collections in this store."""
+
+    @abc.abstractmethod
     def read_metadata(self, name: str) -> dict[str, Any] | None:
         """Return the record stored with collection ``name`` (fingerprint, schema), or None."""
 

@@ -81,6 +81,11 @@ class QdrantClientBackend(StoreBackend):
         check_metadata(spec.name, stored, spec)
         self.spec = spec.with_stored_options(stored)
 
+    def list_collections(self) -> list[str]:
+        """Names of the collections created by vitr-qdrant (others are left out)."""
+        names = [c.name for c in self._call(self.client.get_collections).collections]
+        return sorted(n for n in names if METADATA_KEY in (self._call(self.client.get_collection, n).config.metadata or {}))
+
     def read_metadata(self, name: str) -> dict[str, Any] | None:
         if not self._call(self.client.collection_exists, name):
             return None

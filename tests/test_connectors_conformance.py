@@ -226,6 +226,7 @@ def test_reopen_persisted_store(kind, make, store, data):
     store.close()
     b = make()
     assert b.read_metadata(make.collection)["fingerprint"] == FP
+    assert make.collection in b.list_collections()
     b.open_collection(CollectionSpec(make.collection, D, d, fingerprint=FP, regions_in_payload=False), create=False)
     assert b.spec.regions_in_payload  # the options the collection was created with win
     assert b.count() == N
