@@ -13,9 +13,9 @@ from .encoders import VitrModel, load_model
 from .ingest import Source, load_source
 from .results import AddReport, Hit, ItemId, Record, user_id
 from .settings import Settings
+from .store_info import TEXTS_SUFFIX, sibling_backend
 
 logger = logging.getLogger(__name__)
-TEXTS_SUFFIX = "__texts"
 
 
 class VitrCollection:
@@ -180,7 +180,7 @@ class VitrCollection:
 
     def _text_backend(self) -> StoreBackend:
         if self._texts is None:
-            backend = _sibling(self._backend)
+            backend = sibling_backend(self._backend)
             try:
                 backend.open_collection(self._make_spec(self.name + TEXTS_SUFFIX))
             except BaseException:
@@ -188,18 +188,6 @@ class VitrCollection:
                 raise
             self._texts = backend
         return self._texts
-
-
-def _sibling(backend: StoreBackend) -> StoreBackend:
-    """A second backend on the same store (shares a qdrant-client; a new Edge shard directory)."""
-    client = getattr(backend, "client", None)
-    if client is not None:
-        from .connectors.client import QdrantClientBackend
-
-        return QdrantClientBackend(client=client, **getattr(backend, "cluster", {}))
-    if hasattr(backend, "path"):
-        return create_backend(path=backend.path)
-    raise TypeError(f"cannot open a texts collection next to a {type(backend).__name__}")
 
 
 def _check_query(text: Any, limit: int) -> None:

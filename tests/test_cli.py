@@ -1,0 +1,130 @@
+"""The ``vitr`` command with the tiny model saved to a directory."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from vitr_qdrant.cli import main
+from vitr_qdrant.cli_index import in_shard, read_entries
+
+SUBCOMMANDS = ("index", "search", "train", "eval", "bench", "demo", "info")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tiny_model):
+    from vitr_qdrant.encoders import save_model
+
+    return str(save_model(tiny_model, tmp_path_factory.mktemp("model")))
+
+
+@pytest.fixture()
+def photos(tmp_path, scene_images):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, img in enumerate(scene_images[:6]):
+        img.save(folder / f"{i}.png")
+    (folder / "broken.png").write_text("not an image")
+    return folder
+
+
+def store_args(tmp_path, model_dir):
+    return ["-c", "pics", "--path", str(tmp_path / "store"), "--model", model_dir]
+
+
+def test_help_lists_every_subcommand():
+    out = subprocess.run([sys.executable, "-m", "vitr_qdrant.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for name in SUBCOMMANDS:
+        assert f"    {name}" in out.stdout
+
+
+def test_index_search_info(tmp_path, model_dir, photos, capsys):
+    args = store_args(tmp_path, model_dir)
+    report = tmp_path / "report.json"
+    assert main(["index", str(photos), "--no-progress", "--report", str(report), *args]) == 0
+    out, err = capsys.readouterr()
+    assert "added 6, skipped 0" in out and "broken.png" in err
+    assert json.loads(report.read_text())["failed"][0]["item"].endswith("broken.png")
+    assert main(["index", str(photos), "--no-progress", *args]) == 0
+    assert "added 0, skipped 6" in capsys.readouterr().out
+
+    assert main(["search", "red circle left of blue square", "-k", "3", "--json", *args]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert len(hits) == 3 and {"id", "score", "scores", "payload", "grounding"} <= set(hits[0])
+    assert hits[0]["grounding"][0]["word"] == "red"
+    assert main(["search", "--image", str(photos / "2.png"), "-k", "2", *args]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split()[-1].endswith("2.png")
+
+    assert main(["info", "-c", "pics", "--path", str(tmp_path / "store")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["images"] == 6 and info["model"]["name"] == "vitr-tiny-test"
+    assert main(["info", "-c", "nope", "--path", str(tmp_path / "store")]) == 1
+    assert "found: ['pics']" in capsys.readouterr().err
+
+
+def test_csv_and_url_list_inputs(tmp_path, model_dir, photos, capsys):
+    (tmp_path / "items.csv").write_text("image,id,kind,year\n" + "".join(
+        f"photos/{i}.png,p{i},{'ab'[i % 2]},{2020 + i}\n" for i in range(4)))
+    (tmp_path / "urls.txt").write_text("# one per line\nphotos/5.png\n\nftp://example.com/x.png\n")
+    args = store_args(tmp_path, model_dir)
+    assert main(["index", str(tmp_path / "items.csv"), str(tmp_path / "urls.txt"), "--id-column", "id",
+                 "--no-progress", *args]) == 0
+    out, err = capsys.readouterr()
+    assert "added 5" in out and "scheme" in err
+    assert main(["search", "a red star", "--filter", '{"kind": "a", "year": {"gte": 2021}}', "--json", *args]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert [h["id"] for h in hits] == ["p2"] and hits[0]["payload"]["year"] == 2022
+
+
+def test_shards_partition_the_inputs(tmp_path, model_dir, photos, capsys):
+    keys = [e.key for e in read_entries([str(photos)])]
+    parts = [[k for k in keys if in_shard(k, (i, 3))] for i in range(3)]
+    assert sorted(sum(parts, [])) == sorted(keys)
+    args = store_args(tmp_path, model_dir)
+    added = []
+    for i in range(3):
+        main(["index", str(photos), "--shard", f"{i}/3", "--no-progress", *args])
+        added.append(int(capsys.readouterr().out.split("added ")[1].split(",")[0]))
+    assert added == [len(p) - any(k.endswith("broken.png") for k in p) for p in parts]
+    main(["info", "-c", "pics", "--path", str(tmp_path / "store")])
+    assert json.loads(capsys.readouterr().out)["images"] == 6
+    with pytest.raises(SystemExit):
+        main(["index", str(photos), "--shard", "3/3", *args])
+
+
+def test_demo_small(tmp_path, model_dir, capsys):
+    assert main(["demo", "--n", "40", "--queries", "1", "--top", "2", "--size", "64", "--workers", "1",
+                 "--model", model_dir, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "mean precision@2" in out and "global (CLIP baseline)" in out
+    assert (tmp_path / "contact_sheet.png").stat().st_size > 0
+    assert "<img" in (tmp_path / "index.html").read_text()
+
+
+def test_demo_without_model_explains(monkeypatch, capsys):
+    import vitr_qdrant.encoders as E
+
+    def missing(*a, **k):
+        raise FileNotFoundError("the bundled default model vitr-scenes-s is not installed")
+
+    monkeypatch.setattr(E, "load_model", missing)
+    assert main(["demo", "--n", "1"]) == 2
+    assert "--model" in capsys.readouterr().err
+
+
+def test_tools_delegate(tmp_path, model_dir, photos, monkeypatch, capsys):
+    import vitr_qdrant.encoders.train as train
+
+    seen = []
+    monkeypatch.setattr(train, "main", lambda argv: seen.append(argv))
+    assert main(["train", "stage=head", "epochs=1"]) == 0 and seen == [["stage=head", "epochs=1"]]
+    assert main(["eval", "--scorer", "oracle", "--split", "test-iid", "--n-images", "8", "--n-pairs", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["splits"]["test-iid"]["swap_acc"] == 100.0
+    (photos / "captions.csv").write_text("image,caption\n0.png,red circle\n1.png,blue square\n")
+    assert main(["eval", "--data", str(photos / "captions.csv"), "--model", model_dir, "--mode", "late"]) == 0
+    assert "t2i_r1" in json.loads(capsys.readouterr().out)["metrics"]
+    with pytest.raises(SystemExit):
+        main(["bench", "no-such-benchmark"])

@@ -1,0 +1,135 @@
+"""``vitr index``: directories, URL lists and CSV files into a collection, optionally sharded."""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .fetch import url_scheme
+from .ingest import iter_sources
+
+LIST_SUFFIXES = (".txt", ".urls", ".lst", ".list")
+CSV_SUFFIXES = (".csv", ".tsv")
+
+
+@dataclass
+class Entry:
+    """One image to index: ``item`` (path or URL), ``key`` (as written, for sharding), id, metadata."""
+
+    item: str
+    key: str
+    id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes i/n, e.g. 0/4, got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard i/n needs 0 <= i < n, got {text!r}")
+    return i, n
+
+
+def in_shard(key: str, shard: tuple[int, int] | None) -> bool:
+    """Whether ``key`` (a path or URL as written) belongs to shard ``i`` of ``n``."""
+    if shard is None:
+        return True
+    i, n = shard
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:16], 16) % n == i
+
+
+def read_entries(inputs: list[str], image_column: str = "image", id_column: str | None = None,
+                 metadata_columns: list[str] | None = None) -> Iterator[Entry]:
+    """Expand the command's inputs: directories, list files, CSV/TSV files, files and URLs."""
+    for inp in inputs:
+        path = Path(inp)
+        if url_scheme(inp):
+            yield Entry(inp, inp)
+        elif path.is_dir():
+            yield from (Entry(str(s.item), s.key) for s in iter_sources([path]))
+        elif path.suffix.lower() in CSV_SUFFIXES and path.is_file():
+            yield from _csv_entries(path, image_column, id_column, metadata_columns)
+        elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    yield Entry(_relative_to(path, line), line)
+        else:
+            yield Entry(inp, inp)
+
+
+def _relative_to(listing: Path, value: str) -> str:
+    """Paths in a list or CSV file are relative to that file's folder."""
+    if url_scheme(value) or Path(value).is_absolute():
+        return value
+    return str(listing.parent / value)
+
+
+def _csv_entries(path: Path, image_column: str, id_column: str | None,
+                 metadata_columns: list[str] | None) -> Iterator[Entry]:
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        if image_column not in (reader.fieldnames or []):
+            raise ValueError(f"{path} has no column {image_column!r}; columns: {reader.fieldnames}")
+        keep = metadata_columns or [c for c in reader.fieldnames if c not in (image_column, id_column)]
+        for row in reader:
+            value = (row.get(image_column) or "").strip()
+            meta = {c: _number(row[c]) for c in keep if row.get(c) not in (None, "")}
+            yield Entry(_relative_to(path, value), value, row.get(id_column) if id_column else None, meta)
+
+
+def _number(value: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def add_index_parser(sub: Any, add_store_args: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Register ``vitr index``."""
+    p = sub.add_parser("index", help="add images (directories, files, URLs, URL lists, CSV) to a collection")
+    p.add_argument("inputs", nargs="+", help="directories, image files, http(s) URLs, list files "
+                   f"({', '.join(LIST_SUFFIXES)}: one path or URL per line) or CSV/TSV files")
+    p.add_argument("--image-column", default="image", help="CSV column with the image path or URL")
+    p.add_argument("--id-column", help="CSV column with the item id (default: content hash)")
+    p.add_argument("--metadata-columns", type=lambda s: s.split(","),
+                   help="comma-separated CSV columns to store (default: all other columns)")
+    p.add_argument("--shard", type=parse_shard, help="i/n: index only the items whose path/URL hashes to i "
+                   "(mod n), so n machines can share one job")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--url-retries", type=int, default=3, help="attempts per URL (transient errors only)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--report", help="also write the report (with every failure) as JSON to this file")
+    add_store_args(p)
+
+
+def run_index(args: argparse.Namespace) -> int:
+    """Run ``vitr index``; exit status 1 when items failed and nothing could be stored."""
+    from .cli import open_collection
+
+    entries = [e for e in read_entries(args.inputs, args.image_column, args.id_column, args.metadata_columns)
+               if in_shard(e.key, args.shard)]
+    ids = [e.id for e in entries] if any(e.id for e in entries) else None
+    with open_collection(args, batch_size=args.batch_size, url_retries=args.url_retries) as col:
+        report = col.add_images([e.item for e in entries], ids=ids, metadata=[e.metadata for e in entries],
+                                progress=not args.no_progress)
+        total = len(col)
+    print(f"{args.collection}: added {report.added}, skipped {report.skipped} (already stored), "
+          f"failed {len(report.failed)}; {total} images in the collection")
+    for item, reason in report.failed:
+        print(f"  failed: {item}: {reason}", file=sys.stderr)
+    if args.report:
+        Path(args.report).write_text(json.dumps(
+            {"collection": args.collection, "added": report.added, "skipped": report.skipped,
+             "failed": [{"item": i, "reason": r} for i, r in report.failed]}, indent=2) + "\n")
+    return 1 if report.failed and not (report.added or report.skipped) else 0

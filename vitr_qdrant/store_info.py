@@ -1,0 +1,68 @@
+"""Describe a store or one of its collections without loading a model."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .connectors import CollectionSpec, StoreBackend, create_backend
+from .settings import default_data_dir
+
+TEXTS_SUFFIX = "__texts"
+
+
+def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None = None, url: str | None = None,
+               api_key: str | None = None, backend: str | None = None) -> dict[str, Any]:
+    """Statistics of collection ``name`` (images, texts, stored model fingerprint), or with no
+    name the collections of the store.
+
+    Raises:
+        ValueError: no collection of that name.
+    """
+    if path is None and url is None and backend != "qdrant-remote":
+        path = default_data_dir()
+        if backend == "qdrant-local":
+            path = path / "qdrant-local"
+    store = create_backend(path=path, url=url, api_key=api_key, backend=backend)
+    where = url or str(path)
+    try:
+        names = list_collections(store)
+        if name is None:
+            return {"location": where, "backend": store.name, "collections": names}
+        meta = store.read_metadata(name)
+        if meta is None:
+            raise ValueError(f"no collection {name!r} at {where}; found: {names or 'none'}")
+        info = {"name": name, "backend": store.name, "location": where, "images": _count(store, name, meta),
+                "texts": 0, "model": meta.get("fingerprint"), "stored": meta}
+        texts_meta = store.read_metadata(name + TEXTS_SUFFIX)
+        if texts_meta is not None:
+            with sibling_backend(store) as texts:
+                info["texts"] = _count(texts, name + TEXTS_SUFFIX, texts_meta)
+        return info
+    finally:
+        store.close()
+
+
+def list_collections(store: StoreBackend) -> list[str]:
+    """Names of the vitr collections in a store (texts companions left out)."""
+    if hasattr(store, "list_collections"):
+        names = store.list_collections()
+    else:
+        names = [c.name for c in store.client.get_collections().collections]
+    return sorted(n for n in names if not n.endswith(TEXTS_SUFFIX))
+
+
+def _count(store: StoreBackend, name: str, meta: dict[str, Any]) -> int:
+    store.open_collection(CollectionSpec(name, **meta["schema"]), create=False)  # no fingerprint: no check
+    return store.count()
+
+
+def sibling_backend(backend: StoreBackend) -> StoreBackend:
+    """A second backend on the same store (shares a qdrant-client; a new Edge shard directory)."""
+    client = getattr(backend, "client", None)
+    if client is not None:
+        from .connectors.client import QdrantClientBackend
+
+        return QdrantClientBackend(client=client, **getattr(backend, "cluster", {}))
+    if hasattr(backend, "path"):
+        return create_backend(path=backend.path)
+    raise TypeError(f"cannot open a texts collection next to a {type(backend).__name__}")
