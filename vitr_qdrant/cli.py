@@ -72,7 +72,7 @@ def run_search(args: argparse.Namespace) -> int:
         else:
             hits = col.search(args.query, limit=args.limit, filter=args.filter, mode=args.mode)
     if args.json:
-        print(json.dumps([_hit_json(h) for h in hits], indent=2, default=str))
+        print(json.dumps([h.to_dict() for h in hits], indent=2, default=str))
         return 0
     for rank, h in enumerate(hits, 1):
         where = h.text or h.uri or "-"
@@ -82,12 +82,6 @@ def run_search(args: argparse.Namespace) -> int:
     if not hits:
         print("no hits")
     return 0
-
-
-def _hit_json(h) -> dict[str, Any]:
-    return {"id": h.id, "score": h.score, "scores": h.scores, "payload": h.payload,
-            "grounding": [{"word": g.word, "box": list(g.box), "region": g.region, "weight": g.weight}
-                          for g in h.grounding]}
 
 
 def run_info(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """What a VitrCollection returns: ingest reports, search hits and stored records."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Union
 
 from .grounding import Grounding
@@ -65,6 +65,11 @@ class Hit:
     def uri(self) -> str | None:
         """The stored image's path or URL, if it had one."""
         return self.payload.get("uri")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict: id, score, scores, payload, grounding (word, box, region, weight)."""
+        return {"id": self.id, "score": self.score, "scores": dict(self.scores), "payload": dict(self.payload),
+                "grounding": [asdict(g) | {"box": list(g.box)} for g in self.grounding]}
 
     @property
     def text(self) -> str | None:

@@ -44,11 +44,7 @@ def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None =
 
 def list_collections(store: StoreBackend) -> list[str]:
     """Names of the vitr collections in a store (texts companions left out)."""
-    if hasattr(store, "list_collections"):
-        names = store.list_collections()
-    else:
-        names = [c.name for c in store.client.get_collections().collections]
-    return sorted(n for n in names if not n.endswith(TEXTS_SUFFIX))
+    return sorted(n for n in store.list_collections() if not n.endswith(TEXTS_SUFFIX))
 
 
 def _count(store: StoreBackend, name: str, meta: dict[str, Any]) -> int:
