@@ -69,6 +69,26 @@ class StoreBackend(abc.ABC):
         """Return one page of points in id order and the offset of the next page (None at the end)."""
 
     @abc.abstractmethod
+    def create_payload_index(self, field: str, kind: str) -> None:
+        """Index payload ``field`` (kind: keyword, integer, float, bool, text, datetime, uuid).
+
+        Filtered searches on an indexed field never read whole payloads; without an index they
+        do for every candidate they visit.
+        """
+
+    @abc.abstractmethod
+    def payload_indexes(self) -> dict[str, str]:
+        """The indexed payload fields and their kinds."""
+
+    def ensure_payload_indexes(self, kinds: dict[str, str]) -> None:
+        """Create the missing indexes among ``{field: kind}`` (fields indexed already are left as they are)."""
+        known = self.payload_indexes()
+        for field_name, kind in kinds.items():
+            if field_name not in known:
+                logger.info("creating a %s payload index on %r", kind, field_name)
+                self.create_payload_index(field_name, kind)
+
+    @abc.abstractmethod
     def query(self, plan: QueryPlan) -> list[Candidate]:
         """Run stage 1 (and stage 2 when ``plan.token_vectors`` is set) inside Qdrant.
 

@@ -59,6 +59,7 @@ class QdrantClientBackend(StoreBackend):
                         if v is not None}
         self.retries = retries
         self.spec: CollectionSpec | None = None
+        self._indexes: dict[str, str] | None = None
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self.remote:
@@ -79,7 +80,7 @@ class QdrantClientBackend(StoreBackend):
                     raise
             stored = self.read_metadata(spec.name) or spec.metadata()
         check_metadata(spec.name, stored, spec)
-        self.spec = spec.with_stored_options(stored)
+        self.spec, self._indexes = spec.with_stored_options(stored), None
 
     def list_collections(self) -> list[str]:
         """Names of the collections created by vitr-qdrant (others are left out)."""
@@ -159,6 +160,20 @@ class QdrantClientBackend(StoreBackend):
         if self._require_spec().regions_in_payload:
             return models.PayloadSelectorExclude(exclude=[REGIONS_PAYLOAD_KEY])
         return True
+
+    def create_payload_index(self, field: str, kind: str) -> None:
+        spec = self._require_spec()
+        schema = models.PayloadSchemaType(kind)  # ValueError names the valid kinds
+        if self.remote:  # local mode scans payloads anyway: an index there only warns
+            self._call(self.client.create_payload_index, spec.name, field, field_schema=schema, wait=True)
+        self.payload_indexes()[field] = schema.value
+
+    def payload_indexes(self) -> dict[str, str]:
+        spec = self._require_spec()
+        if self._indexes is None:
+            schema = self._call(self.client.get_collection, spec.name).payload_schema or {}
+            self._indexes = {k: str(getattr(v.data_type, "value", v.data_type)) for k, v in schema.items()}
+        return self._indexes
 
     def close(self) -> None:
         if self._owns_client:

@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 META_FILE = "vitr_collection.json"
 SHARD_DIR = "shard"
 _BATCH = 256
+_INDEX_KINDS = {"keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer,
+                "float": qe.PayloadSchemaType.Float, "bool": qe.PayloadSchemaType.Bool,
+                "text": qe.PayloadSchemaType.Text, "datetime": qe.PayloadSchemaType.Datetime,
+                "uuid": qe.PayloadSchemaType.Uuid}
 
 
 class EdgeBackend(StoreBackend):
@@ -51,6 +55,7 @@ class EdgeBackend(StoreBackend):
         self._shard: qe.EdgeShard | None = None
         self._lock: DirLock | None = None
         self._pending = self._built = 0
+        self._indexes: dict[str, str] | None = None
 
     def open_collection(self, spec: CollectionSpec, create: bool = True) -> None:
         self.close()
@@ -72,7 +77,7 @@ class EdgeBackend(StoreBackend):
         except BaseException:
             lock.release()
             raise
-        self._lock, self.spec = lock, spec
+        self._lock, self.spec, self._indexes = lock, spec, None
         self._pending, self._built = 0, self._shard.info().points_count
         logger.info("opened edge collection %s at %s", spec.name, cdir)
 
@@ -172,6 +177,20 @@ class EdgeBackend(StoreBackend):
 
     def _user_payload(self) -> Any:
         return qe.PayloadSelector.Exclude([REGIONS_PAYLOAD_KEY]) if self._require_spec().regions_in_payload else True
+
+    def create_payload_index(self, field: str, kind: str) -> None:
+        shard = self._shard_or_raise()
+        if kind not in _INDEX_KINDS:
+            raise ValueError(f"unknown payload index kind {kind!r}; choose one of {sorted(_INDEX_KINDS)}")
+        shard.update(qe.UpdateOperation.create_field_index(field, _INDEX_KINDS[kind]))
+        shard.flush()
+        self._indexes = None
+
+    def payload_indexes(self) -> dict[str, str]:
+        if self._indexes is None:
+            schema = self._shard_or_raise().info().payload_schema
+            self._indexes = {k: str(v.data_type).rsplit(".", 1)[-1].lower() for k, v in schema.items()}
+        return self._indexes
 
     def optimize(self) -> None:
         """Build HNSW and quantized storage for everything written so far (blocks)."""

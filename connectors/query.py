@@ -9,7 +9,7 @@ import numpy as np
 from qdrant_client import models
 
 from .base import StoreBackend
-from .filters import build_filter
+from .filters import build_filter, index_kinds
 from .ids import PointId
 from .schema import Candidate, QueryPlan
 
@@ -59,7 +59,7 @@ def fetch_candidates(backend: StoreBackend, global_query: np.ndarray, token_vect
         raise ValueError(f"token vectors must be a non-empty (m, d) array, got shape {tokens.shape}")
     m = stages.late_limit if limit is None else _positive(limit)
     plan = QueryPlan(global_vector=g, token_vectors=tokens, limit=m, prefetch_limit=max(stages.prefetch_limit, m),
-                     filter=build_filter(filter), with_regions=with_regions, hnsw_ef=stages.hnsw_ef,
+                     filter=_indexed_filter(backend, filter), with_regions=with_regions, hnsw_ef=stages.hnsw_ef,
                      rescore=stages.rescore)
     return _with_global_scores(backend.query(plan), g)
 
@@ -90,7 +90,7 @@ def global_search(backend: StoreBackend, global_query: np.ndarray, *, limit: int
     """Search by the ``global`` vector only (``mode="global"``, the CLIP baseline)."""
     g = _unit(np.asarray(global_query, dtype=np.float32), "global query vector")
     plan = QueryPlan(global_vector=g, token_vectors=None, limit=_positive(limit), prefetch_limit=limit,
-                     filter=build_filter(filter), with_regions=with_vectors, hnsw_ef=hnsw_ef)
+                     filter=_indexed_filter(backend, filter), with_regions=with_vectors, hnsw_ef=hnsw_ef)
     return backend.query(plan)
 
 
@@ -132,10 +132,19 @@ def _stack_regions(regions: list[np.ndarray]) -> np.ndarray:
     return np.stack(padded)
 
 
+def _indexed_filter(backend: StoreBackend, filter: FilterLike) -> models.Filter | None:
+    """The Qdrant filter; the keys of a simple dict filter get payload indexes on first use."""
+    flt = build_filter(filter)
+    backend.ensure_payload_indexes(index_kinds(filter))
+    return flt
+
+
 def _with_global_scores(cands: list[Candidate], g: np.ndarray) -> list[Candidate]:
-    for c in cands:
-        if c.global_vector is not None:
-            c.stage_scores["global"] = float(np.dot(_unit(c.global_vector, "stored vector"), g))
+    """Stage 1 scores: cosine of the query with the stored (unit-norm) global vectors."""
+    have = [c for c in cands if c.global_vector is not None]
+    if have:
+        for c, s in zip(have, np.stack([c.global_vector for c in have]) @ g):
+            c.stage_scores["global"] = float(s)
     return cands
 
 

@@ -143,6 +143,17 @@ def test_filters_match_brute_force(store, data, flt, keep):
         key="color", match=models.MatchValue(value="red"))])) == sum(m["color"] == "red" for m in data[2])
 
 
+def test_simple_filters_get_payload_indexes(store, data):
+    qg, qt = data[3][0]
+    staged_search(store, qg, qt, limit=3, filter={"color": ["red"], "size": {"gte": 1}, "tags": "a"})
+    assert {"color": "keyword", "size": "integer", "tags": "keyword"}.items() <= store.payload_indexes().items()
+    store.create_payload_index("width", "float")
+    assert store.payload_indexes()["width"] == "float"
+    with pytest.raises(ValueError):
+        store.create_payload_index("height", "colour")
+    assert len(staged_search(store, qg, qt, limit=N, filter={"color": "red"})) == 16  # still exact
+
+
 def test_delete_and_idempotent_reupsert(store, data):
     qg, qt = data[3][2]
     top = staged_search(store, qg, qt, limit=3)[0].id

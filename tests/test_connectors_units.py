@@ -11,6 +11,7 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 
 from vitr_qdrant.connectors import build_filter, create_backend, default_data_dir, make_payload, point_id
 from vitr_qdrant.connectors.edge_filters import to_edge_filter
+from vitr_qdrant.connectors.filters import index_kinds
 from vitr_qdrant.connectors.retry import call_with_retry, is_transient
 
 SHA = "ab" * 32
@@ -46,6 +47,12 @@ def test_build_filter_shapes():
             build_filter(bad)
     with pytest.raises(ValueError, match="dict or a qdrant_client"):
         build_filter([("a", 1)])
+
+
+def test_index_kinds_follow_filter_values():
+    kinds = index_kinds({"a": "x", "b": [1, 2], "c": {"gte": 1.5}, "d": {"lt": 3}, "e": True, "f": 0.5})
+    assert kinds == {"a": "keyword", "b": "integer", "c": "float", "d": "integer", "e": "bool", "f": "float"}
+    assert index_kinds(models.Filter(must=[])) == {} and index_kinds(None) == {}
 
 
 def test_edge_filter_conversion():
