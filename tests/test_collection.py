@@ -81,6 +81,26 @@ def test_reopen_finds_everything(tmp_path, tiny_model, scene_images):
         assert c.add_images(scene_images, ids=list(range(100, 108)), progress=False).skipped == 8
 
 
+def test_interrupted_ingest_resumes(tmp_path, tiny_model, scene_images, monkeypatch):
+    c = vq.VitrCollection("resume", path=tmp_path, model=tiny_model)
+    real, batches = c._backend.upsert, []
+
+    def power_cut_on_second_batch(points):
+        batches.append(len(points))
+        if len(batches) == 2:
+            raise ConnectionError("power cut")
+        real(points)
+
+    monkeypatch.setattr(c._backend, "upsert", power_cut_on_second_batch)
+    with pytest.raises(ConnectionError):
+        c.add_images(scene_images, batch_size=3, progress=False)
+    c.close()
+    with vq.VitrCollection("resume", path=tmp_path, model=tiny_model) as c:
+        assert len(c) == 3                                   # the acknowledged first batch
+        report = c.add_images(scene_images, batch_size=3, progress=False)
+        assert (report.added, report.skipped, len(c)) == (5, 3, 8)
+
+
 def test_search_hits_and_grounding(tmp_path, tiny_model, scene_images):
     wide = Image.new("RGB", (96, 64), "white")
     wide.paste(scene_images[0], (16, 0))
@@ -182,6 +202,17 @@ def test_second_open_of_embedded_store(tmp_path, tiny_model):
         with pytest.raises(StoreLockedError, match="already open"):
             vq.VitrCollection("lock", path=tmp_path, model=tiny_model)
     vq.VitrCollection("lock", path=tmp_path, model=tiny_model).close()
+
+
+def test_backend_instance_and_memory_store(tiny_model, scene_images):
+    from vitr_qdrant.connectors import create_backend
+
+    with vq.VitrCollection("inst", backend=create_backend(location=":memory:"), model=tiny_model) as c:
+        c.add_images(scene_images[:2], progress=False)
+        c.add_texts(["red circle left of blue square"])   # the texts collection shares the client
+        assert len(c) == 2 and c.info()["texts"] == 1 and c.info()["backend"] == "qdrant-local"
+    with pytest.raises(ValueError, match="backend instance"):
+        vq.VitrCollection("inst", backend=create_backend(location=":memory:"), model=tiny_model, path="x")
 
 
 def test_default_location_comes_from_settings(tmp_path, tiny_model, monkeypatch):

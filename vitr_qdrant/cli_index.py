@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .fetch import url_scheme
-from .ingest import iter_sources
 
 LIST_SUFFIXES = (".txt", ".urls", ".lst", ".list")
 CSV_SUFFIXES = (".csv", ".tsv")
@@ -54,6 +53,8 @@ def read_entries(inputs: list[str], image_column: str = "image", id_column: str 
         if url_scheme(inp):
             yield Entry(inp, inp)
         elif path.is_dir():
+            from .ingest import iter_sources   # imports torch: not needed for `vitr --help`
+
             yield from (Entry(str(s.item), s.key) for s in iter_sources([path]))
         elif path.suffix.lower() in CSV_SUFFIXES and path.is_file():
             yield from _csv_entries(path, image_column, id_column, metadata_columns)

@@ -48,6 +48,8 @@ class VitrCollection:
         self.model = model if isinstance(model, VitrModel) else load_model(model)
         quantize = bool(options.pop("quantize_regions", False))
         if isinstance(backend, StoreBackend):
+            if any(v is not None for v in (path, location, url, api_key)) or options:
+                raise ValueError("a backend instance already knows its store: drop path=/location=/url=/options")
             self._backend = backend
         else:
             if path is None and location is None and url is None and backend != "qdrant-remote":
