@@ -5,6 +5,7 @@ import io
 import socket
 import struct
 import threading
+import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -41,7 +42,8 @@ def free_port() -> int:
 
 @pytest.fixture()
 def server():
-    """A local HTTP server: /ok.png, /flaky.png (503 twice, then the image), /missing, /big."""
+    """A local HTTP server: /ok.png, /flaky.png (503 twice, then the image), /busy.png (429 with
+    Retry-After once), /missing (404), /big (over the cap)."""
     hits: dict[str, int] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -50,12 +52,16 @@ def server():
             body, status = png_bytes(), 200
             if self.path == "/flaky.png" and hits[self.path] <= 2:
                 status = 503
+            elif self.path == "/busy.png" and hits[self.path] == 1:
+                status = 429
             elif self.path == "/missing":
                 status = 404
             elif self.path == "/big":
                 body = b"x" * 20_000
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
+            if status == 429:
+                self.send_header("Retry-After", "0.2")
             self.end_headers()
             self.wfile.write(body)
 
@@ -74,6 +80,9 @@ def test_fetch_ok_retry_and_failures(server):
     base, hits = server
     assert Image.open(io.BytesIO(fetch_url(base + "/ok.png", FAST))).size == (12, 8)
     assert fetch_url(base + "/flaky.png", FAST) and hits["/flaky.png"] == 3   # 503, 503, 200
+    started = time.perf_counter()
+    assert fetch_url(base + "/busy.png", FAST) and hits["/busy.png"] == 2     # 429 with Retry-After
+    assert time.perf_counter() - started >= 0.2
     with pytest.raises(FetchError, match="HTTP 404"):
         fetch_url(base + "/missing", FAST)
     assert hits["/missing"] == 1                                             # not retried
@@ -81,6 +90,13 @@ def test_fetch_ok_retry_and_failures(server):
         fetch_url(base + "/big", FAST)
     with pytest.raises(FetchError, match="scheme"):
         fetch_url("file:///etc/passwd", FAST)
+
+
+def test_urls_through_the_loader(server):
+    base, _ = server
+    ok, missing = load_sources(list(iter_sources([base + "/ok.png", base + "/missing"])), FAST, workers=2)
+    assert ok.ok and ok.uri == base + "/ok.png" and ok.image.size == (12, 8) and len(ok.sha256) == 64
+    assert not missing.ok and "HTTP 404" in missing.error
 
 
 def test_unreachable_url_gives_up_after_bounded_attempts():

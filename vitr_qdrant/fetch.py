@@ -13,6 +13,7 @@ logger = logging.getLogger(__name__)
 SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 ALLOWED_SCHEMES = ("http", "https")
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_WAIT_S = 10.0
 
 
 class FetchError(Exception):
@@ -21,6 +22,10 @@ class FetchError(Exception):
 
 class _Transient(FetchError):
     """A failure worth another attempt (timeout, refused connection, 429/5xx)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,11 @@ def url_scheme(text: str) -> str | None:
     return m.group(1).lower() if m else None
 
 
+def new_client(cfg: FetchCfg = FetchCfg()) -> httpx.Client:
+    """An HTTP client for :func:`fetch_url` (thread-safe: share it across a batch)."""
+    return httpx.Client(timeout=cfg.timeout, follow_redirects=True, max_redirects=5)
+
+
 def fetch_url(url: str, cfg: FetchCfg = FetchCfg(), client: httpx.Client | None = None) -> bytes:
     """Download ``url`` (http or https only) and return its bytes.
 
@@ -51,12 +61,12 @@ def fetch_url(url: str, cfg: FetchCfg = FetchCfg(), client: httpx.Client | None 
         raise FetchError(f"unsupported URL scheme {scheme!r}: only http and https are fetched")
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(max(1, cfg.attempts)),
-        wait=tenacity.wait_exponential(multiplier=cfg.backoff, max=10.0),
+        wait=_wait(cfg.backoff),
         retry=tenacity.retry_if_exception_type(_Transient), reraise=True,
         before_sleep=lambda s: logger.info("retrying %s (attempt %d): %s", url, s.attempt_number,
                                            s.outcome.exception() if s.outcome else ""))
     own = client is None
-    client = client or httpx.Client(timeout=cfg.timeout, follow_redirects=True, max_redirects=5)
+    client = client or new_client(cfg)
     try:
         return retrying(_get, client, url, cfg.max_bytes)
     except _Transient as exc:
@@ -66,11 +76,30 @@ def fetch_url(url: str, cfg: FetchCfg = FetchCfg(), client: httpx.Client | None 
             client.close()
 
 
+def _wait(backoff: float):
+    """Exponential backoff from ``backoff`` seconds, or the server's ``Retry-After`` (both at most 10 s)."""
+    exponential = tenacity.wait_exponential(multiplier=backoff, max=MAX_WAIT_S)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        after = getattr(exc, "retry_after", None)
+        return min(after, MAX_WAIT_S) if after is not None else exponential(state)
+
+    return wait
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:   # an HTTP date: fall back to our own backoff
+        return None
+
+
 def _get(client: httpx.Client, url: str, max_bytes: int) -> bytes:
     try:
         with client.stream("GET", url) as resp:
             if resp.status_code in TRANSIENT_STATUS:
-                raise _Transient(f"HTTP {resp.status_code} from {url}")
+                raise _Transient(f"HTTP {resp.status_code} from {url}", _retry_after(resp.headers.get("retry-after")))
             if resp.status_code >= 400:
                 raise FetchError(f"HTTP {resp.status_code} from {url}")
             declared = resp.headers.get("content-length")

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .encoders.images import ImageLoadError, load_image
-from .fetch import ALLOWED_SCHEMES, FetchCfg, FetchError, fetch_url, url_scheme
+from .fetch import ALLOWED_SCHEMES, FetchCfg, FetchError, fetch_url, new_client, url_scheme
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def _load(item: Any, out: LoadedItem, cfg: FetchCfg, client: httpx.Client | None
 def load_sources(sources: Sequence[Source], cfg: FetchCfg = FetchCfg(), workers: int = 4) -> list[LoadedItem]:
     """Load many sources with a thread pool (I/O and decoding overlap); order is kept."""
     needs_http = any(isinstance(s.item, str) and url_scheme(s.item) for s in sources)
-    client = httpx.Client(timeout=cfg.timeout, follow_redirects=True, max_redirects=5) if needs_http else None
+    client = new_client(cfg) if needs_http else None
     try:
         if workers <= 1 or len(sources) <= 1:
             return [load_source(s, cfg, client) for s in sources]
