@@ -41,7 +41,7 @@ def test_help_lists_every_subcommand():
         assert f"    {name}" in out.stdout
 
 
-def test_index_search_info(tmp_path, model_dir, photos, capsys):
+def test_index_search_info(tmp_path, model_dir, photos, capsys, tiny_model):
     args = store_args(tmp_path, model_dir)
     report = tmp_path / "report.json"
     assert main(["index", str(photos), "--no-progress", "--report", str(report), *args]) == 0
@@ -58,9 +58,17 @@ def test_index_search_info(tmp_path, model_dir, photos, capsys):
     assert main(["search", "--image", str(photos / "2.png"), "-k", "2", *args]) == 0
     assert capsys.readouterr().out.splitlines()[0].split()[-1].endswith("2.png")
 
+    from vitr_qdrant import VitrCollection
+
+    with VitrCollection("pics", path=tmp_path / "store", model=tiny_model) as col:   # same weights
+        col.add_texts(["red circle left of blue square", "a green star"])
+    assert main(["search", "--image", str(photos / "2.png"), "--texts", "--json", *args]) == 0
+    assert {h["payload"]["text"] for h in json.loads(capsys.readouterr().out)} == {
+        "red circle left of blue square", "a green star"}
+
     assert main(["info", "-c", "pics", "--path", str(tmp_path / "store")]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["images"] == 6 and info["model"]["name"] == "vitr-tiny-test"
+    assert info["images"] == 6 and info["texts"] == 2 and info["model"]["name"] == "vitr-tiny-test"
     assert main(["info", "-c", "nope", "--path", str(tmp_path / "store")]) == 1
     assert "found: ['pics']" in capsys.readouterr().err
 
