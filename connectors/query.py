@@ -17,7 +17,8 @@ logger = logging.getLogger(__name__)
 
 RerankFn = Callable[[np.ndarray, np.ndarray], Union[np.ndarray, Sequence[Any]]]
 """``rerank(global_vectors[k, D], region_vectors[k, R, d]) -> scores[k]`` (or a tuple whose
-first item is the scores; anything after it is ignored here)."""
+first item is the scores, e.g. ``(scores, attention)``; the rest is ignored here). Regions of
+candidates with fewer rows are padded by repeating their first row, which leaves MaxSim unchanged."""
 FilterLike = Union[Mapping[str, Any], models.Filter, None]
 
 
@@ -102,6 +103,7 @@ def image_search(backend: StoreBackend, global_vector: np.ndarray, regions: np.n
     ``exclude_ids`` drops points (typically the query image itself) from the results.
     """
     flt = build_filter(filter)
+    backend.ensure_payload_indexes(index_kinds(filter))
     if exclude_ids:
         not_these = models.HasIdCondition(has_id=list(exclude_ids))
         flt = models.Filter(must=[flt] if flt else None, must_not=[not_these])
@@ -116,7 +118,7 @@ def apply_rerank(cands: list[Candidate], rerank: RerankFn) -> list[Candidate]:
     if any(c.global_vector is None or c.regions is None for c in cands):
         raise ValueError("rerank needs candidates fetched with their global and regions vectors")
     out = rerank(np.stack([c.global_vector for c in cands]), _stack_regions([c.regions for c in cands]))
-    scores = np.asarray(out[0] if isinstance(out, (tuple, list)) else out, dtype=np.float64).reshape(-1)
+    scores = np.asarray(out[0] if isinstance(out, tuple) else out, dtype=np.float64).reshape(-1)
     if scores.shape != (len(cands),) or not np.isfinite(scores).all():
         raise ValueError(f"rerank must return {len(cands)} finite scores, got shape {scores.shape}")
     for c, s in zip(cands, scores):

@@ -200,6 +200,9 @@ def test_image_search_finds_itself_and_can_exclude_it(store, data):
     assert image_search(store, g[9], r[9], limit=1)[0].id == 9
     hits = image_search(store, g[9], r[9], limit=5, exclude_ids=[9], filter={"color": "red"})
     assert 9 not in [h.id for h in hits] and all(h.payload["color"] == "red" for h in hits)
+    assert "color" in store.payload_indexes()
+    lists = staged_search(store, g[9], r[9], limit=3, rerank=lambda gv, rv: list(gv[:, 0]))
+    assert [h.score for h in lists] == sorted(g[[h.id for h in lists], 0].tolist(), reverse=True)
 
 
 def test_bad_input_raises_clear_errors(store, data):
