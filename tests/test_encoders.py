@@ -1,0 +1,165 @@
+"""VITR encoders through the public names: shapes, modes, save/load, checkpoints, errors."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import vitr_qdrant.encoders as E
+from vitr_qdrant.datasets.relation_scenes import render, sample_scene
+
+TEXTS = ["red circle left of blue square", "the gray star is above the cyan square",
+         "there is a large yellow triangle to the right of a small green star"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = E.create_model("vitr-tiny-test", device="cpu")
+    m.head_trained = True  # random head, but scored in every mode
+    return m
+
+
+@pytest.fixture(scope="module")
+def images():
+    return [render(sample_scene(i), 64) for i in range(4)]
+
+
+def test_registry_lists_named_models():
+    names = E.list_models()
+    for name in ("vitr-scenes-s", "vitr-ViT-B-32", "vitr-ViT-B-16", "vitr-ViT-L-14"):
+        assert name in names
+
+
+def test_unknown_model_lists_available():
+    with pytest.raises(ValueError, match="vitr-scenes-s"):
+        E.create_model("no-such-model")
+
+
+def test_embedding_shapes_and_norms(model, images):
+    ie = model.encode_images(images)
+    te = model.encode_texts(TEXTS)
+    cfg = model.cfg
+    n_reg = model.backbone.grid ** 2
+    assert ie.global_vectors.shape == (4, cfg.backbone.embed_dim)
+    assert ie.region_vectors.shape == (4, n_reg, cfg.local.dim)
+    assert ie.global_vectors.dtype == np.float32 and ie.region_vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(ie.global_vectors, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(ie.region_vectors, axis=2), 1, atol=1e-5)
+    assert te.global_vectors.shape == (3, cfg.backbone.embed_dim)
+    # one vector per word plus end-of-text
+    assert [len(t) for t in te.token_vectors] == [len(t.split()) + 1 for t in TEXTS]
+    for t in te.token_vectors:
+        np.testing.assert_allclose(np.linalg.norm(t, axis=1), 1, atol=1e-5)
+    assert model.region_boxes.shape == (n_reg, 4)
+
+
+def test_image_input_kinds_agree(model, images, tmp_path):
+    img = images[0]
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    path = tmp_path / "a.png"
+    img.save(path)
+    ref = model.encode_images([img]).global_vectors
+    for item in (np.asarray(img), buf.getvalue(), str(path), path):
+        np.testing.assert_allclose(model.encode_images([item]).global_vectors, ref, atol=1e-6)
+
+
+def test_late_equals_bruteforce_maxsim(model, images):
+    ie, te = model.encode_images(images), model.encode_texts(TEXTS)
+    brute = np.array([[(t @ r.T).max(axis=1).sum() for t in te.token_vectors]
+                      for r in ie.region_vectors])
+    np.testing.assert_allclose(model.score(images, TEXTS, mode="late"), brute, atol=1e-4)
+
+
+def test_global_is_cosine_of_backbone_vectors(model, images):
+    ie, te = model.encode_images(images), model.encode_texts(TEXTS)
+    np.testing.assert_allclose(model.score(images, TEXTS, mode="global"),
+                               ie.global_vectors @ te.global_vectors.T, atol=1e-5)
+
+
+def test_fusion_from_stored_vectors_equals_from_images(model, images):
+    direct = model.score(images, TEXTS, mode="vitr")
+    ie, te = model.encode_images(images), model.encode_texts(TEXTS)
+    stored = model.score_embeddings(ie, te, mode="vitr")
+    np.testing.assert_allclose(stored, direct, atol=1e-5)
+    for j in range(len(TEXTS)):
+        q = E.TextEmbeddings(te.global_vectors[j:j + 1], te.token_vectors[j:j + 1])
+        scores, attn = model.rerank(q, ie.global_vectors, ie.region_vectors)
+        np.testing.assert_allclose(scores, direct[:, j], atol=1e-5)
+        assert attn.shape == (len(images), len(te.token_vectors[j]), len(model.region_boxes))
+        np.testing.assert_allclose(attn.sum(-1), 1, atol=1e-5)
+
+
+def test_save_load_identical_in_all_modes(model, images, tmp_path):
+    E.save_model(model, tmp_path / "m")
+    assert (tmp_path / "m" / "config.json").is_file()
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+    loaded = E.load_model(tmp_path / "m", device="cpu")
+    for mode in ("global", "late", "vitr"):
+        np.testing.assert_array_equal(loaded.score(images, TEXTS, mode=mode),
+                                      model.score(images, TEXTS, mode=mode))
+    assert loaded.fingerprint == model.fingerprint
+
+
+def test_untrained_head_scores_in_global_mode(images):
+    m = E.create_model("vitr-tiny-test", device="cpu")
+    np.testing.assert_allclose(m.score(images, TEXTS, mode="vitr"),
+                               m.score(images, TEXTS, mode="global"))
+
+
+def test_fingerprint_changes_with_weights(model):
+    other = E.create_model("vitr-tiny-test", device="cpu")
+    assert other.fingerprint["weights_sha256"] != model.fingerprint["weights_sha256"]
+    assert other.fingerprint["name"] == "vitr-tiny-test"
+
+
+def test_pretrained_style_checkpoint_loads_offline(tmp_path):
+    import open_clip
+
+    cfg = {"embed_dim": 32,
+           "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16,
+                          "head_width": 16},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2,
+                        "layers": 1}}
+    (tmp_path / "tiny-clip-test.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path / "tiny-clip-test.json")
+    ref = open_clip.create_model("tiny-clip-test")
+    torch.save({"state_dict": ref.state_dict()}, tmp_path / "ckpt.pt")
+    vitr_cfg = {"name": "vitr-tiny-clip", "backbone": {
+        "open_clip_model": "tiny-clip-test", "pretrained": str(tmp_path / "ckpt.pt"),
+        "embed_dim": 32}, "local": {"dim": 16, "layers": 1}, "fusion": {"sim_dim": 16}}
+    (tmp_path / "vitr-tiny-clip.json").write_text(json.dumps(vitr_cfg))
+    E.add_model_config(tmp_path / "vitr-tiny-clip.json")
+    m = E.create_model("vitr-tiny-clip", device="cpu")
+    for k, v in ref.state_dict().items():
+        torch.testing.assert_close(m.backbone.clip.state_dict()[k], v)
+    te = m.encode_texts(["a red circle"])  # open_clip BPE: start-of-text dropped, end kept
+    assert len(te.token_vectors[0]) == 4
+
+
+@pytest.mark.parametrize("bad", [[], [""], ["   "], [None]])
+def test_empty_texts_raise(model, images, bad):
+    with pytest.raises(ValueError):
+        model.encode_texts(bad)
+
+
+def test_bad_inputs_raise_clear_errors(model, images):
+    with pytest.raises(ValueError, match="mode"):
+        model.score(images, TEXTS, mode="bag-of-words")
+    with pytest.raises(ValueError, match="uint8"):
+        model.encode_images([np.zeros((4, 4), dtype=np.float32)])
+    with pytest.raises(ValueError, match="not a readable image"):
+        model.encode_images([b"not an image"])
+    with pytest.raises(ValueError, match="unsupported image type"):
+        model.encode_images([3.14])
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        E.load_model(tmp_path)
+    with pytest.raises(ValueError, match="available"):
+        E.load_model("no-such-model")

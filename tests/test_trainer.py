@@ -1,0 +1,116 @@
+"""The trainer on CPU with the tiny config: losses fall, checkpoints resume exactly."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vitr_qdrant.encoders import create_model
+from vitr_qdrant.encoders.data.scene_pool import CaptionSampler, build_pool, flip_caption
+from vitr_qdrant.encoders.data.relation_scenes import truth
+from vitr_qdrant.encoders.tasks import ClipTask, HeadTask
+from vitr_qdrant.encoders.train import TrainCfg, get_lr, load_train_cfg, make_optimizer, train
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return build_pool(48, model_size=32, render_size=64, workers=1)
+
+
+def _fit(task, idx, steps=6, lr=3e-3):
+    params = [(n, p) for n, p in task.trainable() if p.requires_grad]
+    opt = make_optimizer(params, TrainCfg(lr=lr, weight_decay=0.0), fused=False)
+    losses = []
+    for _ in range(steps):
+        loss = sum(task(idx, False)[0].values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_pool_partners_are_swapped_scenes(pool):
+    assert len(pool.images) == len(pool.scenes) == len(pool.partner)
+    assert pool.images.shape[1:] == (32, 32, 3) and pool.images.dtype == np.uint8
+    linked = [i for i, p in enumerate(pool.partner) if p >= 0]
+    assert linked, "some scenes must have a partner"
+    for i in linked:
+        j = pool.partner[i]
+        assert pool.partner[j] == i
+        a = {o.pair: (o.x, o.y) for o in pool.scenes[i].objects}
+        b = {o.pair: (o.x, o.y) for o in pool.scenes[j].objects}
+        moved = [k for k in a if a[k] != b[k]]
+        assert len(moved) == 2 and a[moved[0]] == b[moved[1]]
+
+
+def test_caption_sampler_gives_true_captions_and_false_negatives(pool):
+    sampler = CaptionSampler(pool, seed=1)
+    for i in range(len(pool)):
+        pos, negs = sampler.sample(i)
+        assert truth(pool.scenes[i], pos) is True
+        assert all(truth(pool.scenes[i], n) is False for n in negs)
+
+
+def test_flip_caption_exchanges_left_and_right():
+    assert flip_caption("a red circle to the left of a blue star") == \
+        "a red circle to the right of a blue star"
+    assert flip_caption("red circle above blue star") == "red circle above blue star"
+
+
+def test_clip_stage_lowers_loss_on_fixed_batch(pool):
+    torch.manual_seed(0)
+    model = create_model("vitr-tiny-test", device="cpu").train()
+    task = ClipTask(model, TrainCfg(), pool, CaptionSampler(pool, seed=0))
+    losses = _fit(task, np.arange(16))
+    assert losses[-1] < losses[0]
+
+
+def test_head_stage_lowers_loss_and_keeps_backbone_frozen(pool):
+    torch.manual_seed(0)
+    model = create_model("vitr-tiny-test", device="cpu").train()
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    task = HeadTask(model, TrainCfg(in_batch_negatives=4), pool, CaptionSampler(pool, seed=0))
+    losses = _fit(task, np.arange(16))
+    assert losses[-1] < losses[0]
+    for k, v in model.backbone.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+
+
+def test_lr_schedule_warms_up_then_decays():
+    cfg = TrainCfg(lr=1.0, warmup_steps=10)
+    assert get_lr(0, 100, cfg) == pytest.approx(0.1)
+    assert get_lr(9, 100, cfg) == pytest.approx(1.0)
+    assert get_lr(55, 100, cfg) < get_lr(20, 100, cfg)
+    assert get_lr(100, 100, cfg) == pytest.approx(0.05)
+
+
+def test_config_overrides_and_unknown_keys(tmp_path):
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"epochs": 3, "stage": "head"}))
+    cfg = load_train_cfg(str(f), ["batch_size=8", "flip=false", "out=x"])
+    assert (cfg.epochs, cfg.stage, cfg.batch_size, cfg.flip, cfg.out) == (3, "head", 8, False, "x")
+    with pytest.raises(ValueError, match="unknown training options"):
+        load_train_cfg(None, ["epoch=3"])
+
+
+def test_resume_restores_step_optimizer_and_schedule(tmp_path):
+    common = dict(model="vitr-tiny-test", pool_size=40, render_size=64, batch_size=8,
+                  eval_every=0, workers=1, out=str(tmp_path / "run"), warmup_steps=2,
+                  device="cpu", log_every=1)
+    train(TrainCfg(max_steps=3, epochs=1, **common))
+    first = torch.load(tmp_path / "run" / "last" / "trainer.pt", weights_only=True)
+    assert first["step"] == 3
+    train(TrainCfg(max_steps=5, epochs=1, **common))
+    second = torch.load(tmp_path / "run" / "last" / "trainer.pt", weights_only=True)
+    assert second["step"] == 5
+    steps = [json.loads(line)["step"] for line in open(tmp_path / "run" / "log.jsonl")]
+    assert steps == [1, 2, 3, 4, 5]  # resumed at 4, not from scratch
+    lrs = [json.loads(line)["lr"] for line in open(tmp_path / "run" / "log.jsonl")]
+    cfg = TrainCfg(max_steps=5, **common)
+    assert lrs[3:] == pytest.approx([get_lr(s, 5, cfg) for s in (3, 4)])
+    exp_avg = second["optimizer"]["state"][0]["exp_avg"]
+    assert float(second["optimizer"]["state"][0]["step"]) == 5  # Adam moments carried over
+    assert torch.isfinite(exp_avg).all()
