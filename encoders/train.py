@@ -26,6 +26,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .data.record_pool import RecordSampler, build_record_pool
 from .data.scene_pool import CaptionSampler, build_pool
 from .factory import create_model, load_model_dir, save_model
 from .model import VitrModel
@@ -40,6 +41,10 @@ class TrainCfg:
     stage: str = "clip"  # "clip" or "head"
     init: str | None = None  # model directory to start from (head: the clip stage's output)
     out: str = "runs/vitr-scenes-s"
+    data: str = "scenes"  # "scenes", or a dataset file of encoders.data.formats
+    data_format: str | None = None  # karpathy, coco, clevr, csv, jsonl (default: guessed)
+    data_split: str | None = None  # e.g. "train" for Karpathy JSON
+    image_root: str | None = None
     pool_size: int = 40_000
     pool_cache: str | None = None
     render_size: int = 128
@@ -171,6 +176,18 @@ def _save(model: VitrModel, opt, task, step: int, best: float, cfg: TrainCfg, pa
                path / "trainer.pt")
 
 
+def _data(cfg: TrainCfg, size: int, rank: int):
+    """The training pool and its caption sampler: Relation Scenes or a real dataset."""
+    if cfg.data == "scenes":
+        pool = build_pool(cfg.pool_size, size, cfg.render_size, cfg.seed, cfg.workers,
+                          cfg.pool_cache)
+        return pool, CaptionSampler(pool, cfg.seed + rank)
+    extra = {"image_root": cfg.image_root} if cfg.image_root else {}
+    pool = build_record_pool(cfg.data, size, cfg.data_format, cfg.data_split, cfg.workers,
+                             **extra)
+    return pool, RecordSampler(pool, cfg.seed + rank)
+
+
 def train(cfg: TrainCfg) -> Path:
     """Run one stage; returns the output directory (``last/`` and ``best/`` model dirs)."""
     ddp = Dist()
@@ -181,9 +198,7 @@ def train(cfg: TrainCfg) -> Path:
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     model = _build(cfg, device)
-    pool = build_pool(cfg.pool_size, model.backbone.image_size, cfg.render_size, cfg.seed,
-                      cfg.workers, cfg.pool_cache)
-    sampler = CaptionSampler(pool, cfg.seed + ddp.rank)
+    pool, sampler = _data(cfg, model.backbone.image_size, ddp.rank)
     task = (ClipTask if cfg.stage == "clip" else HeadTask)(model, cfg, pool, sampler)
     if cfg.stage == "head":
         model.head_trained = True

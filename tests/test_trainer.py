@@ -114,3 +114,21 @@ def test_resume_restores_step_optimizer_and_schedule(tmp_path):
     exp_avg = second["optimizer"]["state"][0]["exp_avg"]
     assert float(second["optimizer"]["state"][0]["step"]) == 5  # Adam moments carried over
     assert torch.isfinite(exp_avg).all()
+
+
+def test_trains_on_a_real_format_dataset(tmp_path):
+    from vitr_qdrant.datasets.relation_scenes import render, sample_scene
+
+    rows = ["image,caption"]
+    for i in range(12):
+        render(sample_scene(i), 64).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png,scene number {i}")
+    (tmp_path / "data.csv").write_text("\n".join(rows) + "\n")
+    common = dict(model="vitr-tiny-test", data=str(tmp_path / "data.csv"), batch_size=4,
+                  eval_every=0, workers=1, device="cpu", max_steps=2, log_every=1)
+    train(TrainCfg(out=str(tmp_path / "clip"), **common))
+    train(TrainCfg(stage="head", init=str(tmp_path / "clip" / "last"),
+                   out=str(tmp_path / "head"), **common))
+    log = [json.loads(line) for line in open(tmp_path / "head" / "log.jsonl")]
+    assert [r["step"] for r in log] == [1, 2]
+    assert all(np.isfinite(r["loss"]) for r in log)
