@@ -11,11 +11,13 @@ from .base import StoreBackend
 logger = logging.getLogger(__name__)
 
 BackendName = Literal["edge", "qdrant-local", "qdrant-remote"]
-DATA_DIR_ENV = "VITR_QDRANT_DATA"
+DATA_DIR_ENV = "VITR_QDRANT_HOME"
 
 
 def default_data_dir() -> Path:
-    """Data directory of the embedded store: ``$VITR_QDRANT_DATA``, else a stable user data dir."""
+    """Data directory of the embedded store: ``$VITR_QDRANT_HOME``, else a stable user data dir:
+    ``$XDG_DATA_HOME/vitr-qdrant`` or ``~/.local/share/vitr-qdrant`` (``%LOCALAPPDATA%\\vitr-qdrant``
+    on Windows), never a temporary one."""
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         return Path(env).expanduser()

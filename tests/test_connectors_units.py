@@ -82,7 +82,7 @@ def test_factory_chooses_by_arguments(tmp_path, monkeypatch):
     from vitr_qdrant.connectors.client import QdrantClientBackend
     from vitr_qdrant.connectors.edge import EdgeBackend
 
-    monkeypatch.setenv("VITR_QDRANT_DATA", str(tmp_path / "home"))
+    monkeypatch.setenv("VITR_QDRANT_HOME", str(tmp_path / "home"))
     assert default_data_dir() == tmp_path / "home"
     edge = create_backend()
     assert isinstance(edge, EdgeBackend) and edge.path == tmp_path / "home"

@@ -152,7 +152,6 @@ def test_settings(monkeypatch, tmp_path):
     assert Settings().resolved_data_dir() == tmp_path
     assert Settings(data_dir="~/x").resolved_data_dir().name == "x"
     monkeypatch.delenv("VITR_QDRANT_HOME")
-    monkeypatch.delenv("VITR_QDRANT_DATA", raising=False)
     monkeypatch.delenv("XDG_DATA_HOME", raising=False)
     assert default_data_dir().parts[-3:] == (".local", "share", "vitr-qdrant")
     with pytest.raises(ValueError):

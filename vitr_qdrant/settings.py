@@ -1,7 +1,6 @@
 """User-facing settings: where collections live, how images are fetched and batched."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -10,18 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:
     from .fetch import FetchCfg
 
-HOME_ENV = "VITR_QDRANT_HOME"
-
 
 def default_data_dir() -> Path:
-    """``$VITR_QDRANT_HOME``, else the connectors' stable user data dir (never a temp dir).
-
-    The fallback is ``$VITR_QDRANT_DATA``, else ``$XDG_DATA_HOME/vitr-qdrant`` or
-    ``~/.local/share/vitr-qdrant`` (``%LOCALAPPDATA%\\vitr-qdrant`` on Windows).
-    """
-    env = os.environ.get(HOME_ENV)
-    if env:
-        return Path(env).expanduser()
+    """Directory of embedded collections: ``$VITR_QDRANT_HOME``, else a stable user data dir
+    (``$XDG_DATA_HOME/vitr-qdrant`` or ``~/.local/share/vitr-qdrant``; never a temp dir)."""
     from .connectors import default_data_dir as connectors_dir
 
     return connectors_dir()
