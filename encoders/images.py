@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
@@ -74,6 +75,38 @@ def preprocess(img: Image.Image, size: int, mean: tuple, std: tuple) -> torch.Te
         img = img.crop((left, top, left + size, top + size))
     arr = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
     return (arr - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+
+
+def preprocess_tensors(images: Sequence[torch.Tensor], size: int, mean: tuple, std: tuple,
+                       chunk: int = 64) -> torch.Tensor:
+    """:func:`preprocess` for decoded uint8 CHW RGB tensors on any device (e.g. nvJPEG output on
+    the GPU): antialiased bicubic resize of the shorter side, rounded to uint8 steps like PIL,
+    centre crop, normalise. Images of one shape are resized together. Returns (n, 3, size, size)."""
+    if not images:
+        raise ValueError("preprocess_tensors needs at least one image")
+    device = images[0].device
+    out = torch.empty(len(images), 3, size, size, device=device)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, img in enumerate(images):
+        by_shape.setdefault(tuple(img.shape), []).append(i)
+    for idx in by_shape.values():
+        for k in range(0, len(idx), chunk):
+            part = idx[k:k + chunk]
+            out[part] = _resize_crop(torch.stack([images[i] for i in part]).float(), size)
+    m = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=device).view(1, 3, 1, 1)
+    return (out / 255.0 - m) / s
+
+
+def _resize_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    if (w, h) == (size, size):
+        return x
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    x = F.interpolate(x, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return x[..., top:top + size, left:left + size].round().clamp(0, 255)
 
 
 def crop_box_to_image(box: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -129,17 +129,21 @@ class VitrModel(nn.Module):
     def encode_images(self, images: Sequence[ImageInput], batch_size: int = 64) -> ImageEmbeddings:
         """Global and region vectors for images (PIL, paths, bytes or HxWx3 uint8 arrays)."""
         images = list(images)
-        gs, rs = [], []
-        for i in range(0, len(images), batch_size):
-            px = self.pixels(images[i:i + batch_size]).to(self.device)
-            with autocast(self.device):
-                g, r = self.image_features(px)
-            gs.append(F.normalize(g.float(), dim=-1).cpu())
-            rs.append(r.float().cpu())
-        dim, n_reg = self.cfg.backbone.embed_dim, len(self.region_boxes)
-        return ImageEmbeddings(
-            torch.cat(gs).numpy() if gs else np.zeros((0, dim), np.float32),
-            torch.cat(rs).numpy() if rs else np.zeros((0, n_reg, self.cfg.local.dim), np.float32))
+        parts = [self.encode_pixels(self.pixels(images[i:i + batch_size]))
+                 for i in range(0, len(images), batch_size)]
+        if not parts:
+            return ImageEmbeddings(np.zeros((0, self.cfg.backbone.embed_dim), np.float32),
+                                   np.zeros((0, len(self.region_boxes), self.cfg.local.dim), np.float32))
+        return ImageEmbeddings(np.concatenate([p.global_vectors for p in parts]),
+                               np.concatenate([p.region_vectors for p in parts]))
+
+    @torch.inference_mode()
+    def encode_pixels(self, pixels: torch.Tensor) -> ImageEmbeddings:
+        """Embeddings of preprocessed model inputs (n, 3, S, S), on any device (e.g. images
+        decoded and resized on the GPU by :func:`~.images.preprocess_tensors`)."""
+        with autocast(self.device):
+            g, r = self.image_features(pixels.to(self.device, non_blocking=True))
+        return ImageEmbeddings(F.normalize(g.float(), dim=-1).cpu().numpy(), r.float().cpu().numpy())
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> TextEmbeddings:

@@ -107,7 +107,9 @@ def add_index_parser(sub: Any, add_store_args: Callable[[argparse.ArgumentParser
                    help="comma-separated CSV columns to store (default: all other columns)")
     p.add_argument("--shard", type=parse_shard, help="i/n: index only the items whose path/URL hashes to i "
                    "(mod n), so n machines can share one job")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="images per batch (try 256 on a GPU)")
+    p.add_argument("--jpeg-decoder", choices=("auto", "pil", "torchvision"), default="auto",
+                   help="auto: decode JPEGs in batches on the GPU (nvJPEG) when the model is on CUDA, else PIL")
     p.add_argument("--url-retries", type=int, default=3, help="attempts per URL (transient errors only)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--report", help="also write the report (with every failure) as JSON to this file")
@@ -121,7 +123,8 @@ def run_index(args: argparse.Namespace) -> int:
     entries = [e for e in read_entries(args.inputs, args.image_column, args.id_column, args.metadata_columns)
                if in_shard(e.key, args.shard)]
     ids = [e.id for e in entries] if any(e.id for e in entries) else None
-    with open_collection(args, batch_size=args.batch_size, url_retries=args.url_retries) as col:
+    with open_collection(args, batch_size=args.batch_size, url_retries=args.url_retries,
+                         jpeg_decoder=args.jpeg_decoder) as col:
         report = col.add_images([e.item for e in entries], ids=ids, metadata=[e.metadata for e in entries],
                                 progress=not args.no_progress)
         total = len(col)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .connectors import PointId, StoreBackend, StoredPoint, make_payload, point_id
 from .encoders import VitrModel
-from .ingest import LoadedItem, as_inputs, iter_sources, load_sources
+from .ingest import LoadedItem, Source, as_inputs, iter_sources, load_sources, looks_like_jpeg
 from .results import AddReport, ItemId
 from .settings import Settings
 
@@ -20,13 +20,16 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class _Row:
+class Row:
+    """One item to write: its report key, point id, id shown to the user, payload and content."""
+
     key: str
     pid: PointId
     shown: ItemId
     payload: dict[str, Any]
     image: Image.Image | None = None
     text: str | None = None
+    jpeg: bytearray | None = None  # undecoded JPEG for the batched device path
 
 
 def aligned(values: Any, n: int, what: str) -> list[Any] | None:
@@ -54,16 +57,29 @@ def add_images(backend: StoreBackend, model: VitrModel, items: Any, ids: Sequenc
     report, seen = AddReport(), set()
     size = batch_size or settings.batch_size
     with tqdm(total=len(sources), unit="img", desc="indexing", disable=not progress) as bar:
-        for start in range(0, len(sources), size):
-            loaded = load_sources(sources[start:start + size], settings.fetch_cfg(), settings.workers)
-            rows = [r for r in (_image_row(it, ids_l, meta_l, report) for it in loaded) if r is not None]
-            _write(backend, model, rows, report, seen)
-            bar.update(len(loaded))
+        if device_decode(model, settings, sources):
+            from .device_ingest import add_sources
+
+            add_sources(backend, model, sources, ids_l, meta_l, settings, size, bar, report, seen)
+        else:
+            for start in range(0, len(sources), size):
+                loaded = load_sources(sources[start:start + size], settings.fetch_cfg(), settings.workers)
+                rows = [r for r in (image_row(it, ids_l, meta_l, report) for it in loaded) if r is not None]
+                _write(backend, model, rows, report, seen)
+                bar.update(len(loaded))
     logger.info("add_images: %s", str(report).splitlines()[0])
     return report
 
 
-def _image_row(it: LoadedItem, ids: list[Any] | None, metas: list[Any] | None, report: AddReport) -> _Row | None:
+def device_decode(model: VitrModel, settings: Settings, sources: Sequence[Source]) -> bool:
+    """Whether to take the batched device path (see :mod:`vitr_qdrant.device_ingest`)."""
+    if settings.jpeg_decoder != "auto":
+        return settings.jpeg_decoder == "torchvision"
+    return model.device.type == "cuda" and any(looks_like_jpeg(s.item) for s in sources)
+
+
+def image_row(it: LoadedItem, ids: list[Any] | None, metas: list[Any] | None, report: AddReport) -> Row | None:
+    """The row to write for a loaded item, or None (the failure is reported)."""
     if not it.ok:
         report.failed.append((it.source.key, it.error or "unknown error"))
         return None
@@ -71,12 +87,13 @@ def _image_row(it: LoadedItem, ids: list[Any] | None, metas: list[Any] | None, r
     meta = metas[it.source.index] if metas is not None else None
     try:
         pid = point_id(ext, it.sha256)
-        payload = make_payload(uri=it.uri, sha256=it.sha256, width=it.image.width, height=it.image.height,
+        width, height = it.size
+        payload = make_payload(uri=it.uri, sha256=it.sha256, width=width, height=height,
                                metadata=meta, external_id=ext)
     except ValueError as exc:
         report.failed.append((it.source.key, str(exc)))
         return None
-    return _Row(it.source.key, pid, pid if ext is None else ext, payload, image=it.image)
+    return Row(it.source.key, pid, pid if ext is None else ext, payload, image=it.image, jpeg=it.jpeg)
 
 
 def add_texts(backend: StoreBackend, model: VitrModel, texts: Any, ids: Sequence[Any] | None,
@@ -100,53 +117,73 @@ def add_texts(backend: StoreBackend, model: VitrModel, texts: Any, ids: Sequence
         except ValueError as exc:
             report.failed.append((key, str(exc)))
             continue
-        rows.append(_Row(key, pid, pid if ext is None else ext, payload, text=text))
+        rows.append(Row(key, pid, pid if ext is None else ext, payload, text=text))
     for start in range(0, len(rows), batch_size):
         _write(backend, model, rows[start:start + batch_size], report, seen)
     return report
 
 
-def _write(backend: StoreBackend, model: VitrModel, rows: list[_Row], report: AddReport, seen: set) -> None:
+def _write(backend: StoreBackend, model: VitrModel, rows: list[Row], report: AddReport, seen: set) -> None:
     """Skip rows stored unchanged (or repeated in this call), encode the rest, upsert (durable)."""
+    todo = select_new(backend, rows, seen)
+    points, bad = to_points(todo, encode_rows(model, todo), report)
+    if points:
+        backend.upsert(points)
+    account(report, rows, todo, len(points), bad)
+
+
+def select_new(backend: StoreBackend, rows: list[Row], seen: set) -> list[Row]:
+    """The rows to encode: not seen earlier in this call, and not stored with the same payload."""
     fresh = []
     for row in rows:
         if row.pid not in seen:
             seen.add(row.pid)
             fresh.append(row)
     stored = {p.id: p.payload for p in backend.retrieve([r.pid for r in fresh])} if fresh else {}
-    todo = [r for r in fresh if stored.get(r.pid) != r.payload]
+    return [r for r in fresh if stored.get(r.pid) != r.payload]
+
+
+def to_points(rows: list[Row], vectors: list[tuple[np.ndarray, np.ndarray] | str],
+              report: AddReport) -> tuple[list[StoredPoint], set[int]]:
+    """Points for the encoded rows; rows whose encoding failed are reported (their ``id()`` returned)."""
     points, bad = [], set()
-    for row, vectors in zip(todo, _encode(model, todo)):
-        if isinstance(vectors, str):
-            report.failed.append((row.key, vectors))
+    for row, vec in zip(rows, vectors):
+        if isinstance(vec, str):
+            report.failed.append((row.key, vec))
             bad.add(id(row))
         else:
-            points.append(StoredPoint(row.pid, vectors[0], vectors[1], row.payload))
-    if points:
-        backend.upsert(points)
-    report.added += len(points)
+            points.append(StoredPoint(row.pid, vec[0], vec[1], row.payload))
+    return points, bad
+
+
+def account(report: AddReport, rows: list[Row], todo: list[Row], added: int, bad: set[int]) -> None:
+    """Count a written batch: added, skipped (stored unchanged), and the ids of the usable rows."""
+    report.added += added
     report.skipped += len(rows) - len(todo)
     report.ids.extend(r.shown for r in rows if id(r) not in bad)
 
 
-def _encode(model: VitrModel, rows: list[_Row]) -> list[tuple[np.ndarray, np.ndarray] | str]:
-    """Encode rows in one call; if that fails, one by one so a bad item only fails itself."""
+def encode_rows(model: VitrModel, rows: list[Row],
+                encode_batch: Callable[[VitrModel, list[Row]], list[Any]] | None = None) -> list[Any]:
+    """(global, regions) per row, or the reason it failed: one ``encode_batch`` call, or if that
+    fails, one call per row, so a bad item only fails itself."""
+    encode_batch = encode_batch or _encode_batch
     if not rows:
         return []
     try:
-        return _encode_batch(model, rows)
+        return encode_batch(model, rows)
     except Exception:
         logger.warning("batch encoding failed; retrying item by item", exc_info=True)
     out: list[tuple[np.ndarray, np.ndarray] | str] = []
     for row in rows:
         try:
-            out.extend(_encode_batch(model, [row]))
+            out.extend(encode_batch(model, [row]))
         except Exception as exc:
             out.append(f"cannot encode: {type(exc).__name__}: {exc}")
     return out
 
 
-def _encode_batch(model: VitrModel, rows: list[_Row]) -> list[tuple[np.ndarray, np.ndarray]]:
+def _encode_batch(model: VitrModel, rows: list[Row]) -> list[tuple[np.ndarray, np.ndarray]]:
     if rows[0].text is not None:
         emb = model.encode_texts([r.text for r in rows])
         return list(zip(emb.global_vectors, emb.token_vectors))

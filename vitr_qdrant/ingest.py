@@ -24,6 +24,8 @@ from .fetch import ALLOWED_SCHEMES, FetchCfg, FetchError, fetch_url, new_client,
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
+JPEG_EXTENSIONS = frozenset({".jpg", ".jpeg"})
+JPEG_MAGIC = b"\xff\xd8\xff"
 _SINGLE = (str, Path, bytes, bytearray, Image.Image)
 _BUFFER_RE = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
 
@@ -41,17 +43,32 @@ class Source:
 
 @dataclass
 class LoadedItem:
-    """A decoded image (``image``) or the reason it could not be used (``error``)."""
+    """A decoded image (``image``) or the reason it could not be used (``error``).
+
+    The batched device path leaves a plain JPEG undecoded: ``jpeg`` holds its bytes and
+    ``jpeg_size`` its (width, height) from the header; the model's device decodes it later.
+    """
 
     source: Source
     image: Image.Image | None = None
     uri: str | None = None
     sha256: str | None = None
     error: str | None = None
+    jpeg: bytearray | None = None
+    jpeg_size: tuple[int, int] | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the image, decoded or not."""
+        if self.image is not None:
+            return self.image.size
+        if self.jpeg_size is None:
+            raise ValueError(f"{self.source.key}: no image")
+        return self.jpeg_size
 
 
 def as_inputs(items: Any) -> list[Any]:
@@ -75,6 +92,15 @@ def describe(item: Any) -> str:
     if isinstance(item, np.ndarray):
         return f"<array {'x'.join(map(str, item.shape))} {item.dtype}>"
     return f"<{type(item).__name__}>"
+
+
+def looks_like_jpeg(item: Any) -> bool:
+    """A local ``.jpg``/``.jpeg`` file name or JPEG bytes (by name and magic only; nothing is read)."""
+    if isinstance(item, (bytes, bytearray)):
+        return bytes(item[:3]) == JPEG_MAGIC
+    if isinstance(item, (str, Path)) and not url_scheme(str(item)):
+        return Path(item).suffix.lower() in JPEG_EXTENSIONS
+    return False
 
 
 def iter_sources(items: Iterable[Any]) -> Iterator[Source]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +30,10 @@ class Settings(BaseModel):
             connections, 408/429/5xx).
         url_backoff: First wait between attempts in seconds (doubles each time, at most 10 s).
         max_bytes: Size cap of one image file or download.
+        jpeg_decoder: ``"auto"`` (default): with a model on CUDA, JPEG files and bytes are
+            decoded in batches on the GPU (nvJPEG) while reading, encoding and writing overlap;
+            otherwise PIL. ``"torchvision"``: that batched path on the model's device, whatever
+            it is. ``"pil"``: always PIL in the reader threads.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -41,6 +45,7 @@ class Settings(BaseModel):
     url_retries: int = Field(3, gt=0, le=10)
     url_backoff: float = Field(0.5, ge=0)
     max_bytes: int = Field(50 * 2**20, gt=0)
+    jpeg_decoder: Literal["auto", "pil", "torchvision"] = "auto"
 
     def resolved_data_dir(self) -> Path:
         """``data_dir`` if set, else :func:`default_data_dir`."""

@@ -1,0 +1,153 @@
+"""Ingest throughput end to end: JPEG files on disk -> decode -> encode -> embedded store (JSON out).
+
+    python benchmarks/bench_ingest.py --device cuda --model vitr-ViT-B-32 --n 20000 --batch-size 256
+    python benchmarks/bench_ingest.py --device cpu --model vitr-scenes-s --n 500
+
+Writes ``--n`` synthetic photo-like JPEGs (``--width`` x ``--height``, each unique) to a temp
+dir, then times ``VitrCollection.add_images`` on them. With CUDA the automatic path decodes on
+the GPU (nvJPEG); ``--decoder pil`` forces the CPU decoders for comparison. The model is built
+with random weights (``create_model(..., load_pretrained=False)``: no download; speed does not
+depend on the weights). ``stages`` times each stage alone on the same data: device decode +
+resize, encode, store upsert, so a slow end-to-end number names its bottleneck.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+import vitr_qdrant as vq
+from vitr_qdrant.connectors import CollectionSpec, StoredPoint, create_backend, make_payload
+from vitr_qdrant.device_ingest import decode_jpegs
+from vitr_qdrant.encoders import VitrModel
+from vitr_qdrant.encoders.images import preprocess_tensors
+from vitr_qdrant.indexing import device_decode
+from vitr_qdrant.ingest import iter_sources
+
+N_BASES = 32
+
+
+def base_images(width: int, height: int, seed: int = 0) -> list[np.ndarray]:
+    """Smooth random colour fields with mild noise: JPEG sizes close to photos', not to noise's."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(N_BASES):
+        coarse = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize((width, height), Image.BICUBIC)
+        arr = np.asarray(coarse, np.int16) + rng.normal(0, 6, (height, width, 3)).astype(np.int16)
+        out.append(np.clip(arr, 0, 255).astype(np.uint8))
+    return out
+
+
+def write_jpegs(folder: Path, n: int, width: int, height: int, workers: int, start: int = 0) -> list[Path]:
+    """``n`` unique JPEGs: a base image with the item's number drawn as a corner bit pattern."""
+    bases = base_images(width, height)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def one(i: int) -> Path:
+        arr = bases[i % N_BASES].copy()
+        for bit in range(24):   # 24 8x8 blocks, black or white: the number in binary
+            arr[:8, 8 * bit:8 * bit + 8] = 255 * ((i >> bit) & 1)
+        path = folder / f"{i:07d}.jpg"
+        Image.fromarray(arr).save(path, "JPEG", quality=90)
+        return path
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, range(start, start + n)))
+
+
+def time_stages(model: VitrModel, files: list[Path], batch: int, store_dir: Path) -> dict[str, float]:
+    """Images per second of each stage alone: device decode + resize, encode, store upsert."""
+    bb, out = model.backbone, {}
+    data = [bytearray(p.read_bytes()) for p in files]
+    t0 = time.perf_counter()
+    for i in range(0, len(data), batch):
+        frames = decode_jpegs(data[i:i + batch], model.device)
+        px = preprocess_tensors(frames, bb.image_size, bb.image_mean, bb.image_std)
+        px[0, 0, 0, 0].item()   # waits for the device
+    out["decode_resize_images_per_s"] = len(data) / (time.perf_counter() - t0)
+    n_batches = max(1, len(data) // len(px))
+    t0 = time.perf_counter()
+    for _ in range(n_batches):
+        emb = model.encode_pixels(px)   # returns numpy: waits for the device
+    out["encode_images_per_s"] = n_batches * len(px) / (time.perf_counter() - t0)
+    g, r = emb.global_vectors[0], emb.region_vectors[0]
+    points = [StoredPoint(i, g, r, make_payload(uri=str(p), sha256=f"{i:064x}", width=640, height=480))
+              for i, p in enumerate(files)]
+    with create_backend(path=store_dir) as store:
+        store.open_collection(CollectionSpec("stages", global_dim=len(g), region_dim=r.shape[1]))
+        t0 = time.perf_counter()
+        for i in range(0, len(points), batch):
+            store.upsert(points[i:i + batch])
+        out["store_upsert_images_per_s"] = len(points) / (time.perf_counter() - t0)
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--model", default="vitr-ViT-B-32", help="registered model name (random weights)")
+    ap.add_argument("--n", type=int, default=2000, help="images to ingest")
+    ap.add_argument("--width", type=int, default=640)
+    ap.add_argument("--height", type=int, default=480)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 4, help="reader threads")
+    ap.add_argument("--decoder", choices=("auto", "pil", "torchvision"), default="auto")
+    ap.add_argument("--no-stages", action="store_true", help="skip the per-stage timings")
+    ap.add_argument("--workdir", type=Path, help="scratch directory (default: a temp dir)")
+    ap.add_argument("--out", type=Path, help="also write the JSON here")
+    a = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="vitr-bench-ingest-", dir=a.workdir))
+    try:
+        result = run(a, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if a.out:
+        a.out.write_text(text + "\n")
+
+
+def run(a: argparse.Namespace, root: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    files = write_jpegs(root / "images", a.n, a.width, a.height, a.workers)
+    warm = write_jpegs(root / "warmup", min(a.n, 2 * a.batch_size), a.width, a.height, a.workers, start=a.n)
+    written_s = time.perf_counter() - t0
+    model = vq.create_model(a.model, device=a.device, load_pretrained=False)
+    model.head_trained = True
+    settings = {"batch_size": a.batch_size, "workers": a.workers, "jpeg_decoder": a.decoder}
+    with vq.VitrCollection("bench", path=root / "store", model=model, settings=settings) as col:
+        col.add_images(warm, progress=False)   # CUDA context, cuDNN autotune, allocator, store files
+        t0 = time.perf_counter()
+        report = col.add_images(files, progress=False)
+        seconds = time.perf_counter() - t0
+        path = "device" if device_decode(model, col.settings, list(iter_sources(files[:1]))) else "pil"
+    out = {
+        "benchmark": "ingest", "model": a.model, "weights": "random (speed only)", "device": a.device,
+        "gpu": torch.cuda.get_device_name() if a.device == "cuda" else None,
+        "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+        "torch": torch.__version__, "n": a.n, "image": f"{a.width}x{a.height} JPEG q90",
+        "mean_jpeg_kb": round(float(np.mean([p.stat().st_size for p in files[:200]])) / 1024, 1),
+        "batch_size": a.batch_size, "workers": a.workers, "decoder": a.decoder, "path": path,
+        "images_per_s": round(report.added / seconds, 1), "seconds": round(seconds, 2),
+        "added": report.added, "failed": len(report.failed), "jpeg_write_s": round(written_s, 1),
+    }
+    if not a.no_stages:
+        out["stages"] = time_stages(model, files[: min(len(files), 8 * a.batch_size)], a.batch_size,
+                                    root / "stages-store")
+    return out
+
+
+if __name__ == "__main__":
+    main()
