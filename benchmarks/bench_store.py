@@ -45,8 +45,9 @@ def ingest(backend, n: int, a: argparse.Namespace) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def latencies(fn: Callable[[int], Any], n_queries: int) -> dict[str, float]:
-    fn(0)  # warm-up
+def latencies(fn: Callable[[int], Any], n_queries: int, warmup: int = 5) -> dict[str, float]:
+    for q in range(warmup):  # page in the index, create payload indexes on first use
+        fn(q)
     ms = []
     for q in range(n_queries):
         t0 = time.perf_counter()
@@ -75,7 +76,8 @@ SPEC_KEYS = ("quantize_regions", "regions_datatype", "regions_in_payload")
 
 def run_backend(label: str, n: int, a: argparse.Namespace, n_queries: int, **kw: Any) -> dict[str, Any]:
     rng = np.random.default_rng(7)
-    qg, qt = unit(rng.normal(size=(n_queries + 1, a.D))), unit(rng.normal(size=(n_queries + 1, a.m, a.d)))
+    nq = max(n_queries, 20) + 50  # + warm-up queries
+    qg, qt = unit(rng.normal(size=(nq, a.D))), unit(rng.normal(size=(nq, a.m, a.d)))
     stages = StageCfg(prefetch_limit=a.prefetch, late_limit=a.late)
     spec_kw = {k: kw.pop(k) for k in SPEC_KEYS if k in kw}
     out: dict[str, Any] = {"variant": label, "points": n, **spec_kw, **{k: v for k, v in kw.items() if k == "wal"}}
@@ -91,11 +93,17 @@ def run_backend(label: str, n: int, a: argparse.Namespace, n_queries: int, **kw:
     t0 = time.perf_counter()
     backend.optimize()
     out["optimize_s"] = time.perf_counter() - t0
-    out["stage12"] = latencies(stage12, n_queries)
+    t0 = time.perf_counter()
+    if hasattr(os, "sync"):
+        os.sync()  # write back the new segments now, not while the queries below are timed
+    out["sync_s"] = time.perf_counter() - t0
+    out["stage12_first_queries"] = latencies(stage12, 20, warmup=0)  # cold: pages not yet in cache
+    out["stage12"] = latencies(stage12, n_queries, warmup=min(n_queries, 50))
     out["stage12_with_vectors"] = latencies(lambda q: fetch_candidates(backend, qg[q], qt[q], stages=stages), n_queries)
     out["global_only"] = latencies(lambda q: global_search(backend, qg[q], limit=10), n_queries)
     out["filtered_stage12"] = latencies(lambda q: fetch_candidates(
         backend, qg[q], qt[q], stages=stages, with_regions=False, filter={"shard": [1, 2]}), n_queries)
+    out["stage12_repeat"] = latencies(stage12, n_queries)  # same as stage12, measured last: the noise
     backend.close()
     if kw.get("path"):
         alloc, apparent = disk_bytes(Path(kw["path"]))
@@ -136,12 +144,13 @@ def main() -> None:
                 path = root / f"edge-{n}-{name}"
                 results["runs"].append(run_backend(name, n, a, a.queries, path=path, **VARIANTS[name]))
                 shutil.rmtree(path, ignore_errors=True)
+                a.out.write_text(json.dumps(results, indent=2))  # partial results survive a later failure
         if a.local_size:
             local = run_backend("base", a.local_size, a, a.local_queries, location=":memory:")
             results["runs"].append(local)
             for edge in results["runs"]:
                 if (edge["points"], edge["backend"], edge["variant"]) == (a.local_size, "edge", "base"):
-                    for key in ("stage12", "stage12_with_vectors"):
+                    for key in ("stage12", "stage12_with_vectors", "stage12_repeat"):
                         results[f"edge_speedup_vs_local_{key}_p50"] = local[key]["p50_ms"] / edge[key]["p50_ms"]
     finally:
         shutil.rmtree(root, ignore_errors=True)

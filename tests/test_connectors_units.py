@@ -122,3 +122,21 @@ def test_retry_only_transient_errors_and_bounded(monkeypatch):
         call_with_retry(lambda: calls.append(1) or (_ for _ in ()).throw(
             UnexpectedResponse(400, "bad", b"", {})), attempts=3)
     assert len(calls) == 1
+
+
+def test_remote_backend_retries_then_raises_on_unreachable_server(monkeypatch):
+    from qdrant_client.http.exceptions import ResponseHandlingException
+
+    from vitr_qdrant.connectors import CollectionSpec
+
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    b = create_backend(url="http://127.0.0.1:9", retries=2, timeout=2, shard_number=2, replication_factor=2,
+                       check_compatibility=False)
+    assert b.name == "qdrant-remote" and b.cluster == {"shard_number": 2, "replication_factor": 2}
+    calls = []
+    real = b.client.collection_exists
+    monkeypatch.setattr(b.client, "collection_exists", lambda name: calls.append(name) or real(name))
+    with pytest.raises(ResponseHandlingException):
+        b.open_collection(CollectionSpec("c", 4, 2))
+    assert len(calls) == 2
+    b.close()
