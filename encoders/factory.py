@@ -98,5 +98,5 @@ def load_model(name_or_dir: str | Path | None = None, device: str | None = None)
         raise ValueError(f"{name!r} is neither a model directory nor a registered model; "
                          f"available: {', '.join(list_models())}")
     log.warning("model %s has no trained VITR head here: it scores in global mode until you "
-                "train one (vitr train --stage head)", name)
+                "train one (vitr train stage=head ...)", name)
     return create_model(name, device=device)

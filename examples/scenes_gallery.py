@@ -1,0 +1,32 @@
+"""Helper of the RAG examples: a collection of your own images, or of captioned Relation Scenes.
+
+Needs: vitr-qdrant installed. Offline with the bundled model (or --model MODEL_DIR).
+Not an example by itself: `langchain_retriever.py` and `llamaindex_retriever.py` import it.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import vitr_qdrant as vq
+from vitr_qdrant.datasets.relation_scenes import caption, related_pairs
+from vitr_qdrant.demo import DEMO_SEED, render_gallery, scene_of
+
+
+def describe(seed: int) -> str:
+    """Up to three relations that hold in a scene, as text an LLM can read."""
+    scene = scene_of(seed)
+    facts = [caption(a, rel, b) for a, rel, b in related_pairs(scene)[:3]]
+    return "; ".join(facts) or ", ".join(o.phrase() for o in scene.objects)
+
+
+def open_gallery(model: str | None, images: str | None, n: int, store: str | None) -> vq.VitrCollection:
+    """Your folder ``images``, else ``n`` rendered scenes with a ``caption`` in their payload."""
+    store = Path(store or tempfile.mkdtemp(prefix="vitr-rag-"))
+    col = vq.VitrCollection("rag", path=store / "store", model=vq.load_model(model))
+    if images:
+        print(col.add_images(images))
+    else:   # the payload's caption becomes the document text of each hit
+        paths = render_gallery(store / "images", n)
+        print(col.add_images(paths, metadata=[{"caption": describe(DEMO_SEED + k)} for k in range(n)]))
+    return col
