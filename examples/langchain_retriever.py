@@ -10,13 +10,12 @@ also take the retrieved images, whose paths are in each document's metadata).
 """
 from __future__ import annotations
 
-import argparse
 from typing import Sequence
 
 from langchain_core.documents import Document
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
-from scenes_gallery import open_gallery
+from scenes_gallery import gallery_parser, open_gallery
 
 from vitr_qdrant.integrations.langchain import VitrRetriever
 
@@ -31,15 +30,8 @@ def as_context(docs: list[Document]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="A LangChain retriever over a VitrCollection.")
-    ap.add_argument("query", nargs="?", default="red circle left of blue square")
-    ap.add_argument("--images", help="your image folder (default: render Relation Scenes)")
-    ap.add_argument("--n", type=int, default=200, help="scenes to render")
-    ap.add_argument("--model", help="model name or directory (default: the bundled vitr-scenes-s)")
-    ap.add_argument("--store", help="working directory (default: a new temporary one)")
-    ap.add_argument("-k", type=int, default=4)
-    args = ap.parse_args(argv)
-
+    parser = gallery_parser("A LangChain retriever over a VitrCollection.", query="red circle left of blue square")
+    args = parser.parse_args(argv)
     with open_gallery(args.model, args.images, args.n, args.store) as col:
         retriever = VitrRetriever(collection=col, k=args.k)   # also: mode="global", filter={...}
         for doc in retriever.invoke(args.query):

@@ -9,24 +9,16 @@ a multimodal LLM or query engine of LlamaIndex can take the nodes as they are.
 """
 from __future__ import annotations
 
-import argparse
 from typing import Sequence
 
-from scenes_gallery import open_gallery
+from scenes_gallery import gallery_parser, open_gallery
 
 from vitr_qdrant.integrations.llamaindex import VitrRetriever
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="A LlamaIndex retriever over a VitrCollection.")
-    ap.add_argument("query", nargs="?", default="green triangle above yellow star")
-    ap.add_argument("--images", help="your image folder (default: render Relation Scenes)")
-    ap.add_argument("--n", type=int, default=200, help="scenes to render")
-    ap.add_argument("--model", help="model name or directory (default: the bundled vitr-scenes-s)")
-    ap.add_argument("--store", help="working directory (default: a new temporary one)")
-    ap.add_argument("-k", type=int, default=4)
-    args = ap.parse_args(argv)
-
+    parser = gallery_parser("A LlamaIndex retriever over a VitrCollection.", query="green triangle above yellow star")
+    args = parser.parse_args(argv)
     with open_gallery(args.model, args.images, args.n, args.store) as col:
         retriever = VitrRetriever(col, k=args.k)   # also: mode="global", filter={...}
         for hit in retriever.retrieve(args.query):

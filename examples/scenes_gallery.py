@@ -5,6 +5,7 @@ Not an example by itself: `langchain_retriever.py` and `llamaindex_retriever.py`
 """
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
 
@@ -30,3 +31,15 @@ def open_gallery(model: str | None, images: str | None, n: int, store: str | Non
         paths = render_gallery(store / "images", n)
         print(col.add_images(paths, metadata=[{"caption": describe(DEMO_SEED + k)} for k in range(n)]))
     return col
+
+
+def gallery_parser(description: str, query: str) -> argparse.ArgumentParser:
+    """The RAG examples' options: the query, the images (or scenes), the model, k."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("query", nargs="?", default=query)
+    ap.add_argument("--images", help="your image folder (default: render Relation Scenes)")
+    ap.add_argument("--n", type=int, default=200, help="scenes to render")
+    ap.add_argument("--model", help="model name or directory (default: the bundled vitr-scenes-s)")
+    ap.add_argument("--store", help="working directory (default: a new temporary one)")
+    ap.add_argument("-k", type=int, default=4)
+    return ap

@@ -57,7 +57,8 @@ def test_own_photos(model_dir, tmp_path, scene_images, monkeypatch, capsys):
     for i, img in enumerate(scene_images[:5]):
         img.save(folder / f"{i}.jpg")
     (folder / "broken.jpg").write_text("not a photo")
-    args = [str(folder), QUERY, "--model", model_dir, "--store", str(tmp_path / "store"), "--like", str(folder / "1.jpg")]
+    args = [str(folder), QUERY, "--model", model_dir, "--store", str(tmp_path / "store"),
+            "--like", str(folder / "1.jpg")]
     example("own_photos.py", monkeypatch)["main"](args)
     out = capsys.readouterr().out
     assert "searching in vitr mode" in out and "added 5" in out and "broken.jpg" in out

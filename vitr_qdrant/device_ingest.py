@@ -3,8 +3,8 @@
 Chosen by ``Settings.jpeg_decoder`` (see :func:`vitr_qdrant.indexing.device_decode`). Three
 stages run at once: a reader thread (with a pool of ``settings.workers``) reads and hashes batch
 k+1, the caller's thread decodes, resizes and encodes batch k on the device, and a writer thread
-upserts batch k-1. Plain JPEGs (a ``.jpg``/``.jpeg`` file or JPEG bytes: baseline RGB or grey,
-no EXIF rotation, an end marker) are decoded on the device; everything else (other formats,
+upserts batch k-1. Plain JPEGs (a ``.jpg``/``.jpeg`` file or JPEG bytes: RGB or grey, no EXIF
+rotation, an end marker) are decoded on the device; everything else (other formats,
 URLs, PIL images, arrays, CMYK or EXIF-rotated JPEGs, truncated files) is read and decoded with
 PIL as on the CPU path, and a JPEG the device decoder refuses gets a second chance with PIL, so
 failures are reported with the CPU path's reasons. Ids and payloads are the CPU path's, so
