@@ -37,6 +37,7 @@ class FusionCfg:
     sim_dim: int = 128
     graph_steps: int = 2
     attn_temperature: float = 10.0
+    geometry: bool = True  # the role-position node (GeometryNode)
 
 
 @dataclass

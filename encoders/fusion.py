@@ -28,6 +28,48 @@ class GraphReasoning(nn.Module):
         return self.norm(nodes + F.relu(self.update(edges @ nodes)))
 
 
+class GeometryNode(nn.Module):
+    """Where the query's roles sit, as one extra graph node.
+
+    Each word gets soft weights for three roles (the two related phrases and the relation)
+    from its token vector in context; the role-weighted sums of the words' attended region
+    centres say where each phrase was found, and the relation role's context vector says what
+    was asked. Their bilinear combination forms a node, so the reasoning compares positions
+    instead of having to recover them from similarities.
+    """
+
+    def __init__(self, local_dim: int, dim: int, max_len: int = 80):
+        super().__init__()
+        self.position = nn.Embedding(max_len, local_dim)
+        self.context = nn.TransformerEncoderLayer(local_dim, 2, 2 * local_dim, dropout=0.0,
+                                                  batch_first=True)
+        self.roles = nn.Linear(local_dim, 3)
+        self.rel = nn.Linear(local_dim, dim)
+        self.offset = nn.Linear(6, dim)
+        self.mlp = nn.Sequential(nn.Linear(2 * dim + 6, dim), nn.ReLU(), nn.Linear(dim, dim))
+        self.direction = nn.Linear(local_dim, 2)  # the relation as a direction in the image
+
+    def role_weights(self, words: torch.Tensor, mask: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K, L, 3) per-role distributions over the words, and the words in context."""
+        pos = self.position(torch.arange(words.shape[1], device=words.device))
+        ctx = self.context(words + pos, src_key_padding_mask=~mask)
+        logits = self.roles(ctx).masked_fill(~mask.unsqueeze(-1), float("-inf"))
+        return torch.softmax(logits, dim=1), ctx
+
+    def forward(self, words: torch.Tensor, mask: torch.Tensor, where: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The node (K, dim) and a direct score (K,): how far the second phrase lies from the
+        first along the direction the relation words name."""
+        weights, ctx = self.role_weights(words, mask)
+        a, b = (torch.einsum("kl,klc->kc", weights[..., r], where) for r in (0, 1))
+        geo = torch.cat([a, b, b - a], dim=-1) * 4  # (K, 6), centres in [0, 1] scaled up
+        rel_ctx = torch.einsum("kl,kld->kd", weights[..., 2], ctx)
+        rel = self.rel(rel_ctx)
+        direct = (self.direction(rel_ctx) * (b - a) * 4).sum(-1)
+        return self.mlp(torch.cat([geo, rel, rel * self.offset(geo)], dim=-1)), direct
+
+
 class FusionHead(nn.Module):
     """Scores (text, image) pairs from (words, mask, regions, region centres, globals)."""
 
@@ -39,9 +81,11 @@ class FusionHead(nn.Module):
         self.word_id = nn.Linear(local_dim, h)
         self.word_pos = nn.Linear(2, h)
         self.global_sim = nn.Linear(global_dim, h)
+        self.geometry = GeometryNode(local_dim, h) if cfg.geometry else None
         self.graph = nn.ModuleList(GraphReasoning(h) for _ in range(cfg.graph_steps))
         self.gru = nn.GRU(h, h, batch_first=True)
         self.score = nn.Linear(h, 1)
+        self.geometry_score = nn.Linear(h, 1) if cfg.geometry else None
 
     def attend(self, words: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
         """Word-to-region attention (K, L, R)."""
@@ -61,11 +105,16 @@ class FusionHead(nn.Module):
                       + self.word_id(words) + self.word_pos(where))
         g = F.normalize(img_global, dim=-1) - F.normalize(txt_global, dim=-1)
         global_node = F.normalize(self.global_sim(g ** 2), dim=-1).unsqueeze(1)
-        nodes = torch.cat([global_node, word_nodes], dim=1)
-        node_mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
+        extra, shortcut = [global_node], 0.0
+        if self.geometry is not None:
+            geo, direct = self.geometry(words, mask, where)
+            extra.append(geo.unsqueeze(1))
+            shortcut = self.geometry_score(geo).squeeze(-1) + direct
+        nodes = torch.cat([*extra, word_nodes], dim=1)
+        node_mask = torch.cat([torch.ones_like(mask[:, :1])] * len(extra) + [mask], dim=1)
         for step in self.graph:
             nodes = step(nodes, node_mask)
         out, _ = self.gru(nodes)
         last = node_mask.long().sum(dim=1) - 1
         pooled = out[torch.arange(out.shape[0]), last]
-        return self.score(pooled).squeeze(-1), attn
+        return self.score(pooled).squeeze(-1) + shortcut, attn

@@ -84,9 +84,10 @@ class HeadTask(torch.nn.Module):
         """Per image: positive, hard negatives, then k in-batch others' positives."""
         pos, sets, valid = [], [], []
         samples = [self.sampler.sample(int(i)) for i in idx]
-        pos = [p for p, _ in samples]
+        pos = [p for p, _, _ in samples]
+        self._grounds = [g for _, _, g in samples]
         n_neg = 4
-        for b, (i, (p, negs)) in enumerate(zip(idx, samples)):
+        for b, (i, (p, negs, _)) in enumerate(zip(idx, samples)):
             others = rng.choice([j for j in range(len(idx)) if j != b], size=k, replace=False)
             cands = [p] + negs + [""] * (n_neg - len(negs)) + [pos[j] for j in others]
             ok = [True] + [bool(t) for t in cands[1:1 + n_neg]] + [
@@ -94,6 +95,30 @@ class HeadTask(torch.nn.Module):
             sets.append(cands)
             valid.append(ok)
         return pos, sets, valid
+
+    def _grounding_loss(self, words, mask, regions, flip: bool) -> torch.Tensor | None:
+        """Where the data says which words name which object (Relation Scenes): the words of
+        each noun phrase should attend to its object, and the role weights should find the two
+        phrases and the relation words between them. None for data without such grounding."""
+        if self.cfg.ground_weight <= 0 or any(g is None for g in self._grounds):
+            return None
+        fusion, dev = self.model.fusion, words.device
+        where = fusion.attend(words, regions) @ self.model.region_centres.to(words.dtype)
+        target = torch.zeros_like(where)
+        on = torch.zeros(mask.shape, dtype=torch.bool, device=dev)
+        span = torch.zeros(*mask.shape, 3, device=dev)
+        for b, g in enumerate(self._grounds):
+            for r, ((s0, s1), (x, y)) in enumerate(((g.span_a, g.centre_a),
+                                                    (g.span_b, g.centre_b))):
+                target[b, s0:s1] = torch.tensor([1 - x if flip else x, y], device=dev)
+                on[b, s0:s1] = True
+                span[b, s0:s1, r] = 1.0
+            span[b, g.span_a[1]:g.span_b[0], 2] = 1.0
+        loss = (where - target).abs().sum(-1)[on].mean()
+        if fusion.geometry is not None:
+            weights, _ = fusion.geometry.role_weights(words, mask)
+            loss = loss - (weights * span).sum(1).clamp(min=1e-6).log().mean()
+        return loss
 
     def forward(self, idx: np.ndarray, flip: bool) -> tuple[dict, dict]:
         model, dev, cfg = self.model, self.model.device, self.cfg
@@ -142,15 +167,21 @@ class HeadTask(torch.nn.Module):
             s_img, _ = model.fused(words[it], mask[it], regions[ii], img_g[ii], txt_g[it])
             # late interaction, in-batch
             late = late_scores(words[p_txt], mask[p_txt], regions[t_img])
+            ground = self._grounding_loss(words[p_txt], mask[p_txt], regions[t_img], flip)
         late = late.float() / mask[p_txt].sum(1).float().unsqueeze(0)
         tv = torch.tensor(tvalid, device=dev)
         iv = torch.tensor(ivalid, device=dev)
         ce_t, tri_t = candidate_losses(s_text.float().view(len(idx), -1), tv)
         ce_i, tri_i = candidate_losses(s_img.float().view(len(idx), -1), iv)
         late_loss = info_nce(self.late_scale.exp() * late)
+        hard = s_text.float().view(len(idx), -1)[:, :5]
+        pairwise = F.softplus(hard[:, 1:] - hard[:, :1])[tv[:, 1:5]].mean()
         losses = {"fusion_text_loss": ce_t, "fusion_image_loss": ce_i,
+                  "hard_negative_loss": cfg.hard_weight * pairwise,
                   "triplet_loss": cfg.triplet_weight * (tri_t + tri_i),
                   "late_loss": cfg.late_weight * late_loss}
+        if ground is not None:
+            losses["grounding_loss"] = cfg.ground_weight * ground
         st = s_text.detach().view(len(idx), -1).masked_fill(~tv, float("-inf"))
         metrics = {"text_acc": (st.argmax(1) == 0).float().mean().item()}
         return losses, metrics

@@ -28,7 +28,9 @@ from tqdm import tqdm
 
 from .data.record_pool import RecordSampler, build_record_pool
 from .data.scene_pool import CaptionSampler, build_pool
-from .factory import create_model, load_model_dir, save_model
+from safetensors.torch import load_file
+
+from .factory import WEIGHTS_FILE, create_model, load_model_dir, save_model
 from .model import VitrModel
 from .tasks import ClipTask, HeadTask
 
@@ -59,6 +61,8 @@ class TrainCfg:
     in_batch_negatives: int = 8
     triplet_weight: float = 1.0
     late_weight: float = 1.0
+    ground_weight: float = 1.0
+    hard_weight: float = 1.0  # pairwise loss: each positive above its own hard negatives  # noun-phrase grounding and role supervision (Relation Scenes)
     eval_every: int = 1  # epochs; 0 = never
     eval_images: int = 200
     eval_pairs: int = 200
@@ -132,11 +136,12 @@ def _build(cfg: TrainCfg, device: torch.device) -> VitrModel:
     ``init``: the whole model (clip stage) or its backbone under a fresh head (head stage)."""
     if cfg.init is None:
         return create_model(cfg.model, device=str(device)).train()
-    init = load_model_dir(cfg.init, device=str(device))
     if cfg.stage == "clip":
-        return init.train()
+        return load_model_dir(cfg.init, device=str(device)).train()
     model = create_model(cfg.model, device=str(device), load_pretrained=False)
-    model.backbone.load_state_dict(init.backbone.state_dict())
+    state = load_file(str(Path(cfg.init) / WEIGHTS_FILE))
+    model.backbone.load_state_dict({k.removeprefix("backbone."): v for k, v in state.items()
+                                    if k.startswith("backbone.")})
     return model.train()
 
 

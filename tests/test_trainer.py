@@ -49,8 +49,13 @@ def test_pool_partners_are_swapped_scenes(pool):
 def test_caption_sampler_gives_true_captions_and_false_negatives(pool):
     sampler = CaptionSampler(pool, seed=1)
     for i in range(len(pool)):
-        pos, negs = sampler.sample(i)
+        pos, negs, ground = sampler.sample(i)
         assert truth(pool.scenes[i], pos) is True
+        words = pos.split()
+        a = [o for o in pool.scenes[i].objects if (o.x, o.y) == ground.centre_a][0]
+        b = [o for o in pool.scenes[i].objects if (o.x, o.y) == ground.centre_b][0]
+        assert words[slice(*ground.span_a)][-2:] == [a.color, a.shape]
+        assert words[slice(*ground.span_b)][-2:] == [b.color, b.shape]
         assert all(truth(pool.scenes[i], n) is False for n in negs)
 
 

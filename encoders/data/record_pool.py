@@ -67,8 +67,8 @@ class RecordSampler:
         self.pool, self.rng = pool, random.Random(seed)
         self._sets = [set(c) for c in pool.captions]
 
-    def sample(self, i: int) -> tuple[str, list[str]]:
-        return self.rng.choice(self.pool.captions[i]), []
+    def sample(self, i: int) -> tuple[str, list[str], None]:
+        return self.rng.choice(self.pool.captions[i]), [], None
 
     def is_true(self, i: int, text: str) -> bool:
         return text in self._sets[i]

@@ -12,6 +12,7 @@ import random
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -22,6 +23,16 @@ from .relation_scenes import (Scene, caption, hard_negatives, related_pairs, ren
 
 log = logging.getLogger(__name__)
 FLIP_WORDS = {"left": "right", "right": "left"}
+TEMPLATE_PREFIX_WORDS = (0, 1, 1, 3)  # words before the first noun phrase in each template
+
+
+class Grounding(NamedTuple):
+    """Word spans [start, end) of a caption's two noun phrases and their objects' centres."""
+
+    span_a: tuple[int, int]
+    span_b: tuple[int, int]
+    centre_a: tuple[float, float]
+    centre_b: tuple[float, float]
 
 
 @dataclass
@@ -101,11 +112,16 @@ class CaptionSampler:
             self._pairs[i] = related_pairs(self.pool.scenes[i])
         return self._pairs[i]
 
-    def sample(self, i: int) -> tuple[str, list[str]]:
+    def sample(self, i: int) -> tuple[str, list[str], Grounding]:
+        """(true caption, its false hard negatives, where its two noun phrases are)."""
         a, rel, b = self.rng.choice(self.pairs(i))
         template, sized = self.rng.randrange(4), self.rng.random() < 0.3
         negs = hard_negatives(self.pool.scenes[i], a, rel, b, with_size=sized, template=template)
-        return caption(a, rel, b, template, sized), list(negs.values())
+        text = caption(a, rel, b, template, sized)
+        n_words, n_np = len(text.split()), 2 + sized
+        start = TEMPLATE_PREFIX_WORDS[template]
+        ground = Grounding((start, start + n_np), (n_words - n_np, n_words), (a.x, a.y), (b.x, b.y))
+        return text, list(negs.values()), ground
 
     def is_true(self, i: int, text: str) -> bool:
         return truth(self.pool.scenes[i], text) is True
