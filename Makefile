@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vitr-installed
 
-.PHONY: demo test install bench
+.PHONY: demo test install bench train-scenes-s eval-scenes-s
 
 install: $(STAMP)
 
@@ -23,3 +23,13 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_render.py
+
+# The shipped model vitr-scenes-s, exactly as trained (see encoders/weights/vitr-scenes-s/MODEL_CARD.md).
+# threads=1 keeps each stage steady on a shared 2-core machine; on a GPU drop it.
+train-scenes-s: $(STAMP)
+	$(VENV)/bin/vitr train model=vitr-scenes-s stage=clip pool_size=40000 pool_cache=data/pool-40k-64.npz batch_size=128 epochs=3 lr=1e-3 warmup_steps=200 eval_every=0 threads=1 out=runs/scenes-clip
+	$(VENV)/bin/vitr train model=vitr-scenes-s stage=head init=runs/scenes-clip/last pool_size=40000 pool_cache=data/pool-40k-64.npz batch_size=128 epochs=2 lr=2e-3 warmup_steps=100 eval_every=1 eval_images=200 eval_pairs=200 threads=1 out=runs/scenes-head
+
+# The model card's evaluation table (1,000-image galleries, both splits, all three modes).
+eval-scenes-s: $(STAMP)
+	$(PY) -m vitr_qdrant.encoders.model_eval --n-images 1000 --n-pairs 500 --out runs/eval-scenes-s.json --markdown

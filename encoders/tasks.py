@@ -175,7 +175,9 @@ class HeadTask(torch.nn.Module):
         ce_i, tri_i = candidate_losses(s_img.float().view(len(idx), -1), iv)
         late_loss = info_nce(self.late_scale.exp() * late)
         hard = s_text.float().view(len(idx), -1)[:, :5]
-        pairwise = F.softplus(hard[:, 1:] - hard[:, :1])[tv[:, 1:5]].mean()
+        hard_valid = tv[:, 1:5]
+        pairwise = (F.softplus(hard[:, 1:] - hard[:, :1])[hard_valid].mean()
+                    if hard_valid.any() else hard.sum() * 0)  # real data: no hard negatives
         losses = {"fusion_text_loss": ce_t, "fusion_image_loss": ce_i,
                   "hard_negative_loss": cfg.hard_weight * pairwise,
                   "triplet_loss": cfg.triplet_weight * (tri_t + tri_i),
