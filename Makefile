@@ -1,4 +1,4 @@
-# make demo: evaluate a reference scorer on Relation Scenes (JSON); make test: the test suite.
+# make demo: index rendered Relation Scenes and search relations with the bundled model; make test: the test suite.
 # Both create $(VENV) when it is missing and install the package with its dev extra.
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m vitr_qdrant.encoders.evaluation --split test-iid --n-images 200 --n-pairs 100 --scorer oracle
+	$(VENV)/bin/vitr demo --out demo-out
 
 test: $(STAMP)
 	$(PY) -m pytest -q

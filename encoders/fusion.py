@@ -52,6 +52,10 @@ class GeometryNode(nn.Module):
     def role_weights(self, words: torch.Tensor, mask: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor]:
         """(K, L, 3) per-role distributions over the words, and the words in context."""
+        if len(words) > 1 and words.stride(0) == 0 and mask.stride(0) == 0:
+            # one query against K candidates (a rerank): its context once, not K times
+            weights, ctx = self.role_weights(words[:1], mask[:1])
+            return weights.expand(len(words), -1, -1), ctx.expand(len(words), -1, -1)
         pos = self.position(torch.arange(words.shape[1], device=words.device))
         ctx = self.context(words + pos, src_key_padding_mask=~mask)
         logits = self.roles(ctx).masked_fill(~mask.unsqueeze(-1), float("-inf"))
