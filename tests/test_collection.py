@@ -220,3 +220,13 @@ def test_default_location_comes_from_settings(tmp_path, tiny_model, monkeypatch)
     with vq.VitrCollection("where", model=tiny_model) as c:
         assert c.info()["location"] == str(tmp_path / "home")
     assert (tmp_path / "home" / "where").is_dir()
+
+
+def test_re_adding_without_metadata_keeps_what_was_stored(col, scene_images):
+    again = col.add_images(scene_images[:6], progress=False)
+    assert (again.added, again.skipped) == (0, 6)
+    assert sorted(r.payload["i"] for r in col.get(again.ids)) == list(range(6))
+    changed = col.add_images(scene_images[:1], metadata=[{"i": 99, "kind": "c"}], progress=False)
+    assert (changed.added, changed.skipped) == (1, 0)
+    assert col.get(changed.ids)[0].payload["i"] == 99
+    assert len(col) == 6

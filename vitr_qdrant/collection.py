@@ -83,7 +83,9 @@ class VitrCollection:
             ids: One id (int, or str mapped to a UUIDv5) per item; default: a UUIDv5 of the image's
                 sha256, so adding the same image again is a no-op.
             metadata: One dict for every item, or one dict (or None) per item; stored flat in the
-                payload next to ``uri``, ``sha256``, ``width``, ``height`` (filterable).
+                payload next to ``uri``, ``sha256``, ``width``, ``height`` (filterable). An
+                image stored already is skipped when it comes without metadata, and rewritten
+                when it brings metadata that differs from what is stored.
             batch_size: Images per batch (default: ``settings.batch_size``).
             progress: Show a progress bar.
 

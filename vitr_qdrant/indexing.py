@@ -30,6 +30,7 @@ class Row:
     image: Image.Image | None = None
     text: str | None = None
     jpeg: bytearray | None = None  # undecoded JPEG for the batched device path
+    keep_stored: bool = False  # no metadata given: an already stored point stays as it is
 
 
 def aligned(values: Any, n: int, what: str) -> list[Any] | None:
@@ -93,7 +94,8 @@ def image_row(it: LoadedItem, ids: list[Any] | None, metas: list[Any] | None, re
     except ValueError as exc:
         report.failed.append((it.source.key, str(exc)))
         return None
-    return Row(it.source.key, pid, pid if ext is None else ext, payload, image=it.image, jpeg=it.jpeg)
+    return Row(it.source.key, pid, pid if ext is None else ext, payload, image=it.image,
+               jpeg=it.jpeg, keep_stored=meta is None)
 
 
 def add_texts(backend: StoreBackend, model: VitrModel, texts: Any, ids: Sequence[Any] | None,
@@ -133,14 +135,16 @@ def _write(backend: StoreBackend, model: VitrModel, rows: list[Row], report: Add
 
 
 def select_new(backend: StoreBackend, rows: list[Row], seen: set) -> list[Row]:
-    """The rows to encode: not seen earlier in this call, and not stored with the same payload."""
+    """The rows to encode: not seen earlier in this call, and not stored already with the same
+    payload (or stored at all, for rows that bring no metadata: re-adding keeps what was set)."""
     fresh = []
     for row in rows:
         if row.pid not in seen:
             seen.add(row.pid)
             fresh.append(row)
     stored = {p.id: p.payload for p in backend.retrieve([r.pid for r in fresh])} if fresh else {}
-    return [r for r in fresh if stored.get(r.pid) != r.payload]
+    return [r for r in fresh if r.pid not in stored
+            or (not r.keep_stored and stored[r.pid] != r.payload)]
 
 
 def to_points(rows: list[Row], vectors: list[tuple[np.ndarray, np.ndarray] | str],
