@@ -13,7 +13,6 @@ resize, encode, store upsert, so a slow end-to-end number names its bottleneck.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
