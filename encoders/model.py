@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -208,6 +209,12 @@ class VitrModel(nn.Module):
                 torch.from_numpy(np.asarray(global_vectors, np.float32)).to(dev),
                 torch.from_numpy(query.global_vectors[:1]).to(dev).expand(k, -1))
         return scores.float().cpu().numpy(), attn.float().cpu().numpy()
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` to ``directory`` (see ``load_model``)."""
+        from .factory import save_model  # the factory builds models: import it late
+
+        return save_model(self, directory)
 
     @property
     def fingerprint(self) -> dict:

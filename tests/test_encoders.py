@@ -95,7 +95,7 @@ def test_fusion_from_stored_vectors_equals_from_images(model, images):
 
 
 def test_save_load_identical_in_all_modes(model, images, tmp_path):
-    E.save_model(model, tmp_path / "m")
+    model.save(tmp_path / "m")
     assert (tmp_path / "m" / "config.json").is_file()
     assert (tmp_path / "m" / "model.safetensors").is_file()
     loaded = E.load_model(tmp_path / "m", device="cpu")
