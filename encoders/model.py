@@ -98,14 +98,17 @@ class VitrModel(nn.Module):
         g, tokens = self.backbone.encode_image(pixels)
         return g, self.image_local(tokens)
 
-    def text_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def text_tokens(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Backbone (global, token features, mask) with the valid tokens first."""
         ids, mask = self.backbone.tokenize(texts)
         ids, mask = ids.to(self.device), mask.to(self.device)
         g, tokens = self.backbone.encode_text(ids)
         # Valid tokens first (open_clip's start-of-text token is masked out), padding after.
         order = torch.argsort((~mask).int(), dim=1, stable=True)
-        tokens = tokens.gather(1, order.unsqueeze(-1).expand_as(tokens))
-        mask = mask.gather(1, order)
+        return g, tokens.gather(1, order.unsqueeze(-1).expand_as(tokens)), mask.gather(1, order)
+
+    def text_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        g, tokens, mask = self.text_tokens(texts)
         return g, self.text_local(tokens, mask), mask
 
     def fused(self, words, mask, regions, img_global, txt_global):

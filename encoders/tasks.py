@@ -82,7 +82,7 @@ class HeadTask(torch.nn.Module):
 
     def _texts(self, idx: np.ndarray, k: int, rng: np.random.Generator):
         """Per image: positive, hard negatives, then k in-batch others' positives."""
-        pos, sets, valid = [], [], []
+        sets, valid = [], []
         samples = [self.sampler.sample(int(i)) for i in idx]
         pos = [p for p, _, _ in samples]
         self._grounds = [g for _, _, g in samples]
@@ -144,12 +144,7 @@ class HeadTask(torch.nn.Module):
         sel = torch.from_numpy(img_ids)
         with autocast(dev):
             with torch.no_grad():
-                ids, mask = model.backbone.tokenize(enc_texts)
-                mask = mask.to(dev)
-                txt_g, txt_tok = model.backbone.encode_text(ids.to(dev))
-                order = torch.argsort((~mask).int(), dim=1, stable=True)
-                txt_tok = txt_tok.gather(1, order.unsqueeze(-1).expand_as(txt_tok))
-                mask = mask.gather(1, order)
+                txt_g, txt_tok, mask = model.text_tokens(enc_texts)
             words = model.text_local(txt_tok, mask)
             regions = model.image_local(tok_all[sel].to(dev).float())
             img_g = g_all[sel].to(dev)
