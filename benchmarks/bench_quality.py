@@ -49,12 +49,12 @@ def exhaustive_recall(model: Any, images: Any, texts: Any, relevance: np.ndarray
 
 
 def run_split(model: Any, split: str, n: int, modes: Sequence[str], root: Path, prefetch: int,
-              candidates: int) -> dict[str, Any]:
+              candidates: int, storage: dict[str, Any]) -> dict[str, Any]:
     """Store and exhaustive recall of ``model`` on one split's gallery of ``n`` images, per mode."""
     ev = build_eval_set(split, n_images=n, n_pairs=0)
     out: dict[str, Any] = {"images": len(ev.images), "captions": len(ev.captions)}
     t0 = time.perf_counter()
-    with vq.VitrCollection(f"quality-{split}", path=root / split, model=model) as col:
+    with vq.VitrCollection(f"quality-{split}", path=root / split, model=model, **storage) as col:
         report = col.add_images(ev.images, ids=list(range(len(ev.images))), progress=False)
         if report.failed or len(col) != len(ev.images):
             raise RuntimeError(f"indexing the {split} gallery failed: {report}")
@@ -69,20 +69,23 @@ def run_split(model: Any, split: str, n: int, modes: Sequence[str], root: Path, 
             full = exhaustive_recall(model, img_emb, txt_emb, ev.relevance, mode)
             out[mode] = {"store": store, "exhaustive": full, "search_ms_mean": round(ms, 2),
                          "r10_gap": round(full["t2i_r10"] - store["t2i_r10"], 2)}
+    out["bytes_per_image"] = round(sum(f.stat().st_blocks * 512 for f in (root / split).rglob("*")
+                                       if f.is_file()) / len(ev.images))  # the WAL included
     return out
 
 
 def run(model: Any, n: int = 1000, splits: Sequence[str] = ("test-iid", "test-comp"),
         modes: Sequence[str] = ("vitr", "late", "global"), prefetch: int = 200, candidates: int = 50,
-        workdir: Path | None = None) -> dict[str, Any]:
+        workdir: Path | None = None, storage: dict[str, Any] | None = None) -> dict[str, Any]:
     """The benchmark's JSON object (see the module docstring)."""
     root = Path(tempfile.mkdtemp(prefix="vitr-bench-quality-", dir=workdir))
     try:
         result: dict[str, Any] = {"benchmark": "quality", "model": model.cfg.name,
                                   "head_trained": model.head_trained, "n": n, "prefetch": prefetch,
-                                  "candidates": candidates, "splits": {}}
+                                  "candidates": candidates, "storage": storage or {}, "splits": {}}
         for split in splits:
-            result["splits"][split] = run_split(model, split, n, modes, root, prefetch, candidates)
+            result["splits"][split] = run_split(model, split, n, modes, root, prefetch, candidates,
+                                                 storage or {})
         return result
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -96,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--modes", nargs="+", choices=("vitr", "late", "global"), default=["vitr", "late", "global"])
     ap.add_argument("--prefetch", type=int, default=200, help="stage 1 size N")
     ap.add_argument("--candidates", type=int, default=50, help="stage 2 size M")
+    ap.add_argument("--regions-datatype", choices=("float32", "float16", "turbo8"), default="float32")
+    ap.add_argument("--no-regions-copy", action="store_true",
+                    help="no float16 copy of the regions in the payload (smaller, slower rerank)")
     ap.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
     ap.add_argument("--workdir", type=Path, help="scratch directory (default: a temp dir)")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
@@ -106,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench_quality: {exc}\n  pass --model NAME_OR_DIR", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    result = run(model, a.n, a.splits, a.modes, a.prefetch, a.candidates, a.workdir)
+    storage = {"regions_datatype": a.regions_datatype, "regions_in_payload": not a.no_regions_copy}
+    result = run(model, a.n, a.splits, a.modes, a.prefetch, a.candidates, a.workdir, storage)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     text = json.dumps(result, indent=2)
     print(text)

@@ -70,6 +70,7 @@ def disk_bytes(path: Path) -> tuple[int, int]:
 VARIANTS: dict[str, dict[str, Any]] = {
     "base": {}, "int8": {"quantize_regions": True}, "f16": {"regions_datatype": "float16"},
     "nocopy": {"regions_in_payload": False}, "nowal": {"wal": False},
+    "turbo8": {"regions_datatype": "turbo8", "regions_in_payload": False},  # the compact choice
 }
 SPEC_KEYS = ("quantize_regions", "regions_datatype", "regions_in_payload")
 
@@ -128,7 +129,7 @@ def main() -> None:
     p.add_argument("--late", type=int, default=50, help="stage 2 size M")
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS),
                    help="edge variants at sizes <= 10k")
-    p.add_argument("--large-variants", nargs="+", choices=sorted(VARIANTS), default=["base", "int8"],
+    p.add_argument("--large-variants", nargs="+", choices=sorted(VARIANTS), default=["base", "int8", "turbo8"],
                    help="edge variants at sizes > 10k")
     p.add_argument("--workdir", type=Path, default=None, help="scratch directory (default: a temp dir)")
     p.add_argument("--out", type=Path, default=Path("bench_store.json"))

@@ -184,7 +184,7 @@ class QdrantClientBackend(StoreBackend):
 def _vectors_config(spec: CollectionSpec) -> dict[str, models.VectorParams]:
     quant = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
         type=models.ScalarType.INT8, quantile=0.99, always_ram=True)) if spec.quantize_regions else None
-    dtype = models.Datatype.FLOAT16 if spec.regions_datatype == "float16" else None
+    dtype = {"float16": models.Datatype.FLOAT16, "turbo8": models.Datatype.TURBO8}.get(spec.regions_datatype)
     return {
         GLOBAL: models.VectorParams(size=spec.global_dim, distance=models.Distance.COSINE,
                                     hnsw_config=models.HnswConfigDiff(m=spec.hnsw_m, ef_construct=spec.hnsw_ef_construct)),

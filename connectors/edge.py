@@ -220,7 +220,8 @@ class EdgeBackend(StoreBackend):
 def _edge_config(spec: CollectionSpec, threads: int | None, wal: bool) -> qe.EdgeConfig:
     quant = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, always_ram=True) \
         if spec.quantize_regions else None
-    dtype = qe.VectorStorageDatatype.Float16 if spec.regions_datatype == "float16" else None
+    dtype = {"float16": qe.VectorStorageDatatype.Float16,
+             "turbo8": qe.VectorStorageDatatype.Turbo8}.get(spec.regions_datatype)
     return qe.EdgeConfig(vectors={
         GLOBAL: qe.EdgeVectorParams(size=spec.global_dim, distance=qe.Distance.Cosine, hnsw_config=qe.HnswIndexConfig(
             m=spec.hnsw_m, ef_construct=spec.hnsw_ef_construct, full_scan_threshold=10_000)),

@@ -18,7 +18,8 @@ METADATA_KEY = "vitr"
 FORMAT_VERSION = 1
 REGIONS_PAYLOAD_KEY = "_vitr_regions_f16"
 RESERVED_PAYLOAD_KEYS = frozenset({"uri", "sha256", "width", "height", "external_id", REGIONS_PAYLOAD_KEY})
-_OPTIONS = ("quantize_regions", "regions_datatype", "regions_in_payload")
+REGION_DATATYPES = ("float32", "float16", "turbo8")
+STORAGE_OPTIONS = ("quantize_regions", "regions_datatype", "regions_in_payload")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -33,7 +34,9 @@ class CollectionSpec:
         fingerprint: The model fingerprint (e.g. ``{"name", "dims", "weights_hash"}``);
             stored at creation and compared on every later open. None skips the check.
         quantize_regions: int8 scalar quantization of ``regions`` (queries rescore).
-        regions_datatype: Storage type of the original region vectors.
+        regions_datatype: Storage type of the region vectors: ``float32``, ``float16``, or
+            ``turbo8`` (Qdrant's TurboQuant 8-bit storage: about 1 byte a dimension, the floats
+            are not kept; the compact choice, with ``regions_in_payload=False``).
         regions_in_payload: Also keep a float16 copy of ``regions`` in the payload, so a query
             returns candidates' regions fast (the engines' Python bindings take ~1 ms per point
             to hand back a 64x64 multivector; the payload copy takes ~0.05 ms).
@@ -46,7 +49,7 @@ class CollectionSpec:
     region_dim: int
     fingerprint: Mapping[str, Any] | None = None
     quantize_regions: bool = False
-    regions_datatype: Literal["float32", "float16"] = "float32"
+    regions_datatype: Literal["float32", "float16", "turbo8"] = "float32"
     regions_in_payload: bool = True
     hnsw_m: int = 16
     hnsw_ef_construct: int = 100
@@ -57,8 +60,10 @@ class CollectionSpec:
         for key in ("global_dim", "region_dim", "hnsw_m", "hnsw_ef_construct"):
             if int(getattr(self, key)) <= 0:
                 raise ValueError(f"{key} must be positive, got {getattr(self, key)}")
-        if self.regions_datatype not in ("float32", "float16"):
-            raise ValueError(f"regions_datatype must be 'float32' or 'float16', got {self.regions_datatype!r}")
+        if self.regions_datatype not in REGION_DATATYPES:
+            raise ValueError(f"regions_datatype must be one of {REGION_DATATYPES}, got {self.regions_datatype!r}")
+        if self.quantize_regions and self.regions_datatype == "turbo8":
+            raise ValueError("turbo8 regions are quantized already: drop quantize_regions")
 
     def schema_dict(self) -> dict[str, Any]:
         """Return the schema part that must match on reopen (not the tuning knobs)."""
@@ -67,11 +72,11 @@ class CollectionSpec:
     def metadata(self) -> dict[str, Any]:
         """Return the JSON record stored with the collection."""
         return {"format": FORMAT_VERSION, "fingerprint": _jsonable(self.fingerprint),
-                "schema": self.schema_dict(), "options": {k: getattr(self, k) for k in _OPTIONS}}
+                "schema": self.schema_dict(), "options": {k: getattr(self, k) for k in STORAGE_OPTIONS}}
 
     def with_stored_options(self, stored: Mapping[str, Any]) -> "CollectionSpec":
         """Return this spec with the storage options the collection was created with."""
-        options = {k: v for k, v in (stored.get("options") or {}).items() if k in _OPTIONS}
+        options = {k: v for k, v in (stored.get("options") or {}).items() if k in STORAGE_OPTIONS}
         return dataclasses.replace(self, **options)
 
 

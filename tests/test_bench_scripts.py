@@ -12,7 +12,7 @@ def test_bench_quality_fields(tiny_model):
     result = runpy.run_path(str(BENCH / "bench_quality.py"))["run"](tiny_model, n=20, modes=("vitr", "global"))
     assert set(result["splits"]) == {"test-iid", "test-comp"}
     for split in result["splits"].values():
-        assert split["images"] == 20
+        assert split["images"] == 20 and split["bytes_per_image"] > 0
         for mode in ("vitr", "global"):
             row = split[mode]
             assert set(row["store"]) == set(row["exhaustive"]) == {"t2i_r1", "t2i_r5", "t2i_r10"}

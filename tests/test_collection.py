@@ -81,6 +81,20 @@ def test_reopen_finds_everything(tmp_path, tiny_model, scene_images):
         assert c.add_images(scene_images, ids=list(range(100, 108)), progress=False).skipped == 8
 
 
+def test_compact_storage_ranks_like_the_default_and_is_kept_on_reopen(tmp_path, tiny_model, scene_images):
+    hits = {}
+    for kind, options in (("default", {}), ("compact", {"regions_datatype": "turbo8", "regions_in_payload": False})):
+        with vq.VitrCollection(kind, path=tmp_path / kind, model=tiny_model, **options) as c:
+            c.add_images(scene_images, ids=list(range(8)), progress=False)
+            hits[kind] = [c.search(q, limit=3) for q in (QUERY, "green star below gray circle")]
+    for full, compact in zip(hits["default"], hits["compact"]):
+        assert [h.id for h in compact][:1] == [h.id for h in full][:1]
+        np.testing.assert_allclose([h.score for h in compact], [h.score for h in full], atol=0.05)
+    with vq.VitrCollection("compact", path=tmp_path / "compact", model=tiny_model) as c:
+        assert c.info()["stored"]["options"]["regions_datatype"] == "turbo8"
+        assert c.search(QUERY, limit=3)[0].id == hits["compact"][0][0].id
+
+
 def test_interrupted_ingest_resumes(tmp_path, tiny_model, scene_images, monkeypatch):
     c = vq.VitrCollection("resume", path=tmp_path, model=tiny_model)
     real, batches = c._backend.upsert, []

@@ -140,3 +140,13 @@ def test_remote_backend_retries_then_raises_on_unreachable_server(monkeypatch):
         b.open_collection(CollectionSpec("c", 4, 2))
     assert len(calls) == 2
     b.close()
+
+
+def test_collection_spec_rejects_bad_storage_options():
+    from vitr_qdrant.connectors import CollectionSpec
+    with pytest.raises(ValueError, match="regions_datatype"):
+        CollectionSpec("c", 4, 2, regions_datatype="int4")
+    with pytest.raises(ValueError, match="quantized already"):
+        CollectionSpec("c", 4, 2, regions_datatype="turbo8", quantize_regions=True)
+    with pytest.raises(ValueError, match="must match"):
+        CollectionSpec("bad name", 4, 2)
