@@ -30,6 +30,7 @@ class LocalCfg:
     reasoning: str = "graph"  # "graph" (relational graph filters), "attention", "none"
     layers: int = 2
     pool: int | None = None  # pool the region grid to pool x pool regions
+    stem: int = 0  # channels of a convolutional region stem on the pixels (0: none)
 
 
 @dataclass

@@ -38,14 +38,38 @@ def grid_boxes(grid: int, pool: int | None = None) -> torch.Tensor:
     return torch.stack([x0, y0, x0 + 1 / n, y0 + 1 / n], dim=-1).reshape(-1, 4)
 
 
+class ConvRegionStem(nn.Module):
+    """A small CNN on the pixels, pooled to the region grid: fine shape detail per region.
+
+    A ViT's patch embedding sees an object of a few pixels through one linear map of a patch
+    that cuts it at an arbitrary offset; three strided convolutions and two more at the grid's
+    resolution (receptive field about 47 px) see its outline whole.
+    """
+
+    def __init__(self, channels: int, dim: int):
+        super().__init__()
+        c = channels
+        widths = [(3, c // 2, 2), (c // 2, c, 2), (c, c, 2), (c, c, 1), (c, c, 1)]
+        self.convs = nn.Sequential(*(m for i, o, s in widths
+                                     for m in (nn.Conv2d(i, o, 3, s, 1), nn.GELU())))
+        self.proj = nn.Sequential(nn.LayerNorm(c), nn.Linear(c, dim))
+
+    def forward(self, pixels: torch.Tensor, side: int) -> torch.Tensor:
+        """(B, 3, H, W) normalised pixels -> (B, side * side, dim), row-major like the grid."""
+        x = F.adaptive_avg_pool2d(self.convs(pixels), side)
+        return self.proj(x.flatten(2).transpose(1, 2))
+
+
 class ImageLocalEncoder(nn.Module):
-    """Patch tokens + 2-D position -> projection -> relation reasoning -> region vectors."""
+    """Patch tokens (+ a conv stem's features) + 2-D position -> projection -> relation
+    reasoning -> region vectors."""
 
     def __init__(self, in_dim: int, grid: int, cfg: LocalCfg):
         super().__init__()
         self.cfg, self.grid = cfg, grid
         self.register_buffer("boxes", grid_boxes(grid, cfg.pool), persistent=False)
         self.proj = nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, cfg.dim))
+        self.stem = ConvRegionStem(cfg.stem, cfg.dim) if cfg.stem else None
         self.pos = nn.Linear(4, cfg.dim)
         if cfg.reasoning == "graph":
             blocks = [RelationalGraphFilter(cfg.dim) for _ in range(cfg.layers)]
@@ -60,13 +84,19 @@ class ImageLocalEncoder(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.out = nn.Linear(cfg.dim, cfg.dim)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, pixels: torch.Tensor | None = None) -> torch.Tensor:
+        """Backbone tokens (B, [1 +] grid**2, in_dim), and with a stem the pixels they came
+        from -> (B, R, dim) L2-normalised region vectors."""
         patches = tokens[:, -self.grid * self.grid:]  # drop a class token if present
         if self.cfg.pool:
             b, _, w = patches.shape
             img = patches.transpose(1, 2).reshape(b, w, self.grid, self.grid)
             patches = F.adaptive_avg_pool2d(img, self.cfg.pool).flatten(2).transpose(1, 2)
         x = self.proj(patches) + self.pos(self.boxes.to(patches.dtype))
+        if self.stem is not None:
+            if pixels is None:
+                raise ValueError("this model's region encoder has a conv stem: pass the pixels")
+            x = x + self.stem(pixels.to(x.dtype), self.cfg.pool or self.grid)
         for block in self.blocks:
             x = block(x)
         return F.normalize(self.out(x), dim=-1)

@@ -96,7 +96,7 @@ class VitrModel(nn.Module):
 
     def image_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         g, tokens = self.backbone.encode_image(pixels)
-        return g, self.image_local(tokens)
+        return g, self.image_local(tokens, pixels)
 
     def text_tokens(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Backbone (global, token features, mask) with the valid tokens first."""

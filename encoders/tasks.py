@@ -23,6 +23,9 @@ def normalise(model: VitrModel, images: np.ndarray, flip: bool, device) -> torch
     return (x - mean) / std
 
 
+N_NEG = 5  # hard negatives per caption at most: the kinds of relation_scenes.hard_negatives
+
+
 class ClipTask(torch.nn.Module):
     """Stage 1: the backbone alone, InfoNCE on global vectors."""
 
@@ -86,11 +89,10 @@ class HeadTask(torch.nn.Module):
         samples = [self.sampler.sample(int(i)) for i in idx]
         pos = [p for p, _, _ in samples]
         self._grounds = [g for _, _, g in samples]
-        n_neg = 4
         for b, (i, (p, negs, _)) in enumerate(zip(idx, samples)):
             others = rng.choice([j for j in range(len(idx)) if j != b], size=k, replace=False)
-            cands = [p] + negs + [""] * (n_neg - len(negs)) + [pos[j] for j in others]
-            ok = [True] + [bool(t) for t in cands[1:1 + n_neg]] + [
+            cands = [p] + negs + [""] * (N_NEG - len(negs)) + [pos[j] for j in others]
+            ok = [True] + [bool(t) for t in cands[1:1 + N_NEG]] + [
                 not self.sampler.is_true(int(i), pos[j]) for j in others]
             sets.append(cands)
             valid.append(ok)
@@ -146,7 +148,9 @@ class HeadTask(torch.nn.Module):
             with torch.no_grad():
                 txt_g, txt_tok, mask = model.text_tokens(enc_texts)
             words = model.text_local(txt_tok, mask)
-            regions = model.image_local(tok_all[sel].to(dev).float())
+            pixels = (normalise(model, self.pool.images[img_ids], flip, dev)
+                      if model.image_local.stem is not None else None)
+            regions = model.image_local(tok_all[sel].to(dev).float(), pixels)
             img_g = g_all[sel].to(dev)
             # text-side candidate sets
             t_idx = torch.tensor([[tpos.get(t, 0) for t in s] for s in sets], device=dev)
@@ -169,8 +173,8 @@ class HeadTask(torch.nn.Module):
         ce_t, tri_t = candidate_losses(s_text.float().view(len(idx), -1), tv)
         ce_i, tri_i = candidate_losses(s_img.float().view(len(idx), -1), iv)
         late_loss = info_nce(self.late_scale.exp() * late)
-        hard = s_text.float().view(len(idx), -1)[:, :5]
-        hard_valid = tv[:, 1:5]
+        hard = s_text.float().view(len(idx), -1)[:, :1 + N_NEG]
+        hard_valid = tv[:, 1:1 + N_NEG]
         pairwise = (F.softplus(hard[:, 1:] - hard[:, :1])[hard_valid].mean()
                     if hard_valid.any() else hard.sum() * 0)  # real data: no hard negatives
         losses = {"fusion_text_loss": ce_t, "fusion_image_loss": ce_i,

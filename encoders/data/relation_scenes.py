@@ -305,7 +305,8 @@ def hard_negatives(scene: Scene, a: SceneObject, rel: str, b: SceneObject,
     """Spec section 7 negatives of the true caption ``a rel b`` that are false for ``scene``.
 
     Keys: ``swap`` (b rel a), ``opposite`` (a opp(rel) b), ``attribute`` (colours of a and b
-    exchanged) and ``distractor`` (b replaced by a (colour, shape) absent from the scene).
+    exchanged), ``distractor`` (b replaced by a (colour, shape) absent from the scene) and
+    ``shape`` (a's or b's shape changed to one that its colour has nowhere in the scene).
     """
     pa, pb = a.phrase(with_size), b.phrase(with_size)
     cands = {
@@ -317,9 +318,18 @@ def hard_negatives(scene: Scene, a: SceneObject, rel: str, b: SceneObject,
     present = {o.pair for o in scene.objects}
     absent = [p for p in (TRAIN_PAIRS if scene.split == "train" else ALL_PAIRS)
               if p not in present]
+    rng = _rng(scene.seed, scene.split, pa, pb)
     if absent:
-        color, shape = absent[_rng(scene.seed, scene.split, pa, pb).integers(len(absent))]
+        color, shape = absent[rng.integers(len(absent))]
         cands["distractor"] = caption(pa, rel, f"{color} {shape}", template)
+    # one phrase's shape changed to one its colour does not have here (a training negative)
+    reshaped = [(k, o, shape) for k, o in enumerate((a, b)) for shape in SHAPES
+                if (o.color, shape) in absent]
+    if reshaped:
+        k, o, shape = reshaped[rng.integers(len(reshaped))]
+        phrases = [pa, pb]
+        phrases[k] = replace(o, shape=shape).phrase(with_size)
+        cands["shape"] = caption(phrases[0], rel, phrases[1], template)
     return {k: v for k, v in cands.items() if truth(scene, v) is False}
 
 

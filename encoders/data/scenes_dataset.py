@@ -31,7 +31,7 @@ from .relation_scenes import (SPLITS, TEMPLATES, Scene, _check_split, caption, h
 __all__ = ["NEGATIVE_KINDS", "make_example", "render_batch", "RelationScenesDataset",
            "SceneFolder", "write_split", "load_split", "main"]
 
-NEGATIVE_KINDS = ("swap", "opposite", "attribute", "distractor")
+NEGATIVE_KINDS = ("swap", "opposite", "attribute", "distractor", "shape")
 SIZE_WORDS_P = 0.5
 # Seed of the k-th fallback scene when a scene has no related pair: far above any real seed.
 _FALLBACK_STRIDE = 1 << 40
