@@ -105,6 +105,23 @@ def test_save_load_identical_in_all_modes(model, images, tmp_path):
     assert loaded.fingerprint == model.fingerprint
 
 
+def test_conv_region_stem_feeds_the_regions(images, tmp_path):
+    torch.manual_seed(0)
+    m = E.create_model("vitr-tiny-test", device="cpu", local={"stem": 8})
+    m.head_trained = True
+    pixels = m.pixels(images)
+    _, tokens = m.backbone.encode_image(pixels)
+    with torch.no_grad():
+        regions = m.image_local(tokens, pixels)
+        assert regions.shape == (4, m.image_local.boxes.shape[0], m.cfg.local.dim)
+        # the regions see the pixels through the stem, not only through the backbone's tokens
+        assert not torch.allclose(regions, m.image_local(tokens, torch.zeros_like(pixels)))
+    with pytest.raises(ValueError, match="conv stem"):
+        m.image_local(tokens)
+    loaded = E.load_model(m.save(tmp_path / "stem"), device="cpu")
+    np.testing.assert_array_equal(loaded.score(images, TEXTS), m.score(images, TEXTS))
+
+
 def test_untrained_head_scores_in_global_mode(images):
     m = E.create_model("vitr-tiny-test", device="cpu")
     np.testing.assert_allclose(m.score(images, TEXTS, mode="vitr"),
