@@ -107,6 +107,11 @@ class VitrModel(nn.Module):
         order = torch.argsort((~mask).int(), dim=1, stable=True)
         return g, tokens.gather(1, order.unsqueeze(-1).expand_as(tokens)), mask.gather(1, order)
 
+    def word_spans(self, text: str) -> list[tuple[str, list[int]]]:
+        """The words of ``text`` and the positions of their token vectors (as ``encode_texts``
+        returns them): ``[(word, [token positions])]``."""
+        return self.backbone.tokenizer.word_spans(text)
+
     def text_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         g, tokens, mask = self.text_tokens(texts)
         return g, self.text_local(tokens, mask), mask

@@ -31,6 +31,12 @@ class WordTokenizer:
             ids[row, : len(toks)] = torch.tensor(toks)
         return ids, ids != PAD
 
+    def word_spans(self, text: str) -> list[tuple[str, list[int]]]:
+        """``[(word, [token positions])]``, positions counted over the valid tokens (one a word;
+        the end-of-text token left out)."""
+        words = re.findall(r"[a-z]+", text.lower())[: self.context_length - 1]
+        return [(w, [i]) for i, w in enumerate(words)]
+
 
 class OpenClipTokenizer:
     """open_clip's tokenizer; the mask keeps the tokens after start-of-text up to end-of-text."""
@@ -45,6 +51,32 @@ class OpenClipTokenizer:
         pos = torch.arange(ids.shape[1])
         eot = ids.argmax(dim=1, keepdim=True)
         return ids, (pos >= 1) & (pos <= eot)
+
+    def word_spans(self, text: str) -> list[tuple[str, list[int]]]:
+        """``[(word, [token positions])]``, positions counted from the first token after
+        start-of-text; BPE pieces are joined into words, end-of-text is left out."""
+        ids = [int(i) for i in self._tok([text])[0]]
+        eot = getattr(self._tok, "eot_token_id", None)
+        decoder = getattr(self._tok, "decoder", None)
+        spans: list[tuple[str, list[int]]] = []
+        word, members = "", []
+        for pos, tid in enumerate(ids[1:]):
+            if tid == eot or tid == 0:
+                break
+            piece = decoder.get(tid, "?") if decoder else f"#{pos}</w>"
+            word, members = word + piece.replace("</w>", ""), members + [pos]
+            if piece.endswith("</w>"):
+                spans.append((self._decode(word), members))
+                word, members = "", []
+        if members:
+            spans.append((self._decode(word), members))
+        return spans
+
+    def _decode(self, word: str) -> str:
+        table = getattr(self._tok, "byte_decoder", None)
+        if not table:
+            return word
+        return bytearray(table.get(c, ord("?")) for c in word).decode("utf-8", errors="replace")
 
 
 def create_tokenizer(kind: str | None, model_name: str | None, vocab_size: int,

@@ -180,3 +180,12 @@ def test_load_model_errors(tmp_path):
         E.load_model(tmp_path)
     with pytest.raises(ValueError, match="available"):
         E.load_model("no-such-model")
+
+
+def test_word_spans_group_tokens_into_words(model):
+    assert model.word_spans("Red circle, left of blue square") == [
+        ("red", [0]), ("circle", [1]), ("left", [2]), ("of", [3]), ("blue", [4]), ("square", [5])]
+    bpe = E.tokenizer.OpenClipTokenizer("ViT-B-32").word_spans("a photobombing café")
+    assert [w for w, _ in bpe] == ["a", "photobombing", "café"]
+    positions = [p for _, members in bpe for p in members]
+    assert positions == list(range(len(positions))) and len(bpe[1][1]) > 1  # pieces of one word

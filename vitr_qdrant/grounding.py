@@ -1,7 +1,6 @@
 """Grounding: which image region each query word attended to, as a box in image pixels."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -29,44 +28,13 @@ class Grounding:
 
 
 def word_spans(model: Any, text: str, n_tokens: int) -> list[tuple[str, list[int]]]:
-    """Group a text's token vectors into words: ``[(word, [token indices])]``.
-
-    The end-of-text token is left out. Tokenizers this does not know label each token
-    ``#i`` instead of failing.
-    """
-    tok = getattr(getattr(model, "backbone", None), "tokenizer", None)
-    inner = getattr(tok, "_tok", None)
-    if inner is not None and hasattr(inner, "decoder"):
-        return _bpe_spans(inner, text, n_tokens)
-    if tok is not None and hasattr(tok, "vocab") and hasattr(tok, "context_length"):
-        words = re.findall(r"[a-z]+", text.lower())[: tok.context_length - 1]
-        return [(w, [i]) for i, w in enumerate(words) if i < n_tokens]
-    return [(f"#{i}", [i]) for i in range(n_tokens)]
-
-
-def _bpe_spans(inner: Any, text: str, n_tokens: int) -> list[tuple[str, list[int]]]:
-    ids = [int(i) for i in inner([text])[0]]
-    eot = getattr(inner, "eot_token_id", None)
-    spans: list[tuple[str, list[int]]] = []
-    word, members = "", []
-    for pos, tid in enumerate(ids[1:n_tokens + 1]):  # token vectors start after start-of-text
-        if tid == eot or tid == 0:
-            break
-        piece = inner.decoder.get(tid, "?")
-        word, members = word + piece.replace("</w>", ""), members + [pos]
-        if piece.endswith("</w>"):
-            spans.append((_decode_bytes(inner, word), members))
-            word, members = "", []
-    if members:
-        spans.append((_decode_bytes(inner, word), members))
-    return spans
-
-
-def _decode_bytes(inner: Any, word: str) -> str:
-    table = getattr(inner, "byte_decoder", None)
-    if not table:
-        return word
-    return bytearray(table.get(c, ord("?")) for c in word).decode("utf-8", errors="replace")
+    """Group a text's first ``n_tokens`` token vectors into words: ``[(word, [token indices])]``
+    (the model's :meth:`~vitr_qdrant.encoders.VitrModel.word_spans`). Models without it label
+    each token ``#i``."""
+    spans = model.word_spans(text) if hasattr(model, "word_spans") else [
+        (f"#{i}", [i]) for i in range(n_tokens)]
+    out = [(w, [i for i in members if i < n_tokens]) for w, members in spans]
+    return [(w, members) for w, members in out if members]
 
 
 def ground(spans: Sequence[tuple[str, list[int]]], weights: np.ndarray, boxes: np.ndarray,
