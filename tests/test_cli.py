@@ -73,6 +73,17 @@ def test_index_search_info(tmp_path, model_dir, photos, capsys, tiny_model):
     assert "found: ['pics']" in capsys.readouterr().err
 
 
+def test_index_compact(tmp_path, model_dir, photos, capsys):
+    args = store_args(tmp_path, model_dir)
+    assert main(["index", str(photos), "--compact", "--no-progress", *args]) == 0
+    assert "added 6" in capsys.readouterr().out
+    assert main(["search", "red circle left of blue square", "-k", "2", "--json", *args]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+    assert main(["info", "-c", "pics", "--path", str(tmp_path / "store")]) == 0
+    options = json.loads(capsys.readouterr().out)["stored"]["options"]
+    assert options["regions_datatype"] == "turbo8" and options["regions_in_payload"] is False
+
+
 def test_csv_and_url_list_inputs(tmp_path, model_dir, photos, capsys):
     (tmp_path / "items.csv").write_text("image,id,kind,year\n" + "".join(
         f"photos/{i}.png,p{i},{'ab'[i % 2]},{2020 + i}\n" for i in range(4)))

@@ -28,14 +28,15 @@ def add_store_args(p: argparse.ArgumentParser, model: bool = True, required: boo
         g.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
 
 
-def open_collection(args: argparse.Namespace, **settings: Any):
-    """The :class:`VitrCollection` named by ``args`` (see :func:`add_store_args`)."""
+def open_collection(args: argparse.Namespace, storage: dict[str, Any] | None = None, **settings: Any):
+    """The :class:`VitrCollection` named by ``args`` (see :func:`add_store_args`); ``storage``:
+    the region storage options of a collection created now."""
     from .collection import VitrCollection
     from .encoders import load_model
 
     model = load_model(args.model, device=args.device)
     return VitrCollection(args.collection, path=args.path, url=args.url, api_key=args.api_key, model=model,
-                          backend=args.backend, settings=settings or None)
+                          backend=args.backend, settings=settings or None, **(storage or {}))
 
 
 def build_parser() -> argparse.ArgumentParser:

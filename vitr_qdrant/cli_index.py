@@ -26,6 +26,9 @@ class Entry:
     metadata: dict[str, Any] | None = None
 
 
+COMPACT_STORAGE = {"regions_datatype": "turbo8", "regions_in_payload": False}
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``."""
     try:
@@ -111,6 +114,9 @@ def add_index_parser(sub: Any, add_store_args: Callable[[argparse.ArgumentParser
     p.add_argument("--jpeg-decoder", choices=("auto", "pil", "torchvision"), default="auto",
                    help="auto: decode JPEGs in batches on the GPU (nvJPEG) when the model is on CUDA, else PIL")
     p.add_argument("--url-retries", type=int, default=3, help="attempts per URL (transient errors only)")
+    p.add_argument("--compact", action="store_true",
+                   help="a new collection stores its regions as turbo8, without the payload copy "
+                   "(about 5 KB an image instead of about 30; slower reranking)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--report", help="also write the report (with every failure) as JSON to this file")
     add_store_args(p)
@@ -123,7 +129,8 @@ def run_index(args: argparse.Namespace) -> int:
     entries = [e for e in read_entries(args.inputs, args.image_column, args.id_column, args.metadata_columns)
                if in_shard(e.key, args.shard)]
     ids = [e.id for e in entries] if any(e.id for e in entries) else None
-    with open_collection(args, batch_size=args.batch_size, url_retries=args.url_retries,
+    storage = COMPACT_STORAGE if args.compact else None
+    with open_collection(args, storage, batch_size=args.batch_size, url_retries=args.url_retries,
                          jpeg_decoder=args.jpeg_decoder) as col:
         report = col.add_images([e.item for e in entries], ids=ids, metadata=[e.metadata for e in entries],
                                 progress=not args.no_progress)
