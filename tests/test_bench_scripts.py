@@ -1,9 +1,11 @@
-"""The ingest and quality benchmark scripts run with the tiny model (fields only, not numbers)."""
+"""The benchmark scripts run with the tiny model (fields only, not numbers)."""
 from __future__ import annotations
 
 import argparse
 import runpy
 from pathlib import Path
+
+import numpy as np
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -27,3 +29,25 @@ def test_bench_ingest_fields(tmp_path):
     out = bench["run"](args, tmp_path)
     assert out["added"] == 12 and out["failed"] == 0 and out["path"] == "device" and out["images_per_s"] > 0
     assert set(out["stages"]) == {"decode_resize_images_per_s", "encode_images_per_s", "store_upsert_images_per_s"}
+
+
+def test_other_renderer_draws_the_same_scenes():
+    from vitr_qdrant.datasets.relation_scenes import render, sample_scene
+    other = runpy.run_path(str(BENCH / "bench_renderer_shift.py"))["render_other"]
+    for seed in range(12):
+        scene = sample_scene(seed, "test-iid")
+        a = np.asarray(render(scene, 96), dtype=float)
+        b = np.asarray(other(scene, 96), dtype=float)
+        assert np.abs(a - b).mean() < 8   # noise (sigma <= 6, drawn twice) and edges differ
+        for obj in scene.objects:   # the centre of every object has its colour in both
+            y, x = int(obj.y * 96), int(obj.x * 96)
+            assert np.abs(b[y, x] - obj.rgb).max() < 30 and np.abs(a[y, x] - obj.rgb).max() < 30
+
+
+def test_bench_renderer_shift_fields(tiny_model):
+    result = runpy.run_path(str(BENCH / "bench_renderer_shift.py"))["run"](tiny_model, n=12, n_pairs=4,
+                                                                           splits=("test-iid",))
+    row = result["splits"]["test-iid"]
+    assert set(row) == {"project", "other", "drop"}
+    assert set(row["other"]["vitr"]) == {"t2i_r1", "t2i_r10", "rsum", "swap_acc", "pair_group"}
+    assert row["drop"]["global"]["rsum"] == round(row["project"]["global"]["rsum"] - row["other"]["global"]["rsum"], 2)
