@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .data.scene_pool import CaptionSampler, flip_caption
+from .data.relation_scenes import COLORS, SHAPES, SIZES
+from .data.scene_pool import CaptionSampler, ScenePool, flip_caption
 from .local import late_scores
 from .losses import candidate_losses, info_nce
 from .model import VitrModel, autocast
@@ -23,6 +24,7 @@ def normalise(model: VitrModel, images: np.ndarray, flip: bool, device) -> torch
     return (x - mean) / std
 
 
+ATTRIBUTES = (list(SHAPES), list(COLORS), list(SIZES))  # what the attribute probe names
 N_NEG = 5  # hard negatives per caption at most: the kinds of relation_scenes.hard_negatives
 
 
@@ -61,6 +63,9 @@ class HeadTask(torch.nn.Module):
         self.model, self.cfg, self.pool, self.sampler = model, cfg, pool, sampler
         model.backbone.lock()
         self.late_scale = torch.nn.Parameter(torch.tensor(10.0, device=model.device).log())
+        # training-only probe: the region at an object's centre names its shape, colour and size
+        self.attributes = torch.nn.Linear(model.cfg.local.dim, sum(map(len, ATTRIBUTES)),
+                                          device=model.device)
         self.cache = {False: self._features(False)}
         if cfg.flip:
             self.cache[True] = self._features(True)
@@ -80,7 +85,8 @@ class HeadTask(torch.nn.Module):
 
     def trainable(self):
         m = self.model
-        return ([("late_scale", self.late_scale)] + list(m.image_local.named_parameters())
+        return ([("late_scale", self.late_scale)] + list(self.attributes.named_parameters())
+                + list(m.image_local.named_parameters())
                 + list(m.text_local.named_parameters()) + list(m.fusion.named_parameters()))
 
     def _texts(self, idx: np.ndarray, k: int, rng: np.random.Generator):
@@ -121,6 +127,22 @@ class HeadTask(torch.nn.Module):
             weights, _ = fusion.geometry.role_weights(words, mask)
             loss = loss - (weights * span).sum(1).clamp(min=1e-6).log().mean()
         return loss
+
+    def _attribute_loss(self, regions: torch.Tensor, img_ids: np.ndarray, flip: bool) -> torch.Tensor:
+        """Cross-entropy of shape, colour and size read off the region at each object's centre."""
+        side = int(round(len(self.model.image_local.boxes) ** 0.5))
+        rows, cells, labels = [], [], []
+        for row, i in enumerate(img_ids):
+            for o in self.pool.scenes[int(i)].objects:
+                x = 1 - o.x if flip else o.x
+                rows.append(row)
+                cells.append(min(int(o.y * side), side - 1) * side + min(int(x * side), side - 1))
+                labels.append([names.index(v) for names, v in zip(ATTRIBUTES, (o.shape, o.color, o.size_name))])
+        logits = self.attributes(regions[rows, cells].float())
+        y = torch.tensor(labels, device=logits.device)
+        bounds = np.cumsum([0, *map(len, ATTRIBUTES)])
+        return sum(F.cross_entropy(logits[:, a:b], y[:, k])
+                   for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))) / len(ATTRIBUTES)
 
     def forward(self, idx: np.ndarray, flip: bool) -> tuple[dict, dict]:
         model, dev, cfg = self.model, self.model.device, self.cfg
@@ -183,6 +205,8 @@ class HeadTask(torch.nn.Module):
                   "late_loss": cfg.late_weight * late_loss}
         if ground is not None:
             losses["grounding_loss"] = cfg.ground_weight * ground
+        if cfg.attr_weight > 0 and isinstance(self.pool, ScenePool):
+            losses["attribute_loss"] = cfg.attr_weight * self._attribute_loss(regions, img_ids, flip)
         st = s_text.detach().view(len(idx), -1).masked_fill(~tv, float("-inf"))
         metrics = {"text_acc": (st.argmax(1) == 0).float().mean().item()}
         return losses, metrics

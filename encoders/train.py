@@ -60,8 +60,9 @@ class TrainCfg:
     in_batch_negatives: int = 8
     triplet_weight: float = 1.0
     late_weight: float = 1.0
-    ground_weight: float = 1.0
-    hard_weight: float = 1.0  # pairwise loss: each positive above its own hard negatives  # noun-phrase grounding and role supervision (Relation Scenes)
+    ground_weight: float = 1.0  # noun-phrase grounding and role supervision (Relation Scenes)
+    hard_weight: float = 1.0  # pairwise loss: each positive above its own hard negatives
+    attr_weight: float = 0.0  # each object's region predicts its shape, colour, size (Relation Scenes)
     eval_every: int = 1  # epochs; 0 = never
     eval_images: int = 200
     eval_pairs: int = 200

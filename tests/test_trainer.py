@@ -78,7 +78,8 @@ def test_head_stage_lowers_loss_and_keeps_backbone_frozen(pool, stem):
     torch.manual_seed(0)
     model = create_model("vitr-tiny-test", device="cpu", local={"stem": stem}).train()
     before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
-    task = HeadTask(model, TrainCfg(in_batch_negatives=4), pool, CaptionSampler(pool, seed=0))
+    task = HeadTask(model, TrainCfg(in_batch_negatives=4, attr_weight=float(stem > 0)), pool,
+                    CaptionSampler(pool, seed=0))
     losses = _fit(task, np.arange(16))
     assert losses[-1] < losses[0]
     for k, v in model.backbone.state_dict().items():
