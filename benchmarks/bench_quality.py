@@ -14,9 +14,7 @@ loses: ``r10_gap`` = exhaustive R@10 - store R@10 (target: at most 1 point in vi
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 import vitr_qdrant as vq
+from vitr_qdrant.cli_tools import run_model_benchmark
 from vitr_qdrant.encoders.evaluation import build_eval_set, recall_at_k
 
 KS = (1, 5, 10)
@@ -106,20 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, help="scratch directory (default: a temp dir)")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     a = ap.parse_args(argv)
-    try:
-        model = vq.load_model(a.model, device=a.device)
-    except FileNotFoundError as exc:
-        print(f"bench_quality: {exc}\n  pass --model NAME_OR_DIR", file=sys.stderr)
-        return 2
-    t0 = time.perf_counter()
     storage = {"regions_datatype": a.regions_datatype, "regions_in_payload": not a.no_regions_copy}
-    result = run(model, a.n, a.splits, a.modes, a.prefetch, a.candidates, a.workdir, storage)
-    result["seconds"] = round(time.perf_counter() - t0, 1)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if a.out:
-        a.out.write_text(text + "\n")
-    return 0
+    return run_model_benchmark("bench_quality", a.model, a.device, lambda model: run(
+        model, a.n, a.splits, a.modes, a.prefetch, a.candidates, a.workdir, storage), a.out)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
 
-import vitr_qdrant as vq
+from vitr_qdrant.cli_tools import run_model_benchmark
 from vitr_qdrant.encoders.evaluation import build_eval_set, evaluate
 from vitr_qdrant.encoders.model_eval import CachedScorer
 
@@ -106,19 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     a = ap.parse_args(argv)
-    try:
-        model = vq.load_model(a.model, device=a.device)
-    except FileNotFoundError as exc:
-        print(f"bench_renderer_shift: {exc}\n  pass --model NAME_OR_DIR", file=sys.stderr)
-        return 2
-    t0 = time.perf_counter()
-    result = run(model, a.n, a.pairs)
-    result["seconds"] = round(time.perf_counter() - t0, 1)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if a.out:
-        a.out.write_text(text + "\n")
-    return 0
+    return run_model_benchmark("bench_renderer_shift", a.model, a.device, lambda model: run(model, a.n, a.pairs),
+                               a.out)
 
 
 if __name__ == "__main__":
