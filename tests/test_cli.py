@@ -121,6 +121,14 @@ def test_demo_small(tmp_path, model_dir, capsys):
     assert "mean precision@2" in out and "global (CLIP baseline)" in out
     assert (tmp_path / "contact_sheet.png").stat().st_size > 0
     assert "<img" in (tmp_path / "index.html").read_text()
+    # rerun with other weights into the same folder: the demo's store is rebuilt, not refused
+    import vitr_qdrant.encoders as E
+
+    other = str(E.create_model("vitr-tiny-test", device="cpu").save(tmp_path / "other-model"))
+    assert main(["demo", "--n", "40", "--queries", "1", "--top", "2", "--size", "64", "--workers", "1",
+                 "--model", other, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "built with another model: rebuilding" in out and "40 added" in out
 
 
 def test_demo_without_model_explains(monkeypatch, capsys):

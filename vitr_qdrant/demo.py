@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -82,10 +83,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def _open_store(path: Path, model):
+    """The demo's collection; a store left by an earlier run with another model is rebuilt (it
+    holds nothing but the demo's renders)."""
+    from .collection import VitrCollection
+    from .connectors import FingerprintMismatchError
+
+    try:
+        return VitrCollection("relation-scenes", path=path, model=model)
+    except FingerprintMismatchError:
+        print(f"{path} was built with another model: rebuilding it")
+        shutil.rmtree(path)
+        return VitrCollection("relation-scenes", path=path, model=model)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; prints the comparison and the paths of the contact sheet."""
     args = parse_args(argv)
-    from .collection import VitrCollection
     from .encoders import load_model
 
     try:
@@ -100,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t1 = time.perf_counter()
     print(f"rendered {len(paths)} Relation Scenes ({SPLIT}) in {t1 - t0:.1f}s -> {out / 'images'}")
     rows: list[SheetRow] = []
-    with VitrCollection("relation-scenes", path=out / "store", model=model) as col:
+    with _open_store(out / "store", model) as col:
         report = col.add_images(paths, metadata=[{"seed": DEMO_SEED + k} for k in range(len(paths))])
         print(f"indexed in {time.perf_counter() - t1:.1f}s: {report.added} added, {report.skipped} "
               f"already there, {len(report.failed)} failed; model {model.cfg.name} "
