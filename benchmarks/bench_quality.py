@@ -25,6 +25,7 @@ import numpy as np
 import vitr_qdrant as vq
 from vitr_qdrant.cli_tools import run_model_benchmark
 from vitr_qdrant.encoders.evaluation import build_eval_set, recall_at_k
+from vitr_qdrant.store_info import disk_bytes
 
 KS = (1, 5, 10)
 
@@ -68,8 +69,7 @@ def run_split(model: Any, split: str, n: int, modes: Sequence[str], root: Path, 
             full = exhaustive_recall(model, img_emb, txt_emb, ev.relevance, mode)
             out[mode] = {"store": store, "exhaustive": full, "search_ms_mean": round(ms, 2),
                          "r10_gap": round(full["t2i_r10"] - store["t2i_r10"], 2)}
-    out["bytes_per_image"] = round(sum(f.stat().st_blocks * 512 for f in (root / split).rglob("*")
-                                       if f.is_file()) / len(ev.images))  # the WAL included
+    out["bytes_per_image"] = round(disk_bytes(root / split)[0] / len(ev.images))  # the WAL included
     return out
 
 
@@ -78,13 +78,14 @@ def run(model: Any, n: int = 1000, splits: Sequence[str] = ("test-iid", "test-co
         workdir: Path | None = None, storage: dict[str, Any] | None = None) -> dict[str, Any]:
     """The benchmark's JSON object (see the module docstring)."""
     root = Path(tempfile.mkdtemp(prefix="vitr-bench-quality-", dir=workdir))
+    storage = storage or {}
     try:
         result: dict[str, Any] = {"benchmark": "quality", "model": model.cfg.name,
                                   "head_trained": model.head_trained, "n": n, "prefetch": prefetch,
-                                  "candidates": candidates, "storage": storage or {}, "splits": {}}
+                                  "candidates": candidates, "storage": storage, "splits": {}}
         for split in splits:
             result["splits"][split] = run_split(model, split, n, modes, root, prefetch, candidates,
-                                                 storage or {})
+                                                 storage)
         return result
     finally:
         shutil.rmtree(root, ignore_errors=True)

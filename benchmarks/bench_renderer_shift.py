@@ -103,8 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     a = ap.parse_args(argv)
-    return run_model_benchmark("bench_renderer_shift", a.model, a.device, lambda model: run(model, a.n, a.pairs),
-                               a.out)
+    return run_model_benchmark("bench_renderer_shift", a.model, a.device,
+                               lambda model: run(model, a.n, a.pairs), a.out)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from vitr_qdrant.connectors import (CollectionSpec, StageCfg, StoredPoint, create_backend, fetch_candidates,
-                                    global_search, make_payload)
+from vitr_qdrant.connectors import (COMPACT_STORAGE, CollectionSpec, StageCfg, StoredPoint, create_backend,
+                                    fetch_candidates, global_search, make_payload)
+from vitr_qdrant.store_info import disk_bytes
 
 logger = logging.getLogger("bench_store")
 
@@ -56,21 +57,10 @@ def latencies(fn: Callable[[int], Any], n_queries: int, warmup: int = 5) -> dict
     return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "queries": n_queries}
 
 
-def disk_bytes(path: Path) -> tuple[int, int]:
-    """(allocated, apparent) bytes of every file under ``path``."""
-    alloc = apparent = 0
-    for f in path.rglob("*"):
-        if f.is_file():
-            st = f.stat()
-            alloc += st.st_blocks * 512
-            apparent += st.st_size
-    return alloc, apparent
-
-
 VARIANTS: dict[str, dict[str, Any]] = {
     "base": {}, "int8": {"quantize_regions": True}, "f16": {"regions_datatype": "float16"},
     "nocopy": {"regions_in_payload": False}, "nowal": {"wal": False},
-    "turbo8": {"regions_datatype": "turbo8", "regions_in_payload": False},  # the compact choice
+    "turbo8": COMPACT_STORAGE,
 }
 SPEC_KEYS = ("quantize_regions", "regions_datatype", "regions_in_payload")
 

@@ -11,13 +11,13 @@ from .factory import create_backend, default_data_dir
 from .filters import build_filter
 from .ids import ID_NAMESPACE, PointId, point_id
 from .query import StageCfg, apply_rerank, fetch_candidates, global_search, image_search, staged_search
-from .schema import (GLOBAL, REGIONS, STORAGE_OPTIONS, Candidate, CollectionSpec, QueryPlan, StoredPoint,
-                     make_payload)
+from .schema import (COMPACT_STORAGE, GLOBAL, REGIONS, STORAGE_OPTIONS, Candidate, CollectionSpec,
+                     QueryPlan, StoredPoint, make_payload)
 
 __all__ = [
-    "GLOBAL", "ID_NAMESPACE", "REGIONS", "Candidate", "CollectionNotFoundError", "CollectionNotOpenError",
-    "CollectionSpec", "ConnectorError", "FingerprintMismatchError", "PointId", "QueryPlan", "StageCfg",
-    "STORAGE_OPTIONS", "StoreBackend", "StoreLockedError", "StoredPoint", "apply_rerank", "build_filter", "create_backend",
-    "default_data_dir", "fetch_candidates", "global_search", "image_search", "make_payload", "point_id",
-    "staged_search",
+    "COMPACT_STORAGE", "GLOBAL", "ID_NAMESPACE", "REGIONS", "STORAGE_OPTIONS", "Candidate",
+    "CollectionNotFoundError", "CollectionNotOpenError", "CollectionSpec", "ConnectorError",
+    "FingerprintMismatchError", "PointId", "QueryPlan", "StageCfg", "StoreBackend", "StoreLockedError",
+    "StoredPoint", "apply_rerank", "build_filter", "create_backend", "default_data_dir", "fetch_candidates",
+    "global_search", "image_search", "make_payload", "point_id", "staged_search",
 ]

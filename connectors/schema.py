@@ -20,6 +20,7 @@ REGIONS_PAYLOAD_KEY = "_vitr_regions_f16"
 RESERVED_PAYLOAD_KEYS = frozenset({"uri", "sha256", "width", "height", "external_id", REGIONS_PAYLOAD_KEY})
 REGION_DATATYPES = ("float32", "float16", "turbo8")
 STORAGE_OPTIONS = ("quantize_regions", "regions_datatype", "regions_in_payload")
+COMPACT_STORAGE = {"regions_datatype": "turbo8", "regions_in_payload": False}  # about 5 KB an image
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 

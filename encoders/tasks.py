@@ -130,14 +130,16 @@ class HeadTask(torch.nn.Module):
 
     def _attribute_loss(self, regions: torch.Tensor, img_ids: np.ndarray, flip: bool) -> torch.Tensor:
         """Cross-entropy of shape, colour and size read off the region at each object's centre."""
-        side = int(round(len(self.model.image_local.boxes) ** 0.5))
+        local = self.model.image_local
+        side = local.cfg.pool or local.grid
         rows, cells, labels = [], [], []
         for row, i in enumerate(img_ids):
             for o in self.pool.scenes[int(i)].objects:
                 x = 1 - o.x if flip else o.x
                 rows.append(row)
                 cells.append(min(int(o.y * side), side - 1) * side + min(int(x * side), side - 1))
-                labels.append([names.index(v) for names, v in zip(ATTRIBUTES, (o.shape, o.color, o.size_name))])
+                labels.append([names.index(v)
+                               for names, v in zip(ATTRIBUTES, (o.shape, o.color, o.size_name))])
         logits = self.attributes(regions[rows, cells].float())
         y = torch.tensor(labels, device=logits.device)
         bounds = np.cumsum([0, *map(len, ATTRIBUTES)])

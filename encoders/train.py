@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from safetensors.torch import load_file
 from tqdm import tqdm
 
 from .data.record_pool import RecordSampler, build_record_pool
 from .data.scene_pool import CaptionSampler, build_pool
-from safetensors.torch import load_file
-
 from .factory import WEIGHTS_FILE, create_model, load_model_dir, save_model
 from .model import VitrModel
 from .tasks import ClipTask, HeadTask

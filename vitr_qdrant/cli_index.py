@@ -26,9 +26,6 @@ class Entry:
     metadata: dict[str, Any] | None = None
 
 
-COMPACT_STORAGE = {"regions_datatype": "turbo8", "regions_in_payload": False}
-
-
 def parse_shard(text: str) -> tuple[int, int]:
     """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``."""
     try:
@@ -125,6 +122,7 @@ def add_index_parser(sub: Any, add_store_args: Callable[[argparse.ArgumentParser
 def run_index(args: argparse.Namespace) -> int:
     """Run ``vitr index``; exit status 1 when items failed and nothing could be stored."""
     from .cli import open_collection
+    from .connectors import COMPACT_STORAGE
 
     entries = [e for e in read_entries(args.inputs, args.image_column, args.id_column, args.metadata_columns)
                if in_shard(e.key, args.shard)]

@@ -29,11 +29,8 @@ class Grounding:
 
 def word_spans(model: Any, text: str, n_tokens: int) -> list[tuple[str, list[int]]]:
     """Group a text's first ``n_tokens`` token vectors into words: ``[(word, [token indices])]``
-    (the model's :meth:`~vitr_qdrant.encoders.VitrModel.word_spans`). Models without it label
-    each token ``#i``."""
-    spans = model.word_spans(text) if hasattr(model, "word_spans") else [
-        (f"#{i}", [i]) for i in range(n_tokens)]
-    out = [(w, [i for i in members if i < n_tokens]) for w, members in spans]
+    (the model's :meth:`~vitr_qdrant.encoders.VitrModel.word_spans`, cut to the vectors there are)."""
+    out = [(w, [i for i in members if i < n_tokens]) for w, members in model.word_spans(text)]
     return [(w, members) for w, members in out if members]
 
 
