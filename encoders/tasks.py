@@ -8,6 +8,7 @@ from tqdm import tqdm
 
 from .data.relation_scenes import COLORS, SHAPES, SIZES
 from .data.scene_pool import CaptionSampler, ScenePool, flip_caption
+from .data.scenes_dataset import NEGATIVE_KINDS
 from .local import late_scores
 from .losses import candidate_losses, info_nce
 from .model import VitrModel, autocast
@@ -25,7 +26,7 @@ def normalise(model: VitrModel, images: np.ndarray, flip: bool, device) -> torch
 
 
 ATTRIBUTES = (list(SHAPES), list(COLORS), list(SIZES))  # what the attribute probe names
-N_NEG = 5  # hard negatives per caption at most: the kinds of relation_scenes.hard_negatives
+N_NEG = len(NEGATIVE_KINDS)  # hard negatives per caption at most: one of each kind
 
 
 class ClipTask(torch.nn.Module):
