@@ -28,7 +28,7 @@ bench: $(STAMP)
 # threads=1 keeps each stage steady on a shared 2-core machine; on a GPU drop it.
 train-scenes-s: $(STAMP)
 	$(VENV)/bin/vitr train model=vitr-scenes-s stage=clip pool_size=40000 pool_cache=data/pool-40k-64.npz batch_size=128 epochs=3 lr=1e-3 warmup_steps=200 eval_every=0 threads=1 out=runs/scenes-clip
-	$(VENV)/bin/vitr train model=vitr-scenes-s stage=head init=runs/scenes-clip/last pool_size=40000 pool_cache=data/pool-40k-64.npz batch_size=128 epochs=2 lr=2e-3 warmup_steps=100 eval_every=1 eval_images=200 eval_pairs=200 attr_weight=1.0 threads=1 out=runs/scenes-head
+	$(VENV)/bin/vitr train model=vitr-scenes-s stage=head init=runs/scenes-clip/last pool_size=40000 pool_cache=data/pool-40k-64.npz batch_size=128 epochs=4 lr=2e-3 warmup_steps=100 eval_every=1 eval_images=200 eval_pairs=200 attr_weight=1.0 threads=1 out=runs/scenes-head
 
 # The model card's evaluation table (1,000-image galleries, both splits, all three modes).
 eval-scenes-s: $(STAMP)
