@@ -31,6 +31,7 @@ class LocalCfg:
     layers: int = 2
     pool: int | None = None  # pool the region grid to pool x pool regions
     stem: int = 0  # channels of a convolutional region stem on the pixels (0: none)
+    stem_widths: list[int] | None = None  # its five convolutions' channels (default c/2, c x4)
 
 
 @dataclass
