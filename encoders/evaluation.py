@@ -289,14 +289,14 @@ def _swap_metrics(scores: list[np.ndarray], negatives: list[dict[str, str]],
     for kind in kinds:
         wins = [s[0] > s[1 + list(negs).index(kind)]
                 for s, negs in zip(scores, negatives) if kind in negs]
-        out[f"{kind}_acc"] = _percent(wins)
+        out[f"{kind}_acc"] = _percent(wins) if wins else None  # nothing to count: no figure
         out[f"{kind}_n"] = len(wins)
     return out
 
 
 def _pair_metrics(scores: list[np.ndarray]) -> dict:
     if not scores:
-        return {"pair_text": 0.0, "pair_image": 0.0, "pair_group": 0.0, "pair_n": 0}
+        return {"pair_text": None, "pair_image": None, "pair_group": None, "pair_n": 0}
     s = np.stack(scores).reshape(-1, 2, 2)  # [example, image 1|2, caption c|c']
     text = (s[:, 0, 0] > s[:, 0, 1]) & (s[:, 1, 1] > s[:, 1, 0])
     image = (s[:, 0, 0] > s[:, 1, 0]) & (s[:, 1, 1] > s[:, 0, 1])
@@ -336,7 +336,8 @@ def evaluate(score_fn: ScoreFn, eval_set: EvalSet, chunk_size: int = 100, pair_c
         A JSON-serialisable dict: ``t2i_r1/5/10``, ``i2t_r1/5/10``, ``rsum``; for each kind of
         the world's swap test (Relation Scenes: swap, opposite, attribute; Object Scenes:
         swap, opposite, distractor) ``{kind}_acc`` and its count ``{kind}_n``; ``pair_text``,
-        ``pair_image``, ``pair_group``, ``pair_n``; the set's description; and in worlds with
+        ``pair_image``, ``pair_group``, ``pair_n`` (a figure with nothing to count, e.g. an art
+        set without pair-test examples, is None); the set's description; and in worlds with
         art sets ``by_art``: the same figures per art set (the gallery images, captions and
         pair examples drawn in it).
     """

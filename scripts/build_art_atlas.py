@@ -53,6 +53,7 @@ RENDER_SIZE = 512            # longer side of the viewBox when rasterised, befor
 MIN_SPRITE_SIZE = 88         # the largest object in a 256 px scene is 0.34 * 256 = 87 px
 ICONIFY_DEFAULT_SIZE = 16    # Iconify's default icon width/height when the set gives none
 MODIFICATION_NOTE = "rasterised, cropped and resized for vitr-qdrant"
+APACHE_TEXT = Path(__file__).resolve().parent / "licences" / "Apache-2.0.txt"
 CC_BY_URL = "https://creativecommons.org/licenses/by/4.0/"
 
 MIT_TEXT = """\
@@ -426,7 +427,8 @@ def licences_md(sets: dict[str, IconSet], counts: dict[str, int]) -> str:
         elif s.pin.licence == "Apache-2.0":
             lines += ["```text", f"Copyright {e['author']} (as named in the package metadata)", "",
                       APACHE_NOTICE, "```", "",
-                      f"The full licence text is at {e['licence_url']}.", ""]
+                      f"The full, unmodified text of the licence ({e['licence_url']}):", "",
+                      "```text", APACHE_TEXT.read_text(encoding="utf-8").rstrip(), "```", ""]
         for fname, text in s.licence_files.items():
             lines += [f"`{fname}` as carried by the package:", "", "```text", text.rstrip(), "```", ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -164,9 +164,11 @@ class ObjectScenes(World):
                 uniform over :data:`ART_SETS`. The layout does not depend on the art.
         """
         check_split(split)
-        if n_objects is not None and not 2 <= n_objects <= 4:
-            raise ValueError("n_objects must be 2, 3 or 4")
-        sets = [art] if isinstance(art, str) else list(art or ART_SETS)
+        if n_objects is not None and n_objects not in (2, 3, 4):
+            raise ValueError(f"n_objects must be 2, 3 or 4 (got {n_objects!r})")
+        sets = list(ART_SETS) if art is None else [art] if isinstance(art, str) else list(art)
+        if not sets:
+            raise ValueError(f"art names no set; expected some of {ART_SETS}")
         for s in sets:
             check_art(s)
         chosen = sets[int(rng_for(seed, split, "art").integers(len(sets)))]

@@ -141,8 +141,8 @@ class RelationScenes(World):
                      ) -> Scene:
         """Draw one scene of ``split`` (train, test-iid, test-comp), deterministic per seed."""
         check_split(split)
-        if n_objects is not None and not 2 <= n_objects <= 4:
-            raise ValueError("n_objects must be 2, 3 or 4")
+        if n_objects is not None and n_objects not in (2, 3, 4):
+            raise ValueError(f"n_objects must be 2, 3 or 4 (got {n_objects!r})")
         rng = rng_for(seed, split)
         n = int(n_objects or rng.integers(2, 5))
         while True:

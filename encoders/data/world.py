@@ -84,6 +84,13 @@ def with_articles(text: str) -> str:
     return re.sub(r"\ba (?=[aeiou])", "an ", text)
 
 
+def _articles_ok(text: str) -> bool:
+    """Whether every ``a``/``an`` is the one the next word asks for."""
+    words = text.split()
+    return all((w == "an") == (nxt[0] in "aeiou") for w, nxt in zip(words, words[1:])
+               if w in ("a", "an"))
+
+
 def fits(x: float, y: float, size: float, placed: Sequence[Any]) -> bool:
     """Whether a bounding square at (x, y) keeps the gap to every placed one."""
     for o in placed:
@@ -254,7 +261,7 @@ class World:
         norm = " ".join(str(text).lower().replace(".", " ").split())
         for pattern in self._caption_patterns():
             m = pattern.match(norm)
-            if m is not None:
+            if m is not None and _articles_ok(norm):
                 return ((m["asize"], *self.noun_key(m, "a")), _FORM_TO_REL[m["rel"]],
                         (m["bsize"], *self.noun_key(m, "b")))
         raise ValueError(f"cannot parse caption {text!r} in {self.name}: expected one of the "
