@@ -8,6 +8,7 @@ exactly as inference resizes them.
 """
 from __future__ import annotations
 
+import json
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -89,11 +90,16 @@ def build_pool(n: int, model_size: int, render_size: int = 128, seed: int = 0,
     for g in groups:
         base = len(partner)
         partner += [base + 1 - j if len(g) == 2 else -1 for j in range(len(g))]
+    # what the cached images depend on: a cache of another configuration is never reused
+    key = json.dumps({"world": world.name, "n": n, "seed": seed, "model_size": model_size,
+                      "render_size": render_size, "art": list(art or []),
+                      "renderer": getattr(renderer, "__qualname__", repr(renderer)),
+                      "images": len(scenes)})
     if cache is not None and Path(cache).is_file():
         z = np.load(cache)
-        if len(z["images"]) == len(scenes) and z["images"].shape[1] == model_size:
+        if "key" in z and str(z["key"]) == key:
             return ScenePool(z["images"], scenes, np.asarray(partner), world)
-        log.warning("pool cache %s does not fit this configuration: rendering anew", cache)
+        log.warning("pool cache %s was made for another configuration: rendering anew", cache)
     images = np.empty((len(scenes), model_size, model_size, 3), np.uint8)
     jobs = [(world.name, g, render_size, model_size, renderer) for g in groups]
     k = 0
@@ -104,7 +110,7 @@ def build_pool(n: int, model_size: int, render_size: int = 128, seed: int = 0,
     pool = ScenePool(images, scenes, np.asarray(partner), world)
     if cache is not None:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, images=pool.images)
+        np.savez(cache, images=pool.images, key=np.array(key))
     return pool
 
 
