@@ -171,8 +171,10 @@ def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPa
 
 def test_every_option_has_help():
     from vitr_qdrant import demo
+    from vitr_qdrant.cli_tools import eval_parser
 
-    parsers = {"vitr": build_parser(), "demo": demo.build_parser(), **subparsers(build_parser())}
+    parsers = {"vitr": build_parser(), "demo": demo.build_parser(), "eval --data": eval_parser(),
+               **subparsers(build_parser())}
     for name, parser in parsers.items():
         for action in parser._actions:
             if action.option_strings and not isinstance(action, argparse._SubParsersAction):

@@ -10,11 +10,10 @@ from typing import Any, Sequence
 
 from .cli_index import add_index_parser, run_index
 from .cli_serve import add_serve_parser, run_serve
-from .cli_store import EXIT_STATUS, UsageError, add_store_args, list_store, open_collection, require_collection
+from .cli_store import EXIT_STATUS, MODES, UsageError, add_store_args, list_store, open_collection, require_collection
 from .cli_tools import TOOLS, add_tool_parsers
 
 logger = logging.getLogger(__name__)
-MODES = ("vitr", "late", "global")
 GLOBAL_FLAGS = {"-v": "verbose", "--verbose": "verbose", "--debug": "debug"}
 
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+MODES = ("vitr", "late", "global")   # as vitr_qdrant.search.MODES, which imports torch: not for --help
 EXIT_STATUS = ("exit status: 0 done (every item added or skipped), 1 failed (some items, or the "
                "operation: an unreachable server, a model that cannot load), 2 usage error (a missing "
                "collection, path or input, a bad value: nothing was created)")

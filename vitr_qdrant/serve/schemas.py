@@ -7,7 +7,9 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Mode = Literal["vitr", "late", "global"]
+from ..search import MODES
+
+Mode = Literal[MODES]   # a tuple subscript is the same as listing the values
 ItemIdOut = Union[int, str]
 
 
