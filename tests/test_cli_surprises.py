@@ -102,9 +102,10 @@ def test_many_skips_are_counted_past_the_first_ones(tmp_path, model_dir, scene_i
     assert len(json.loads((tmp_path / "r.json").read_text())["skipped"]) == 5
 
 
-def test_an_unreachable_server_is_one_line(capsys):
+@pytest.mark.parametrize("command", [["search", "red circle"], ["index", "http://127.0.0.1:1/x.png"]])
+def test_an_unreachable_server_is_one_line(command, capsys):
     t0 = time.perf_counter()
-    assert main(["search", "red circle", "-c", "x", "--url", f"http://127.0.0.1:{free_port()}"]) == 1
+    assert main([*command, "-c", "x", "--url", f"http://127.0.0.1:{free_port()}"]) == 1
     err = capsys.readouterr().err
     assert time.perf_counter() - t0 < 10
     assert err.count("\n") == 1 and "cannot reach the Qdrant server" in err and "Traceback" not in err

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
-from .cli_store import EXIT_STATUS, UsageError, add_store_args, open_collection
+from .cli_store import EXIT_STATUS, UsageError, add_store_args, list_store, open_collection, store_path
 from .fetch import url_scheme
 
 LIST_SUFFIXES = (".txt", ".urls", ".lst", ".list")
@@ -142,6 +142,8 @@ def run_index(args: argparse.Namespace) -> int:
     from .connectors import COMPACT_STORAGE
 
     entries = check_inputs(args)
+    if store_path(args) is None:
+        list_store(args)   # an unreachable server: one line now, not after a round of retries
     if not entries:
         print(f"{args.collection}: shard {args.shard[0]}/{args.shard[1]} holds none of the inputs; nothing to do")
         return 0
