@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 import traceback
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .cli_index import add_index_parser, run_index
 from .cli_serve import add_serve_parser, run_serve
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_reporting_errors(name, run, flags["debug"])
 
 
-def run_reporting_errors(name: str, run: Any, debug: bool) -> int:
+def run_reporting_errors(name: str, run: Callable[[], int], debug: bool) -> int:
     """``run()``'s exit status; an error is one line on stderr (with ``debug``, its traceback too)."""
     try:
         return int(run() or 0)

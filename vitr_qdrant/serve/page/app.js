@@ -45,10 +45,10 @@ async function call(path, body) {
   return data;
 }
 
-function showError(message) {
+function showError(message, status = 0) {
   $("error").textContent = message;
   $("error").hidden = !message;
-  if (/X-API-Key/.test(message)) $("key-row").hidden = false;
+  if (status === 401) $("key-row").hidden = false;   // the service wants its API key
 }
 
 function readForm() {
@@ -173,7 +173,7 @@ async function runSearch(event) {
     showUnknown(results[0][1].unknown_words);
     history.replaceState(null, "", `?q=${encodeURIComponent(request.text)}`);
   } catch (err) {
-    showError(err.message);
+    showError(err.message, err.status);
   }
 }
 
@@ -185,7 +185,7 @@ async function loadInfo() {
       (model.head_trained === false ? " (no trained VITR head: every mode searches globally)" : "");
     document.title = `${info.name} · vitr-qdrant`;
   } catch (err) {
-    showError(err.message);
+    showError(err.message, err.status);
   }
 }
 
