@@ -31,6 +31,7 @@ class LocalCfg:
     layers: int = 2
     pool: int | None = None  # pool the region grid to pool x pool regions
     stem: int = 0  # channels of a convolutional region stem on the pixels (0: none)
+    stem_widths: list[int] | None = None  # its five convolutions' channels (default c/2, c x4)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class ModelCfg:
     local: LocalCfg = field(default_factory=LocalCfg)
     fusion: FusionCfg = field(default_factory=FusionCfg)
     description: str = ""
+    world: str | None = None  # the world a model was trained on (relation-scenes, object-scenes)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelCfg":
@@ -58,7 +60,7 @@ class ModelCfg:
             raise ValueError(f"unknown model config keys {sorted(unknown)}; known: {sorted(known)}")
         return cls(name=d["name"], backbone=BackboneCfg(**d.get("backbone", {})),
                    local=LocalCfg(**d.get("local", {})), fusion=FusionCfg(**d.get("fusion", {})),
-                   description=d.get("description", ""))
+                   description=d.get("description", ""), world=d.get("world"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -51,21 +51,18 @@ class GeometryNode(nn.Module):
 
     def role_weights(self, words: torch.Tensor, mask: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(K, L, 3) per-role distributions over the words, and the words in context."""
-        if len(words) > 1 and words.stride(0) == 0 and mask.stride(0) == 0:
-            # one query against K candidates (a rerank): its context once, not K times
-            weights, ctx = self.role_weights(words[:1], mask[:1])
-            return weights.expand(len(words), -1, -1), ctx.expand(len(words), -1, -1)
+        """(T, L, 3) per-role distributions over the words, and the words in context."""
         pos = self.position(torch.arange(words.shape[1], device=words.device))
         ctx = self.context(words + pos, src_key_padding_mask=~mask)
         logits = self.roles(ctx).masked_fill(~mask.unsqueeze(-1), float("-inf"))
         return torch.softmax(logits, dim=1), ctx
 
-    def forward(self, words: torch.Tensor, mask: torch.Tensor, where: torch.Tensor
+    def forward(self, roles: tuple[torch.Tensor, torch.Tensor], where: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The node (K, dim) and a direct score (K,): how far the second phrase lies from the
-        first along the direction the relation words name."""
-        weights, ctx = self.role_weights(words, mask)
+        """From each pair's text roles (:meth:`role_weights`, (K, L, 3) and (K, L, d)) and its
+        words' attended centres (K, L, 2): the node (K, dim) and a direct score (K,): how far
+        the second phrase lies from the first along the direction the relation words name."""
+        weights, ctx = roles
         a, b = (torch.einsum("kl,klc->kc", weights[..., r], where) for r in (0, 1))
         geo = torch.cat([a, b, b - a], dim=-1) * 4  # (K, 6), centres in [0, 1] scaled up
         rel_ctx = torch.einsum("kl,kld->kd", weights[..., 2], ctx)
@@ -97,21 +94,28 @@ class FusionHead(nn.Module):
         return torch.softmax(logits, dim=-1)
 
     def forward(self, words: torch.Tensor, mask: torch.Tensor, regions: torch.Tensor,
-                centres: torch.Tensor, img_global: torch.Tensor, txt_global: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pairwise inputs with a leading pair axis K: words (K, L, d), mask (K, L) bool,
-        regions (K, R, d), centres (R, 2), globals (K, D). Returns scores (K,) and the
+                centres: torch.Tensor, img_global: torch.Tensor, txt_global: torch.Tensor,
+                text_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores of K (text, image) pairs: words (T, L, d), mask (T, L) bool and txt_global
+        (T, D) per text; regions (K, R, d) and img_global (K, D) per pair; centres (R, 2);
+        ``text_index`` (K,) the text of each pair (default: pair k has text k, T = K).
+        What depends on the text alone is computed once per text. Returns scores (K,) and the
         word-to-region attention (K, L, R)."""
+        if text_index is None:
+            text_index = torch.arange(len(words), device=words.device)
+        roles = self.geometry.role_weights(words, mask) if self.geometry is not None else None
+        ident = self.word_id(words)[text_index]
+        words, mask, txt_global = words[text_index], mask[text_index], txt_global[text_index]
         attn = self.attend(words, regions)
         attended = attn @ regions
         where = attn @ centres.to(attn.dtype)
         word_nodes = (F.normalize(self.word_sim((words - attended) ** 2), dim=-1)
-                      + self.word_id(words) + self.word_pos(where))
+                      + ident + self.word_pos(where))
         g = F.normalize(img_global, dim=-1) - F.normalize(txt_global, dim=-1)
         global_node = F.normalize(self.global_sim(g ** 2), dim=-1).unsqueeze(1)
         extra, shortcut = [global_node], 0.0
-        if self.geometry is not None:
-            geo, direct = self.geometry(words, mask, where)
+        if roles is not None:
+            geo, direct = self.geometry(tuple(r[text_index] for r in roles), where)
             extra.append(geo.unsqueeze(1))
             shortcut = self.geometry_score(geo).squeeze(-1) + direct
         nodes = torch.cat([*extra, word_nodes], dim=1)

@@ -46,13 +46,15 @@ class ConvRegionStem(nn.Module):
     resolution (receptive field about 47 px) see its outline whole.
     """
 
-    def __init__(self, channels: int, dim: int):
+    def __init__(self, channels: int, dim: int, widths: list[int] | None = None):
         super().__init__()
-        c = channels
-        widths = [(3, c // 2, 2), (c // 2, c, 2), (c, c, 2), (c, c, 1), (c, c, 1)]
-        self.convs = nn.Sequential(*(m for i, o, s in widths
+        widths = list(widths or [channels // 2] + [channels] * 4)
+        if len(widths) != 5:
+            raise ValueError(f"the conv stem has five convolutions: got widths {widths}")
+        ins, strides = [3, *widths[:-1]], (2, 2, 2, 1, 1)
+        self.convs = nn.Sequential(*(m for i, o, s in zip(ins, widths, strides)
                                      for m in (nn.Conv2d(i, o, 3, s, 1), nn.GELU())))
-        self.proj = nn.Sequential(nn.LayerNorm(c), nn.Linear(c, dim))
+        self.proj = nn.Sequential(nn.LayerNorm(widths[-1]), nn.Linear(widths[-1], dim))
 
     def forward(self, pixels: torch.Tensor, side: int) -> torch.Tensor:
         """(B, 3, H, W) normalised pixels -> (B, side * side, dim), row-major like the grid."""
@@ -69,7 +71,7 @@ class ImageLocalEncoder(nn.Module):
         self.cfg, self.grid = cfg, grid
         self.register_buffer("boxes", grid_boxes(grid, cfg.pool), persistent=False)
         self.proj = nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, cfg.dim))
-        self.stem = ConvRegionStem(cfg.stem, cfg.dim) if cfg.stem else None
+        self.stem = ConvRegionStem(cfg.stem, cfg.dim, cfg.stem_widths) if cfg.stem else None
         self.pos = nn.Linear(4, cfg.dim)
         if cfg.reasoning == "graph":
             blocks = [RelationalGraphFilter(cfg.dim) for _ in range(cfg.layers)]

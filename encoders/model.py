@@ -124,9 +124,11 @@ class VitrModel(nn.Module):
         g, tokens, mask = self.text_tokens(texts)
         return g, self.text_local(tokens, mask), mask
 
-    def fused(self, words, mask, regions, img_global, txt_global):
-        """Fusion scores for aligned pairs (leading axis K); see FusionHead.forward."""
-        return self.fusion(words, mask, regions, self.region_centres, img_global, txt_global)
+    def fused(self, words, mask, regions, img_global, txt_global, text_index=None):
+        """Fusion scores of K pairs (texts given once, ``text_index`` naming each pair's);
+        see FusionHead.forward."""
+        return self.fusion(words, mask, regions, self.region_centres, img_global, txt_global,
+                           text_index)
 
     def pair_scores(self, mode: str, img_g: torch.Tensor, regions: torch.Tensor,
                     txt_g: torch.Tensor, words: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -138,7 +140,7 @@ class VitrModel(nn.Module):
         n_i, n_t = img_g.shape[0], txt_g.shape[0]
         ii = torch.arange(n_i, device=img_g.device).repeat_interleave(n_t)
         tt = torch.arange(n_t, device=img_g.device).repeat(n_i)
-        scores, _ = self.fused(words[tt], mask[tt], regions[ii], img_g[ii], txt_g[tt])
+        scores, _ = self.fused(words, mask, regions[ii], img_g[ii], txt_g, tt)
         return scores.view(n_i, n_t)
 
     # --- public API -----------------------------------------------------------------------
@@ -220,10 +222,10 @@ class VitrModel(nn.Module):
         words, mask = pad_tokens(query.token_vectors[:1], dev)
         with autocast(dev):
             scores, attn = self.fused(
-                words.expand(k, -1, -1), mask.expand(k, -1),
-                torch.from_numpy(np.asarray(region_vectors, np.float32)).to(dev),
+                words, mask, torch.from_numpy(np.asarray(region_vectors, np.float32)).to(dev),
                 torch.from_numpy(np.asarray(global_vectors, np.float32)).to(dev),
-                torch.from_numpy(query.global_vectors[:1]).to(dev).expand(k, -1))
+                torch.from_numpy(query.global_vectors[:1]).to(dev),
+                torch.zeros(k, dtype=torch.long, device=dev))
         return scores.float().cpu().numpy(), attn.float().cpu().numpy()
 
     def save(self, directory: str | Path) -> Path:

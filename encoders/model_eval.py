@@ -1,9 +1,12 @@
-"""Evaluate a VITR model with the Relation Scenes protocol in every score mode.
+"""Evaluate a VITR model with its world's protocol in every score mode.
 
     python -m vitr_qdrant.encoders.model_eval [--model NAME_OR_DIR] [--n-images 1000]
-        [--out results.json] [--markdown]
+        [--world W] [--art SET] [--out results.json] [--markdown]
 
-The model card's table comes from this command (``vitr eval`` runs it too).
+The world is the one the model was trained on (its config's ``world``) unless ``--world`` says
+otherwise; ``--art`` draws every scene in one art set (leave-one-art-set-out). The model cards'
+tables come from this command (``vitr eval`` runs it too); in Object Scenes they have a row per
+art set as well.
 """
 from __future__ import annotations
 
@@ -15,13 +18,20 @@ from typing import Sequence
 
 import numpy as np
 
+from .data.worlds import WORLD_NAMES, get_world
 from .evaluation import EVAL_SEED, build_eval_set, evaluate
 from .factory import load_model
 from .model import MODES, ImageEmbeddings, TextEmbeddings, VitrModel
 
 log = logging.getLogger(__name__)
-TABLE_KEYS = ("t2i_r1", "t2i_r5", "t2i_r10", "i2t_r1", "i2t_r5", "i2t_r10", "rsum", "swap_acc",
-              "opposite_acc", "attribute_acc", "pair_text", "pair_image", "pair_group")
+RETRIEVAL_KEYS = ("t2i_r1", "t2i_r5", "t2i_r10", "i2t_r1", "i2t_r5", "i2t_r10", "rsum")
+PAIR_KEYS = ("pair_text", "pair_image", "pair_group")
+
+
+def table_keys(world: str) -> tuple[str, ...]:
+    """The columns of a world's table: retrieval, its swap-test kinds, the pair test."""
+    kinds = get_world(world).swap_kinds
+    return (*RETRIEVAL_KEYS, *(f"{k}_acc" for k in kinds), *PAIR_KEYS)
 
 
 class CachedScorer:
@@ -57,13 +67,21 @@ class CachedScorer:
         return score
 
 
+def model_world(model: VitrModel) -> str:
+    """The world a model was trained on (Relation Scenes for configs that do not say)."""
+    return model.cfg.world or "relation-scenes"
+
+
 def evaluate_model(model: VitrModel, splits: Sequence[str] = ("test-iid", "test-comp"),
                    modes: Sequence[str] = MODES, n_images: int = 1000, n_pairs: int = 500,
-                   seed: int = EVAL_SEED, size: int = 128) -> dict[str, dict[str, dict]]:
+                   seed: int = EVAL_SEED, size: int = 128, world: str | None = None,
+                   art: str | None = None) -> dict[str, dict[str, dict]]:
     """``{split: {mode: metrics}}`` with the metrics of :func:`evaluation.evaluate`."""
+    world = world or model_world(model)
     out: dict[str, dict[str, dict]] = {}
     for split in splits:
-        es = build_eval_set(split, n_images=n_images, n_pairs=n_pairs, seed=seed, size=size)
+        es = build_eval_set(split, n_images=n_images, n_pairs=n_pairs, seed=seed, size=size,
+                            world=world, art=art)
         cache = CachedScorer(model)
         out[split] = {}
         for mode in modes:
@@ -73,14 +91,23 @@ def evaluate_model(model: VitrModel, splits: Sequence[str] = ("test-iid", "test-
     return out
 
 
-def markdown_table(results: dict[str, dict[str, dict]]) -> str:
-    """One row per (split, mode), the protocol's figures as columns (percent)."""
-    head = "| split | mode | " + " | ".join(TABLE_KEYS) + " |"
-    rows = [head, "|" + "---|" * (len(TABLE_KEYS) + 2)]
+def _cell(value) -> str:
+    return "–" if value is None else f"{float(value):.1f}"
+
+
+def markdown_table(results: dict[str, dict[str, dict]], world: str = "relation-scenes") -> str:
+    """One row per (split, mode), and per art set where the world has them; the protocol's
+    figures as columns (percent; – where there was nothing to count)."""
+    keys = table_keys(world)
+    rows = ["| split | mode | art | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 3)]
     for split, by_mode in results.items():
         for mode, m in by_mode.items():
-            rows.append(f"| {split} | {mode} | "
-                        + " | ".join(f"{float(m[k]):.1f}" for k in TABLE_KEYS) + " |")
+            groups = [(m.get("art", "all"), m)] + sorted(m.get("by_art", {}).items())
+            if m.get("art"):  # one art set throughout: its by_art row repeats the first
+                groups = groups[:1]
+            for art, figures in groups:
+                rows.append(f"| {split} | {mode} | {art} | "
+                            + " | ".join(_cell(figures.get(k)) for k in keys) + " |")
     return "\n".join(rows)
 
 
@@ -93,19 +120,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--n-pairs", type=int, default=500)
     ap.add_argument("--seed", type=int, default=EVAL_SEED)
     ap.add_argument("--size", type=int, default=128, help="render size of the scenes")
+    ap.add_argument("--world", choices=WORLD_NAMES, default=None,
+                    help="the world to evaluate on (default: the model's own)")
+    ap.add_argument("--art", default=None,
+                    help="Object Scenes: draw every scene in this art set (leave-one-out)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--out", help="write the JSON here too")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table, not JSON")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     model = load_model(args.model, device=args.device)
+    world = args.world or model_world(model)
     results = evaluate_model(model, args.split or ("test-iid", "test-comp"),
-                             args.mode or MODES, args.n_images, args.n_pairs, args.seed, args.size)
-    text = json.dumps({"model": model.fingerprint, "results": results}, indent=2)
+                             args.mode or MODES, args.n_images, args.n_pairs, args.seed, args.size,
+                             world, args.art)
+    text = json.dumps({"model": model.fingerprint, "world": world, "art": args.art,
+                       "results": results}, indent=2)
     if args.out:
         with open(args.out, "w") as f:
             f.write(text + "\n")
-    print(markdown_table(results) if args.markdown else text)
+    print(markdown_table(results, world) if args.markdown else text)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Tokenizers: a word-level one for the Relation Scenes vocabulary, or open_clip's BPE."""
+"""Tokenizers: word-level ones for the worlds' vocabularies, or open_clip's BPE."""
 from __future__ import annotations
 
 import re
@@ -6,22 +6,34 @@ import re
 import torch
 
 from .data.relation_scenes import COLORS, SHAPES, SIZES
+from .data.worlds import get_world
 
+# A word's id is its position + 2: these lists may only grow at their end (shipped models).
 SCENE_WORDS = (*COLORS, *SHAPES, *SIZES, "left", "right", "of", "above", "below", "to",
                "the", "a", "an", "is", "there", "and", "on", "in")
+WORD_TOKENIZERS = {"scenes-words": "relation-scenes", "objects-words": "object-scenes"}
 PAD, UNK = 0, 1
+
+
+def _words(kind: str) -> tuple[str, ...]:
+    return SCENE_WORDS if kind == "scenes-words" else get_world(WORD_TOKENIZERS[kind]).words
 
 
 class WordTokenizer:
     """Lower-cased words to ids; padding 0, unknown 1, end-of-text the highest id (so open_clip's
     argmax pooling finds it). Returns ``(ids, mask)`` like :func:`tokenize` below."""
 
-    def __init__(self, vocab_size: int, context_length: int):
-        if vocab_size < len(SCENE_WORDS) + 3:
-            raise ValueError(f"vocab_size must be >= {len(SCENE_WORDS) + 3}")
-        self.vocab = {w: i + 2 for i, w in enumerate(SCENE_WORDS)}
+    def __init__(self, words: tuple[str, ...], vocab_size: int, context_length: int):
+        if vocab_size < len(words) + 3:
+            raise ValueError(f"vocab_size must be >= {len(words) + 3} for {len(words)} words")
+        self.vocab = {w: i + 2 for i, w in enumerate(words)}
         self.eot = vocab_size - 1
         self.context_length = context_length
+
+    def unknown_words(self, text: str) -> list[str]:
+        """The words of ``text`` outside the vocabulary, in order, each once."""
+        return list(dict.fromkeys(w for w in re.findall(r"[a-z]+", text.lower())
+                                  if w not in self.vocab))
 
     def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         ids = torch.zeros(len(texts), self.context_length, dtype=torch.long)
@@ -72,6 +84,11 @@ class OpenClipTokenizer:
             spans.append((self._decode(word), members))
         return spans
 
+    def unknown_words(self, text: str) -> list[str]:
+        """None: byte-level BPE spells every word (whether the model learned it is another
+        matter)."""
+        return []
+
     def _decode(self, word: str) -> str:
         table = getattr(self._tok, "byte_decoder", None)
         if not table:
@@ -81,8 +98,12 @@ class OpenClipTokenizer:
 
 def create_tokenizer(kind: str | None, model_name: str | None, vocab_size: int,
                      context_length: int):
-    if kind == "scenes-words":
-        return WordTokenizer(vocab_size, context_length)
+    if kind in WORD_TOKENIZERS:
+        return WordTokenizer(_words(kind), vocab_size, context_length)
+    if kind is not None:
+        raise ValueError(f"unknown tokenizer {kind!r}; expected one of {tuple(WORD_TOKENIZERS)} "
+                         "or None (the open_clip model's own)")
     if model_name is None:
-        raise ValueError("a custom backbone needs tokenizer='scenes-words' or an open_clip model")
+        raise ValueError("a custom backbone needs a word tokenizer "
+                         f"{tuple(WORD_TOKENIZERS)} or an open_clip model")
     return OpenClipTokenizer(model_name)

@@ -1,12 +1,16 @@
 """The bundled trainer: a readable loop for the two stages of a VITR model.
 
 ``clip``: the backbone, contrastively (InfoNCE on global vectors): this alone is the CLIP
-baseline. ``head``: local encoders + fusion on the frozen backbone, from cached backbone
-features, with InfoNCE on late scores and cross-entropy + hardest-negative triplet on fusion
-scores over hard negatives (spec section 7 negatives, the partner image, in-batch others).
+baseline. ``head``: local encoders + fusion on the frozen backbone (features cached, or per step
+from augmented pixels), with InfoNCE on late scores and cross-entropy + hardest-negative
+triplet on fusion scores over hard negatives (the world's negatives, the partner image,
+in-batch others).
 
 Run: ``python -m vitr_qdrant.encoders.train --config cfg.json key=value ...`` (or ``vitr train``);
-several GPUs: ``torchrun --nproc_per_node N -m vitr_qdrant.encoders.train ...``.
+several GPUs: ``torchrun --nproc_per_node N -m vitr_qdrant.encoders.train ...``. A run writes a
+checkpoint at every epoch end and at least every ``checkpoint_minutes``; started again with
+the same options it resumes from ``out/last`` exactly where it stopped (every draw of the loop
+is a function of the seed and the step).
 """
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ import json
 import logging
 import math
 import os
-import random
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -27,10 +30,11 @@ from safetensors.torch import load_file
 from tqdm import tqdm
 
 from .data.record_pool import RecordSampler, build_record_pool
-from .data.scene_pool import CaptionSampler, build_pool
-from .factory import WEIGHTS_FILE, create_model, load_model_dir, save_model
+from .data.scene_pool import CaptionSampler, build_pool, render_default
+from .data.worlds import WORLD_NAMES
+from .factory import WEIGHTS_FILE, create_model, load_model_dir
 from .model import VitrModel
-from .tasks import ClipTask, HeadTask
+from .tasks import ClipTask, HeadTask, Task
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +45,13 @@ class TrainCfg:
     stage: str = "clip"  # "clip" or "head"
     init: str | None = None  # model directory to start from (head: the clip stage's output)
     out: str = "runs/vitr-scenes-s"
-    data: str = "scenes"  # "scenes", or a dataset file of encoders.data.formats
+    data: str = "relation-scenes"  # a world (relation-scenes, object-scenes) or a dataset file
     data_format: str | None = None  # karpathy, coco, clevr, csv, jsonl (default: guessed)
     data_split: str | None = None  # e.g. "train" for Karpathy JSON
     image_root: str | None = None
+    art: list[str] | None = None  # Object Scenes: train on these art sets only (default all)
+    styles: bool = False  # Object Scenes: draw pool scenes in training styles (data.styles)
+    augment: float = 0.0  # strength of per-step pixel augmentation (0: none)
     pool_size: int = 40_000
     pool_cache: str | None = None
     render_size: int = 128
@@ -59,13 +66,16 @@ class TrainCfg:
     in_batch_negatives: int = 8
     triplet_weight: float = 1.0
     late_weight: float = 1.0
-    ground_weight: float = 1.0  # noun-phrase grounding and role supervision (Relation Scenes)
+    ground_weight: float = 1.0  # noun-phrase grounding and role supervision (the worlds)
     hard_weight: float = 1.0  # pairwise loss: each positive above its own hard negatives
-    attr_weight: float = 0.0  # each object's region predicts its shape, colour, size (Relation Scenes)
+    attr_weight: float = 0.0  # each object's region predicts its attributes (the worlds)
+    cache_features: bool = True  # head stage: backbone features once (no pixel augmentation)
     eval_every: int = 1  # epochs; 0 = never
     eval_images: int = 200
     eval_pairs: int = 200
+    eval_art: str | None = None  # Object Scenes: evaluate on scenes in this art set only
     max_steps: int | None = None
+    checkpoint_minutes: float = 10.0
     workers: int = 2
     device: str | None = None
     threads: int | None = None  # CPU threads for torch (1 is steadiest on a shared machine)
@@ -122,12 +132,52 @@ class Dist:
     def main(self) -> bool:
         return self.rank == 0
 
-    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+    def wrap(self, task: Task) -> torch.nn.Module:
+        """The task under DDP, handed only the parameters it trains (the rest frozen)."""
+        task.freeze_others()
         if self.world == 1:
-            return module
+            return task
         from torch.nn.parallel import DistributedDataParallel
 
-        return DistributedDataParallel(module)
+        return DistributedDataParallel(task)
+
+    def close(self) -> None:
+        if self.world > 1:
+            dist.destroy_process_group()
+
+
+@dataclass
+class Schedule:
+    """Which pool indices and flip each step uses: pure functions of (seed, step), so a
+    resumed run continues exactly where it stopped."""
+
+    n: int
+    batch: int
+    world: int
+    seed: int
+    epochs: int
+    flip: bool
+    max_steps: int | None = None
+
+    @property
+    def per_epoch(self) -> int:
+        return max(1, self.n // (self.batch * self.world))
+
+    @property
+    def total(self) -> int:
+        return self.max_steps or self.per_epoch * self.epochs
+
+    def indices(self, step: int, rank: int) -> np.ndarray:
+        epoch, b = divmod(step, self.per_epoch)
+        perm = np.random.default_rng(self.seed + epoch).permutation(self.n)
+        start = (b * self.world + rank) * self.batch
+        return perm[start:start + self.batch]
+
+    def flipped(self, step: int) -> bool:
+        return self.flip and bool(np.random.default_rng([self.seed, step, 7]).random() < 0.5)
+
+    def epoch_end(self, step: int) -> bool:
+        return step % self.per_epoch == 0 or step >= self.total
 
 
 def _build(cfg: TrainCfg, device: torch.device) -> VitrModel:
@@ -144,11 +194,28 @@ def _build(cfg: TrainCfg, device: torch.device) -> VitrModel:
     return model.train()
 
 
+def _data(cfg: TrainCfg, size: int, rank: int):
+    """The training pool and its caption sampler: a world's scenes or a real dataset."""
+    if cfg.data in WORLD_NAMES:
+        renderer = render_default
+        if cfg.styles:
+            from .data.styles import StyledRenderer
+
+            renderer = StyledRenderer()
+        pool = build_pool(cfg.pool_size, size, cfg.render_size, cfg.seed, cfg.workers,
+                          cfg.pool_cache, world=cfg.data, art=cfg.art, renderer=renderer)
+        return pool, CaptionSampler(pool, cfg.seed + rank)
+    extra = {"image_root": cfg.image_root} if cfg.image_root else {}
+    pool = build_record_pool(cfg.data, size, cfg.data_format, cfg.data_split, cfg.workers,
+                             **extra)
+    return pool, RecordSampler(pool, cfg.seed + rank)
+
+
 _EVAL_SETS: dict = {}
 
 
 def _eval(model: VitrModel, cfg: TrainCfg) -> dict:
-    """The spec protocol on small test-iid and test-comp sets (built once per process)."""
+    """The protocol on small test-iid and test-comp sets of the world (built once per process)."""
     from .evaluation import build_eval_set, evaluate
     from .model_eval import CachedScorer
 
@@ -156,10 +223,11 @@ def _eval(model: VitrModel, cfg: TrainCfg) -> dict:
     modes = ("global",) if cfg.stage == "clip" else ("vitr", "late", "global")
     out = {}
     for split in ("test-iid", "test-comp"):
-        key = (split, cfg.eval_images, cfg.eval_pairs)
+        key = (cfg.data, split, cfg.eval_images, cfg.eval_pairs, cfg.eval_art)
         if key not in _EVAL_SETS:
             _EVAL_SETS[key] = build_eval_set(split, n_images=cfg.eval_images,
-                                             n_pairs=cfg.eval_pairs)
+                                             n_pairs=cfg.eval_pairs, world=cfg.data,
+                                             art=cfg.eval_art)
         cache = CachedScorer(model)
         for mode in modes:
             out[f"{split}/{mode}"] = evaluate(cache.scorer(mode), _EVAL_SETS[key])
@@ -173,23 +241,37 @@ def _headline(results: dict, stage: str) -> float:
     return float(r["rsum"]) + float(r["swap_acc"])
 
 
-def _save(model: VitrModel, opt, task, step: int, best: float, cfg: TrainCfg, path: Path):
-    save_model(model, path)
-    torch.save({"optimizer": opt.state_dict(), "step": step, "best": best, "cfg": asdict(cfg),
-                "task": {k: v for k, v in task.state_dict().items() if not k.startswith("model.")}},
-               path / "trainer.pt")
+class Checkpoint:
+    """``out/last``: the model (its own save format), optimizer, task extras, step, best."""
+
+    def __init__(self, out: Path):
+        self.last = out / "last"
+
+    def save(self, model: VitrModel, opt, task: Task, step: int, best: float, cfg: TrainCfg):
+        model.save(self.last)
+        extras = {k: v for k, v in task.state_dict().items() if not k.startswith("model.")}
+        tmp = self.last / "trainer.pt.tmp"
+        torch.save({"optimizer": opt.state_dict(), "step": step, "best": best,
+                    "cfg": asdict(cfg), "task": extras}, tmp)
+        tmp.replace(self.last / "trainer.pt")  # a kill mid-write leaves the previous one
+
+    def restore(self, model: VitrModel, opt, task: Task, device) -> tuple[int, float]:
+        state = torch.load(self.last / "trainer.pt", map_location=device, weights_only=True)
+        model.load_state_dict(load_model_dir(self.last, str(device)).state_dict())
+        task.load_state_dict(state["task"], strict=False)
+        opt.load_state_dict(state["optimizer"])
+        log.info("resumed from %s at step %d", self.last, state["step"])
+        return state["step"], state["best"]
 
 
-def _data(cfg: TrainCfg, size: int, rank: int):
-    """The training pool and its caption sampler: Relation Scenes or a real dataset."""
-    if cfg.data == "scenes":
-        pool = build_pool(cfg.pool_size, size, cfg.render_size, cfg.seed, cfg.workers,
-                          cfg.pool_cache)
-        return pool, CaptionSampler(pool, cfg.seed + rank)
-    extra = {"image_root": cfg.image_root} if cfg.image_root else {}
-    pool = build_record_pool(cfg.data, size, cfg.data_format, cfg.data_split, cfg.workers,
-                             **extra)
-    return pool, RecordSampler(pool, cfg.seed + rank)
+def _evaluate_and_keep(model, cfg, out: Path, step: int, best: float, logf) -> float:
+    results = _eval(model, cfg)
+    logf.write(json.dumps({"step": step, "eval": results}) + "\n")
+    logf.flush()
+    if _headline(results, cfg.stage) > best:
+        best = _headline(results, cfg.stage)
+        model.save(out / "best")
+    return best
 
 
 def train(cfg: TrainCfg) -> Path:
@@ -198,76 +280,58 @@ def train(cfg: TrainCfg) -> Path:
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    random.seed(cfg.seed + ddp.rank)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     model = _build(cfg, device)
     pool, sampler = _data(cfg, model.backbone.image_size, ddp.rank)
     task = (ClipTask if cfg.stage == "clip" else HeadTask)(model, cfg, pool, sampler)
-    if cfg.stage == "head":
-        model.head_trained = True
-    params = [(n, p) for n, p in task.trainable() if p.requires_grad]
+    model.head_trained = model.head_trained or cfg.stage == "head"
+    params = task.trainable()
     opt = make_optimizer(params, cfg, fused=device.type == "cuda")
+    ckpt = Checkpoint(out)
     step, best = 0, -math.inf
-    last = out / "last"
-    if cfg.resume and (last / "trainer.pt").is_file():
-        state = torch.load(last / "trainer.pt", map_location=device, weights_only=True)
-        model.load_state_dict(load_model_dir(last, str(device)).state_dict())
-        task.load_state_dict(state["task"], strict=False)
-        opt.load_state_dict(state["optimizer"])
-        step, best = state["step"], state["best"]
-        log.info("resumed from %s at step %d", last, step)
+    if cfg.resume and (ckpt.last / "trainer.pt").is_file():
+        step, best = ckpt.restore(model, opt, task, device)
     wrapped = ddp.wrap(task)
-    per_epoch = len(pool) // (cfg.batch_size * ddp.world)
-    total = cfg.max_steps or per_epoch * cfg.epochs
+    plan = Schedule(len(pool), cfg.batch_size, ddp.world, cfg.seed, cfg.epochs, cfg.flip,
+                    cfg.max_steps)
     out.mkdir(parents=True, exist_ok=True)
     logf = open(out / "log.jsonl", "a") if ddp.main else None
-    rng = np.random.default_rng(cfg.seed)
-    bar = tqdm(total=total, initial=step, desc=f"train {cfg.stage}", disable=not ddp.main)
-    t0, seen = time.time(), 0
-    while step < total:
-        epoch = step // per_epoch
-        perm = np.random.default_rng(cfg.seed + epoch).permutation(len(pool))
-        start = (step % per_epoch) * cfg.batch_size * ddp.world
-        for b in range(start, per_epoch * cfg.batch_size * ddp.world, cfg.batch_size * ddp.world):
-            if step >= total:
-                break
-            idx = perm[b + ddp.rank * cfg.batch_size: b + (ddp.rank + 1) * cfg.batch_size]
-            lr = get_lr(step, total, cfg)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            losses, metrics = wrapped(idx, bool(cfg.flip and rng.random() < 0.5))
-            loss = sum(losses.values())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for _, p in params], cfg.grad_clip)
-            opt.step()
-            step += 1
-            seen += len(idx) * ddp.world
-            bar.update(1)
-            if ddp.main and step % cfg.log_every == 0:
-                rec = {"step": step, "epoch": epoch, "lr": lr, "loss": loss.item(),
-                       **{k: v.item() for k, v in losses.items()}, **metrics,
-                       "samples_per_s": seen / (time.time() - t0)}
-                bar.set_postfix(loss=f"{rec['loss']:.3f}")
-                logf.write(json.dumps(rec) + "\n")
-                logf.flush()
-        end_of_epoch = step % per_epoch == 0 or step >= total
-        if ddp.main and end_of_epoch:
-            _save(model, opt, task, step, best, cfg, last)
-            if cfg.eval_every and ((step // per_epoch) % cfg.eval_every == 0 or step >= total):
-                results = _eval(model, cfg)
-                logf.write(json.dumps({"step": step, "eval": results}) + "\n")
-                logf.flush()
-                if _headline(results, cfg.stage) > best:
-                    best = _headline(results, cfg.stage)
-                    save_model(model, out / "best")
-                _save(model, opt, task, step, best, cfg, last)
+    bar = tqdm(total=plan.total, initial=step, desc=f"train {cfg.stage}", disable=not ddp.main)
+    t0, seen, saved_at = time.time(), 0, time.time()
+    while step < plan.total:
+        idx = plan.indices(step, ddp.rank)
+        lr = get_lr(step, plan.total, cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        losses, metrics = wrapped(idx, plan.flipped(step), step)
+        loss = sum(losses.values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for _, p in params], cfg.grad_clip)
+        opt.step()
+        step += 1
+        seen += len(idx) * ddp.world
+        bar.update(1)
+        if ddp.main and step % cfg.log_every == 0:
+            rec = {"step": step, "epoch": (step - 1) // plan.per_epoch, "lr": lr,
+                   "loss": loss.item(), **{k: v.item() for k, v in losses.items()}, **metrics,
+                   "samples_per_s": seen / (time.time() - t0)}
+            bar.set_postfix(loss=f"{rec['loss']:.3f}")
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+        due = time.time() - saved_at >= 60 * cfg.checkpoint_minutes
+        if ddp.main and (plan.epoch_end(step) or due):
+            if plan.epoch_end(step) and cfg.eval_every and cfg.data in WORLD_NAMES and (
+                    (step // plan.per_epoch) % cfg.eval_every == 0 or step >= plan.total):
+                best = _evaluate_and_keep(model, cfg, out, step, best, logf)
+            ckpt.save(model, opt, task, step, best, cfg)
+            saved_at = time.time()
     bar.close()
     if ddp.main:
+        logf.close()
         log.info("done: %d steps, %.1f samples/s", step, seen / max(1e-9, time.time() - t0))
-    if ddp.world > 1:
-        dist.destroy_process_group()
+    ddp.close()
     return out
 
 

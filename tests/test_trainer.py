@@ -23,8 +23,8 @@ def _fit(task, idx, steps=6, lr=3e-3):
     params = [(n, p) for n, p in task.trainable() if p.requires_grad]
     opt = make_optimizer(params, TrainCfg(lr=lr, weight_decay=0.0), fused=False)
     losses = []
-    for _ in range(steps):
-        loss = sum(task(idx, False)[0].values())
+    for step in range(steps):
+        loss = sum(task(idx, False, step)[0].values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

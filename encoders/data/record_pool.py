@@ -7,7 +7,6 @@ then learns from in-batch negatives only.
 from __future__ import annotations
 
 import logging
-import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -61,14 +60,17 @@ def build_record_pool(path: str, model_size: int, fmt: str | None = None,
 
 
 class RecordSampler:
-    """A random caption of the image; no hard negatives; true iff among its captions."""
+    """A random caption of the image; no hard negatives; true iff among its captions.
+    Stateless like :class:`~.scene_pool.CaptionSampler`: a draw depends on (seed, i, salt)."""
 
     def __init__(self, pool: RecordPool, seed: int = 0):
-        self.pool, self.rng = pool, random.Random(seed)
+        self.pool, self.seed = pool, int(seed)
         self._sets = [set(c) for c in pool.captions]
 
-    def sample(self, i: int) -> tuple[str, list[str], None]:
-        return self.rng.choice(self.pool.captions[i]), [], None
+    def sample(self, i: int, salt: int = 0) -> tuple[str, list[str], None]:
+        captions = self.pool.captions[i]
+        pick = np.random.default_rng([self.seed, int(i), int(salt)]).integers(len(captions))
+        return captions[int(pick)], [], None
 
     def is_true(self, i: int, text: str) -> bool:
         return text in self._sets[i]

@@ -1,1 +1,2 @@
-"""Datasets: Relation Scenes (the synthetic relation world) and real-dataset formats."""
+"""Datasets: the worlds we train and measure on (Relation Scenes, Object Scenes) and
+real-dataset formats."""
