@@ -52,15 +52,11 @@ def create_app(collection: VitrCollection, *, api_key: str | None = None,
 def unknown_words(model: Any, text: str) -> list[str]:
     """The words of ``text`` that ``model`` does not know.
 
-    Stopgap: ``model.unknown_words`` (DESIGN section 5) where the model has it; until then a word
-    tokenizer's vocabulary is read here, and a BPE tokenizer (open_clip) knows every word.
+    Stopgap: ``model.unknown_words`` (DESIGN section 5) where the model has it; until it does,
+    its tokenizer's ``unknown_words``.
     """
-    if hasattr(model, "unknown_words"):
-        return list(model.unknown_words(text))
-    vocab = getattr(model.backbone.tokenizer, "vocab", None)
-    if vocab is None:
-        return []
-    return list(dict.fromkeys(w for w, _ in model.word_spans(text) if w not in vocab))
+    ask = getattr(model, "unknown_words", None) or model.backbone.tokenizer.unknown_words
+    return list(ask(text))
 
 
 @router.post("/search", response_model=SearchResponse, summary="images for a text")
