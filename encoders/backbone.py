@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import BackboneCfg
+from .hub import offline_unless_reachable, weights_cached
 from .tokenizer import create_tokenizer
 
 log = logging.getLogger(__name__)
@@ -27,13 +28,20 @@ def _build_clip(cfg: BackboneCfg, load_pretrained: bool) -> nn.Module:
     name, pretrained = cfg.open_clip_model, cfg.pretrained if load_pretrained else None
     if pretrained and Path(pretrained).expanduser().is_file():
         pretrained = str(Path(pretrained).expanduser())
-    if name.startswith("hf-hub:"):
-        return open_clip.create_model(name)
-    try:
+    hub_name = name.startswith("hf-hub:")
+    if not hub_name and (not pretrained or Path(pretrained).is_file()):
         return open_clip.create_model(name, pretrained=pretrained)
-    except RuntimeError as e:
-        raise RuntimeError(f"could not load open_clip {name!r} weights {pretrained!r} (offline? "
-                           "pass a local checkpoint file as pretrained): {e}") from e
+    what = f"open_clip {name!r}" + ("" if hub_name else f" weights {pretrained!r}")
+    fix = "pass a local checkpoint file as pretrained"
+    with offline_unless_reachable() as online:
+        if not online and not hub_name and not weights_cached(name, pretrained):
+            raise RuntimeError(f"could not load {what}: the hub cannot be reached (offline?) and they are "
+                               f"not in the local cache; {fix}")
+        try:
+            return open_clip.create_model(name) if hub_name else open_clip.create_model(name, pretrained=pretrained)
+        except (RuntimeError, OSError) as e:
+            where = "" if online else " (offline)"
+            raise RuntimeError(f"could not load {what}{where}: {' '.join(str(e).split())}; {fix}") from e
 
 
 class Backbone(nn.Module):

@@ -97,6 +97,7 @@ def load_model(name_or_dir: str | Path | None = None, device: str | None = None)
     if name not in list_models():
         raise ValueError(f"{name!r} is neither a model directory nor a registered model; "
                          f"available: {', '.join(list_models())}")
+    model = create_model(name, device=device)   # first: a backbone that cannot load is the one message
     log.warning("model %s has no trained VITR head here: it scores in global mode until you "
                 "train one (vitr train stage=head ...)", name)
-    return create_model(name, device=device)
+    return model

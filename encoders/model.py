@@ -73,6 +73,14 @@ class VitrModel(nn.Module):
         self.head_trained = False
         self._fingerprint: dict | None = None
 
+    def __repr__(self) -> str:
+        """One line; ``nn.Module``'s would list every layer (``print(model.backbone)`` still does)."""
+        bb, n_params = self.cfg.backbone, sum(p.numel() for p in self.parameters())
+        source = f"{bb.open_clip_model}/{bb.pretrained}" if bb.pretrained else (bb.open_clip_model or "custom")
+        return (f"VitrModel({self.cfg.name!r}, backbone={source}, image_size={self.backbone.image_size}, "
+                f"global_dim={bb.embed_dim}, regions={len(self.region_boxes)}x{self.cfg.local.dim}, "
+                f"params={n_params / 1e6:.2f}M, head_trained={self.head_trained}, device={self.device})")
+
     # --- geometry ------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:

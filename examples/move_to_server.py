@@ -42,6 +42,17 @@ def copy_collection(name: str, source_dir: str, dest: dict[str, Any], batch: int
     return copied
 
 
+def check_server(dest: dict[str, Any]) -> None:
+    """One quick call before the copy: an unreachable server is one line, not a round of retries
+    and a traceback."""
+    try:
+        with create_backend(**dest, retries=1, check_compatibility=False) as store:
+            store.list_collections()
+    except Exception as exc:  # the script's edge: say it in one line
+        raise SystemExit(f"move_to_server: cannot use the Qdrant server at {dest['url']}: "
+                         f"{' '.join(str(exc).split())}") from None
+
+
 def _copy_points(src: StoreBackend, dst: StoreBackend, batch: int) -> int:
     page, copied = [], 0
     for point in src.iter_points(batch_size=batch, with_vectors=True):
@@ -75,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         dest = {"url": args.url, "api_key": args.api_key, "shard_number": args.shard_number,
                 "replication_factor": args.replication_factor,
                 "write_consistency_factor": args.write_consistency_factor}
+        check_server(dest)
     else:
         dest = {"path": args.dest_path, "backend": "qdrant-local"}
     with create_backend(path=source) as store:

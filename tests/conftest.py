@@ -23,3 +23,13 @@ def scene_images():
     from vitr_qdrant.datasets.relation_scenes import render, sample_scene
 
     return [render(sample_scene(1000 + i, "test-iid"), 64) for i in range(8)]
+
+
+@pytest.fixture(scope="session")
+def scene_files(tmp_path_factory, scene_images):
+    """The first six scenes saved as PNG files ``0.png`` .. ``5.png`` (paths in that order)."""
+    folder = tmp_path_factory.mktemp("scene-files")
+    paths = [folder / f"{i}.png" for i in range(6)]
+    for img, path in zip(scene_images, paths):
+        img.save(path)
+    return paths

@@ -44,12 +44,15 @@ def test_help_lists_every_subcommand():
 def test_index_search_info(tmp_path, model_dir, photos, capsys, tiny_model):
     args = store_args(tmp_path, model_dir)
     report = tmp_path / "report.json"
-    assert main(["index", str(photos), "--no-progress", "--report", str(report), *args]) == 0
+    assert main(["index", str(photos), "--no-progress", "--report", str(report), *args]) == 1   # one failed
     out, err = capsys.readouterr()
-    assert "added 6, skipped 0" in out and "broken.png" in err
+    assert "added 6, skipped 0, failed 1" in out and "broken.png" in err
     assert json.loads(report.read_text())["failed"][0]["item"].endswith("broken.png")
-    assert main(["index", str(photos), "--no-progress", *args]) == 0
-    assert "added 0, skipped 6" in capsys.readouterr().out
+    (photos / "broken.png").unlink()
+    assert main(["index", str(photos), "--no-progress", "--report", str(report), *args]) == 0
+    out = capsys.readouterr().out
+    assert "added 0, skipped 6" in out and f"skipped: {photos / '0.png'}: already stored" in out
+    assert json.loads(report.read_text())["skipped"][0] == {"item": str(photos / "0.png"), "reason": "already stored"}
 
     assert main(["search", "red circle left of blue square", "-k", "3", "--json", *args]) == 0
     hits = json.loads(capsys.readouterr().out)
@@ -69,13 +72,16 @@ def test_index_search_info(tmp_path, model_dir, photos, capsys, tiny_model):
     assert main(["info", "-c", "pics", "--path", str(tmp_path / "store")]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["images"] == 6 and info["texts"] == 2 and info["model"]["name"] == "vitr-tiny-test"
-    assert main(["info", "-c", "nope", "--path", str(tmp_path / "store")]) == 1
-    assert "found: ['pics']" in capsys.readouterr().err
+    assert main(["info", "--path", str(tmp_path / "store")]) == 0   # text collections are listed as such
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["collections"] == ["pics"] and listing["text_collections"] == ["pics__texts"]
+    assert main(["info", "-c", "pics__texts", "--path", str(tmp_path / "store")]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 2
 
 
 def test_index_compact(tmp_path, model_dir, photos, capsys):
     args = store_args(tmp_path, model_dir)
-    assert main(["index", str(photos), "--compact", "--no-progress", *args]) == 0
+    assert main(["index", str(photos), "--compact", "--no-progress", *args]) == 1   # broken.png
     assert "added 6" in capsys.readouterr().out
     assert main(["search", "red circle left of blue square", "-k", "2", "--json", *args]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 2
@@ -90,7 +96,7 @@ def test_csv_and_url_list_inputs(tmp_path, model_dir, photos, capsys):
     (tmp_path / "urls.txt").write_text("# one per line\nphotos/5.png\n\nftp://example.com/x.png\n")
     args = store_args(tmp_path, model_dir)
     assert main(["index", str(tmp_path / "items.csv"), str(tmp_path / "urls.txt"), "--id-column", "id",
-                 "--no-progress", *args]) == 0
+                 "--no-progress", *args]) == 1   # the ftp URL failed
     out, err = capsys.readouterr()
     assert "added 5" in out and "scheme" in err
     assert main(["search", "a red star", "--filter", '{"kind": "a", "year": {"gte": 2021}}', "--json", *args]) == 0
@@ -120,7 +126,9 @@ def test_demo_small(tmp_path, model_dir, capsys):
     out = capsys.readouterr().out
     assert "mean precision@2" in out and "global (CLIP baseline)" in out
     assert (tmp_path / "contact_sheet.png").stat().st_size > 0
-    assert "<img" in (tmp_path / "index.html").read_text()
+    page = (tmp_path / "index.html").read_text()
+    assert "<h2>Legend</h2>" in page and "neither right nor wrong" in page and "<h2>Summary</h2>" in page
+    assert "src='images/000" in page and str(tmp_path) not in page   # thumbnails by relative links
     # rerun with other weights into the same folder: the demo's store is rebuilt, not refused
     import vitr_qdrant.encoders as E
 

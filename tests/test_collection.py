@@ -67,6 +67,17 @@ def test_mixed_good_and_bad_inputs(tmp_path, tiny_model, scene_images):
         assert again.ids == report.ids and len(c) == 5
 
 
+def test_report_names_every_skipped_item(tmp_path, tiny_model, scene_images):
+    for name in ("a.png", "b.png"):   # the same image twice, under two names
+        scene_images[0].save(tmp_path / name)
+    with vq.VitrCollection("dups", path=tmp_path / "store", model=tiny_model) as c:
+        report = c.add_images([tmp_path / "a.png", tmp_path / "b.png"], progress=False)
+        assert report.added == 1 and report.skipped_items == [
+            (str(tmp_path / "b.png"), f"duplicate of {tmp_path / 'a.png'} in this call")]
+        again = c.add_images([tmp_path / "a.png"], progress=False)
+        assert again.skipped_items == [(str(tmp_path / "a.png"), "already stored")] and again.skipped == 1
+
+
 def test_reopen_finds_everything(tmp_path, tiny_model, scene_images):
     store = tmp_path / "store"
     with vq.VitrCollection("keep", path=store, model=tiny_model) as c:

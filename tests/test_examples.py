@@ -90,6 +90,17 @@ def test_move_to_server_copies_into_a_local_store(model_dir, tmp_path, scene_ima
         assert [h.id for h in col.search(QUERY, limit=3)] == want
 
 
+def test_move_to_server_without_a_server_is_one_line(monkeypatch):
+    from test_collection import free_port
+
+    port = free_port()
+    with pytest.raises(SystemExit) as stop:
+        example("move_to_server.py", monkeypatch)["main"](["pics", "--url", f"http://127.0.0.1:{port}"])
+    message = str(stop.value)
+    assert message.startswith(f"move_to_server: cannot use the Qdrant server at http://127.0.0.1:{port}")
+    assert "\n" not in message
+
+
 def test_train_head_script_uses_real_options():
     from vitr_qdrant.encoders.train import TrainCfg
 

@@ -17,16 +17,11 @@ except ImportError:  # the langchain extra (and langchain-tests) is optional
 
 
 @pytest.fixture(scope="module")
-def rag_collection(tmp_path_factory, tiny_model, scene_images):
+def rag_collection(tiny_model, scene_files):
     """Six scene files in an in-memory collection; the first two carry a caption."""
-    folder = tmp_path_factory.mktemp("rag")
-    paths = []
-    for i, img in enumerate(scene_images[:6]):
-        img.save(folder / f"{i}.png")
-        paths.append(folder / f"{i}.png")
     meta = [{"caption": f"scene {i}", "kind": "ab"[i % 2]} if i < 2 else {"kind": "ab"[i % 2]} for i in range(6)]
     col = vq.VitrCollection("rag", location=":memory:", model=tiny_model)
-    col.add_images(paths, metadata=meta, progress=False)
+    col.add_images(scene_files, metadata=meta, progress=False)
     yield col
     col.close()
 

@@ -1,77 +1,85 @@
-"""The ``vitr`` command: index, search, info, and the train / eval / bench / demo tools."""
+"""The ``vitr`` command: index, search, info, serve, and the train / eval / bench / demo tools."""
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import os
 import sys
-from typing import Any, Sequence
+import traceback
+from typing import Any, Callable, Sequence
 
 from .cli_index import add_index_parser, run_index
+from .cli_serve import add_serve_parser, run_serve
+from .cli_store import EXIT_STATUS, MODES, UsageError, add_store_args, list_store, open_collection, require_collection
 from .cli_tools import TOOLS, add_tool_parsers
 
 logger = logging.getLogger(__name__)
+GLOBAL_FLAGS = {"-v": "verbose", "--verbose": "verbose", "--debug": "debug"}
 
 
-def add_store_args(p: argparse.ArgumentParser, model: bool = True, required: bool = True) -> None:
-    """Options naming a collection, its store and (optionally) the model."""
-    g = p.add_argument_group("collection")
-    g.add_argument("-c", "--collection", required=required,
-                   help="collection name" if required else "collection name (default: list the collections)")
-    g.add_argument("--path", help="embedded store directory (default: $VITR_QDRANT_HOME or the user data dir)")
-    g.add_argument("--url", help="Qdrant server or cluster URL (e.g. http://host:6333)")
-    g.add_argument("--api-key", default=os.environ.get("QDRANT_API_KEY"), help="server API key ($QDRANT_API_KEY)")
-    g.add_argument("--backend", choices=("edge", "qdrant-local", "qdrant-remote"), help="storage backend")
-    if model:
-        g.add_argument("--model", help="model name or directory (default: the bundled model)")
-        g.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
+def json_object(text: str) -> dict[str, Any]:
+    """``--filter``: a JSON object."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc.msg} at character {exc.pos}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f'a JSON object is needed, e.g. \'{{"kind": "dog"}}\', got {text!r}')
+    return value
 
 
-def open_collection(args: argparse.Namespace, storage: dict[str, Any] | None = None, **settings: Any):
-    """The :class:`VitrCollection` named by ``args`` (see :func:`add_store_args`); ``storage``:
-    the region storage options of a collection created now."""
-    from .collection import VitrCollection
-    from .encoders import load_model
-
-    model = load_model(args.model, device=args.device)
-    return VitrCollection(args.collection, path=args.path, url=args.url, api_key=args.api_key, model=model,
-                          backend=args.backend, settings=settings or None, **(storage or {}))
+def add_search_args(p: argparse.ArgumentParser) -> None:
+    """Options every search takes: limit, mode, filter and the stage sizes."""
+    p.add_argument("-k", "--limit", type=int, default=10, help="number of hits (default: 10)")
+    p.add_argument("--mode", choices=MODES, default="vitr",
+                   help="vitr: all three stages (default); late: MaxSim of words over regions; "
+                   "global: the CLIP baseline of the same model")
+    p.add_argument("--filter", type=json_object, help='payload filter as JSON, e.g. \'{"kind": "dog"}\'')
+    p.add_argument("--prefetch", type=int, default=200, help="stage 1 size: candidates by the global vector")
+    p.add_argument("--candidates", type=int, default=50, help="stage 2 size: candidates reranked in vitr mode")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``vitr`` with every subcommand."""
-    p = argparse.ArgumentParser(prog="vitr", description="Relation-aware multimodal search on Qdrant.")
-    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log at INFO level")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="print the traceback of an error (and log at INFO level)")
+    p = argparse.ArgumentParser(prog="vitr", description="Relation-aware multimodal search on Qdrant.",
+                                epilog=EXIT_STATUS, parents=[common])
+    p.set_defaults(verbose=False, debug=False)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    add_index_parser(sub, add_store_args)
+    add_index_parser(sub, common)
 
-    s = sub.add_parser("search", help="search a collection by text (or by image with --image)")
+    s = sub.add_parser("search", help="search a collection by text (or by image with --image)",
+                       parents=[common], epilog=EXIT_STATUS)
     s.add_argument("query", nargs="?", help="query text")
     s.add_argument("--image", help="query image (path or URL): similar images, or texts with --texts")
     s.add_argument("--texts", action="store_true", help="with --image: search the texts of add_texts")
-    s.add_argument("-k", "--limit", type=int, default=10)
-    s.add_argument("--mode", choices=("vitr", "late", "global"), default="vitr")
-    s.add_argument("--filter", type=json.loads, help='payload filter as JSON, e.g. \'{"kind": "dog"}\'')
+    add_search_args(s)
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_store_args(s)
 
-    i = sub.add_parser("info", help="collection statistics and model fingerprint (no model needed)")
+    i = sub.add_parser("info", help="collection statistics and model fingerprint (no model needed)",
+                       parents=[common], epilog=EXIT_STATUS)
     add_store_args(i, model=False, required=False)
+    add_serve_parser(sub, common)
     add_tool_parsers(sub)
     return p
 
 
 def run_search(args: argparse.Namespace) -> int:
     if not args.query and not args.image:
-        raise SystemExit("vitr search: give a query text or --image PATH")
+        raise UsageError("give a query text or --image PATH")
+    require_collection(args)
+    stages = {"limit": args.limit, "filter": args.filter, "prefetch": args.prefetch, "candidates": args.candidates}
     with open_collection(args) as col:
         if args.image and args.texts:
-            hits = col.search_texts(args.image, limit=args.limit, filter=args.filter, mode=args.mode)
+            hits = col.search_texts(args.image, mode=args.mode, **stages)
         elif args.image:
-            hits = col.search_by_image(args.image, limit=args.limit, filter=args.filter)
+            hits = col.search_by_image(args.image, **stages)
         else:
-            hits = col.search(args.query, limit=args.limit, filter=args.filter, mode=args.mode)
+            hits = col.search(args.query, mode=args.mode, **stages)
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], indent=2, default=str))
         return 0
@@ -88,33 +96,63 @@ def run_search(args: argparse.Namespace) -> int:
 def run_info(args: argparse.Namespace) -> int:
     from .store_info import store_info
 
+    if args.collection is None:
+        print(json.dumps(list_store(args), indent=2))
+        return 0
+    require_collection(args, texts=True)
     print(json.dumps(store_info(args.collection, path=args.path, url=args.url, api_key=args.api_key,
                                 backend=args.backend), indent=2, default=str))
     return 0
 
 
-COMMANDS = {"search": run_search, "info": run_info, "index": run_index}
+COMMANDS = {"search": run_search, "info": run_info, "index": run_index, "serve": run_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``vitr`` console script."""
+    """Entry point of the ``vitr`` console script; returns the exit status (see ``EXIT_STATUS``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    verbose = bool(argv) and argv[0] in ("-v", "--verbose")
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+    flags = {"verbose": False, "debug": False}
+    while argv and argv[0] in GLOBAL_FLAGS:   # the tools parse their own arguments: take ours first
+        flags[GLOBAL_FLAGS[argv.pop(0)]] = True
+    if argv and argv[0] in TOOLS:
+        name, run = argv[0], lambda: TOOLS[argv[0]](argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
+        flags = {k: flags[k] or getattr(args, k) for k in flags}
+        if args.command is None:
+            build_parser().print_help()
+            return 0
+        name, run = args.command, lambda: COMMANDS[args.command](args)
+    logging.basicConfig(level=logging.INFO if flags["verbose"] or flags["debug"] else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    rest = argv[1:] if verbose else argv
-    if rest and rest[0] in TOOLS:   # these parse their own arguments
-        return int(TOOLS[rest[0]](rest[1:]) or 0)
-    args = build_parser().parse_args(argv)
-    if args.command is None:
-        build_parser().print_help()
-        return 0
+    return run_reporting_errors(name, run, flags["debug"])
+
+
+def run_reporting_errors(name: str, run: Callable[[], int], debug: bool) -> int:
+    """``run()``'s exit status; an error is one line on stderr (with ``debug``, its traceback too)."""
     try:
-        return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        logger.debug("vitr %s failed", args.command, exc_info=True)
-        print(f"vitr {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        return int(run() or 0)
+    except KeyboardInterrupt:
+        print(f"vitr {name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the command line's edge: every error becomes one readable line
+        if debug:
+            traceback.print_exc()
+        usage = isinstance(exc, (UsageError, ValueError, FileNotFoundError))
+        hint = "" if debug or usage else " (--debug shows the traceback)"
+        print(f"vitr {name}: {'' if isinstance(exc, UsageError) else 'error: '}{describe(exc)}{hint}",
+              file=sys.stderr)
+        return 2 if usage else 1
+
+
+def describe(exc: BaseException) -> str:
+    """One line saying what went wrong: an unreachable server is named as such."""
+    from qdrant_client.http.exceptions import ResponseHandlingException
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, ResponseHandlingException) or type(exc).__module__.startswith(("httpx", "httpcore")):
+        return f"cannot reach the Qdrant server ({text}); check --url and that the server runs"
+    return text
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator, TextIO
 
+from .cli_store import EXIT_STATUS, UsageError, add_store_args, list_store, open_collection, store_path
 from .fetch import url_scheme
 
 LIST_SUFFIXES = (".txt", ".urls", ".lst", ".list")
 CSV_SUFFIXES = (".csv", ".tsv")
+SHOWN = 20   # items listed per reason on the console
 
 
 @dataclass
@@ -96,9 +98,10 @@ def _number(value: str) -> Any:
     return value
 
 
-def add_index_parser(sub: Any, add_store_args: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_index_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register ``vitr index``."""
-    p = sub.add_parser("index", help="add images (directories, files, URLs, URL lists, CSV) to a collection")
+    p = sub.add_parser("index", help="add images (directories, files, URLs, URL lists, CSV) to a collection",
+                       parents=[common], epilog=EXIT_STATUS)
     p.add_argument("inputs", nargs="+", help="directories, image files, http(s) URLs, list files "
                    f"({', '.join(LIST_SUFFIXES)}: one path or URL per line) or CSV/TSV files")
     p.add_argument("--image-column", default="image", help="CSV column with the image path or URL")
@@ -115,17 +118,35 @@ def add_index_parser(sub: Any, add_store_args: Callable[[argparse.ArgumentParser
                    help="a new collection stores its regions as turbo8, without the payload copy "
                    "(about 5 KB an image instead of about 30; slower reranking)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--report", help="also write the report (with every failure) as JSON to this file")
+    p.add_argument("--report", help="also write the report (every skipped and failed item) as JSON to this file")
     add_store_args(p)
 
 
+def check_inputs(args: argparse.Namespace) -> list[Entry]:
+    """The entries to index; a missing input, a CSV without the image column or no image at
+    all is a :class:`UsageError` (raised before anything is created)."""
+    missing = [i for i in args.inputs if not url_scheme(i) and not Path(i).exists()]
+    if missing:
+        raise UsageError(f"no such file or directory: {', '.join(missing)} (nothing was indexed)")
+    try:
+        entries = list(read_entries(args.inputs, args.image_column, args.id_column, args.metadata_columns))
+    except ValueError as exc:
+        raise UsageError(f"{exc} (nothing was indexed)") from None
+    if not entries:
+        raise UsageError(f"no image files in {', '.join(args.inputs)} (nothing was indexed)")
+    return [e for e in entries if in_shard(e.key, args.shard)]
+
+
 def run_index(args: argparse.Namespace) -> int:
-    """Run ``vitr index``; exit status 1 when items failed and nothing could be stored."""
-    from .cli import open_collection
+    """Run ``vitr index``: exit status 0 when every item was added or skipped, 1 when some failed."""
     from .connectors import COMPACT_STORAGE
 
-    entries = [e for e in read_entries(args.inputs, args.image_column, args.id_column, args.metadata_columns)
-               if in_shard(e.key, args.shard)]
+    entries = check_inputs(args)
+    if store_path(args) is None:
+        list_store(args)   # an unreachable server: one line now, not after a round of retries
+    if not entries:
+        print(f"{args.collection}: shard {args.shard[0]}/{args.shard[1]} holds none of the inputs; nothing to do")
+        return 0
     ids = [e.id for e in entries] if any(e.id for e in entries) else None
     storage = COMPACT_STORAGE if args.compact else None
     with open_collection(args, storage, batch_size=args.batch_size, url_retries=args.url_retries,
@@ -133,12 +154,27 @@ def run_index(args: argparse.Namespace) -> int:
         report = col.add_images([e.item for e in entries], ids=ids, metadata=[e.metadata for e in entries],
                                 progress=not args.no_progress)
         total = len(col)
-    print(f"{args.collection}: added {report.added}, skipped {report.skipped} (already stored), "
-          f"failed {len(report.failed)}; {total} images in the collection")
-    for item, reason in report.failed:
-        print(f"  failed: {item}: {reason}", file=sys.stderr)
+    print(f"{args.collection}: added {report.added}, skipped {report.skipped}, failed {len(report.failed)}; "
+          f"{total} images in the collection")
+    print_items("skipped", report.skipped_items, sys.stdout, args.report)
+    print_items("failed", report.failed, sys.stderr, args.report)
     if args.report:
         Path(args.report).write_text(json.dumps(
-            {"collection": args.collection, "added": report.added, "skipped": report.skipped,
+            {"collection": args.collection, "added": report.added,
+             "skipped": [{"item": i, "reason": r} for i, r in report.skipped_items],
              "failed": [{"item": i, "reason": r} for i, r in report.failed]}, indent=2) + "\n")
-    return 1 if report.failed and not (report.added or report.skipped) else 0
+    return 1 if report.failed else 0
+
+
+def print_items(what: str, items: list[tuple[str, str]], out: TextIO, report: str | None) -> None:
+    """One line per item, the first ``SHOWN`` of each reason (a rerun of a large job skips
+    every image: those lines would bury the rest); the rest are counted, and all are in --report."""
+    shown: dict[str, int] = {}
+    for item, reason in items:
+        shown[reason] = shown.get(reason, 0) + 1
+        if shown[reason] <= SHOWN:
+            print(f"  {what}: {item}: {reason}", file=out)
+    for reason, n in shown.items():
+        if n > SHOWN:
+            where = f"listed in {report}" if report else "--report FILE lists them"
+            print(f"  {what}: {n - SHOWN} more: {reason} ({where})", file=out)

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .cli_store import MODES
+
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -58,11 +60,9 @@ def run_eval(argv: Sequence[str]) -> int:
     return int(model_main(argv) or 0)
 
 
-def eval_dataset(argv: Sequence[str]) -> int:
-    """Recall@K both ways of a model on a captioned dataset (Karpathy JSON, COCO, CSV, JSONL...)."""
-    from .encoders import load_model
-    from .encoders.data.formats import LOADERS, load_captions
-    from .encoders.evaluation import evaluate_retrieval, relevant_by_counts
+def eval_parser() -> argparse.ArgumentParser:
+    """The options of ``vitr eval --data``."""
+    from .encoders.data.formats import LOADERS
 
     ap = argparse.ArgumentParser(prog="vitr eval --data", description=eval_dataset.__doc__)
     ap.add_argument("--data", required=True, help="annotation file")
@@ -71,9 +71,18 @@ def eval_dataset(argv: Sequence[str]) -> int:
     ap.add_argument("--split", help="keep only this split (e.g. test)")
     ap.add_argument("--max-images", type=int, help="evaluate on the first N images only")
     ap.add_argument("--model", help="model name or directory (default: the bundled model)")
-    ap.add_argument("--mode", choices=("vitr", "late", "global"), default="vitr")
-    ap.add_argument("--device")
-    args = ap.parse_args(argv)
+    ap.add_argument("--mode", choices=MODES, default="vitr", help="score to evaluate (global: the CLIP baseline)")
+    ap.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
+    return ap
+
+
+def eval_dataset(argv: Sequence[str]) -> int:
+    """Recall@K both ways of a model on a captioned dataset (Karpathy JSON, COCO, CSV, JSONL...)."""
+    from .encoders import load_model
+    from .encoders.data.formats import load_captions
+    from .encoders.evaluation import evaluate_retrieval, relevant_by_counts
+
+    args = eval_parser().parse_args(argv)
     records = load_captions(args.data, args.format, image_root=args.image_root)
     records = [r for r in records if args.split is None or r.split == args.split][: args.max_images]
     if not records:

@@ -41,7 +41,7 @@ _EXIF_ORIENTATION = 0x0112
 
 def add_sources(backend: StoreBackend, model: VitrModel, sources: Sequence[Source], ids: list[Any] | None,
                 metas: list[Any] | None, settings: Settings, size: int, bar: Any, report: AddReport,
-                seen: set) -> None:
+                seen: dict) -> None:
     """Load, encode and write ``sources`` in batches of ``size``; see the module docstring."""
     cfg, lock = settings.fetch_cfg(), threading.Lock()  # the lock: one store call at a time
     with ThreadPoolExecutor(max_workers=settings.workers) as pool:
@@ -55,7 +55,7 @@ def add_sources(backend: StoreBackend, model: VitrModel, sources: Sequence[Sourc
                     todo = select_new(backend, rows, seen)
                 points, bad = to_points(todo, encode_rows(model, todo, encode_batch), report)
                 writer.put(points)
-                account(report, rows, todo, len(points), bad)
+                account(report, rows, todo, len(points), bad, seen)
                 bar.update(len(loaded))
         finally:
             reader.close()

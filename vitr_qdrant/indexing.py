@@ -55,7 +55,7 @@ def add_images(backend: StoreBackend, model: VitrModel, items: Any, ids: Sequenc
     if ids_l is not None and [s.index for s in sources] != list(range(len(inputs))):
         raise ValueError("ids= needs one image per input; a directory expands to many (or none): "
                          "pass its files instead")
-    report, seen = AddReport(), set()
+    report, seen = AddReport(), {}
     size = batch_size or settings.batch_size
     with tqdm(total=len(sources), unit="img", desc="indexing", disable=not progress) as bar:
         if device_decode(model, settings, sources):
@@ -103,7 +103,7 @@ def add_texts(backend: StoreBackend, model: VitrModel, texts: Any, ids: Sequence
     """See :meth:`VitrCollection.add_texts`."""
     texts = [texts] if isinstance(texts, str) else list(texts)
     ids_l, meta_l = aligned(ids, len(texts), "ids"), aligned(metadata, len(texts), "metadata")
-    report, seen, rows = AddReport(), set(), []
+    report, seen, rows = AddReport(), {}, []
     for i, text in enumerate(texts):
         key = repr(text[:80]) if isinstance(text, str) else f"<{type(text).__name__}>"
         try:
@@ -125,22 +125,24 @@ def add_texts(backend: StoreBackend, model: VitrModel, texts: Any, ids: Sequence
     return report
 
 
-def _write(backend: StoreBackend, model: VitrModel, rows: list[Row], report: AddReport, seen: set) -> None:
+def _write(backend: StoreBackend, model: VitrModel, rows: list[Row], report: AddReport,
+           seen: dict[PointId, Row]) -> None:
     """Skip rows stored unchanged (or repeated in this call), encode the rest, upsert (durable)."""
     todo = select_new(backend, rows, seen)
     points, bad = to_points(todo, encode_rows(model, todo), report)
     if points:
         backend.upsert(points)
-    account(report, rows, todo, len(points), bad)
+    account(report, rows, todo, len(points), bad, seen)
 
 
-def select_new(backend: StoreBackend, rows: list[Row], seen: set) -> list[Row]:
-    """The rows to encode: not seen earlier in this call, and not stored already with the same
-    payload (or stored at all, for rows that bring no metadata: re-adding keeps what was set)."""
+def select_new(backend: StoreBackend, rows: list[Row], seen: dict[PointId, Row]) -> list[Row]:
+    """The rows to encode: not seen earlier in this call (``seen`` maps each point id to its
+    first row), and not stored already with the same payload (or stored at all, for rows that
+    bring no metadata: re-adding keeps what was set)."""
     fresh = []
     for row in rows:
         if row.pid not in seen:
-            seen.add(row.pid)
+            seen[row.pid] = row
             fresh.append(row)
     stored = {p.id: p.payload for p in backend.retrieve([r.pid for r in fresh])} if fresh else {}
     return [r for r in fresh if r.pid not in stored
@@ -160,10 +162,16 @@ def to_points(rows: list[Row], vectors: list[tuple[np.ndarray, np.ndarray] | str
     return points, bad
 
 
-def account(report: AddReport, rows: list[Row], todo: list[Row], added: int, bad: set[int]) -> None:
-    """Count a written batch: added, skipped (stored unchanged), and the ids of the usable rows."""
+def account(report: AddReport, rows: list[Row], todo: list[Row], added: int, bad: set[int],
+            seen: dict[PointId, Row]) -> None:
+    """Count a written batch: added, skipped (each with its reason), the ids of the usable rows."""
     report.added += added
-    report.skipped += len(rows) - len(todo)
+    written = {id(r) for r in todo}
+    for row in rows:
+        if id(row) not in written:
+            first = seen[row.pid]
+            reason = "already stored" if first is row else f"duplicate of {first.key} in this call"
+            report.skipped_items.append((row.key, reason))
     report.ids.extend(r.shown for r in rows if id(r) not in bad)
 
 

@@ -16,20 +16,26 @@ class AddReport:
 
     Attributes:
         added: Items encoded and written (new, or changed payload).
-        skipped: Items already stored unchanged (re-adds, duplicates within the call).
+        skipped_items: ``(item description, reason)`` for every item not written: stored
+            already unchanged, or a duplicate of an earlier item of the same call.
         failed: ``(item description, reason)`` for every item that could not be used.
         ids: Ids of the added and skipped items, in input order.
     """
 
     added: int = 0
-    skipped: int = 0
+    skipped_items: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     ids: list[ItemId] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        """How many items were skipped (see ``skipped_items`` for which and why)."""
+        return len(self.skipped_items)
 
     def merge(self, other: "AddReport") -> "AddReport":
         """Add ``other``'s counts and lists to this report (for sharded or resumed runs)."""
         self.added += other.added
-        self.skipped += other.skipped
+        self.skipped_items.extend(other.skipped_items)
         self.failed.extend(other.failed)
         self.ids.extend(other.ids)
         return self

@@ -1,7 +1,6 @@
-"""Contact sheets: top hits of queries with each query word's grounded box drawn (PNG + HTML)."""
+"""Contact sheets: top hits of queries with each query word's grounded box drawn (PNG)."""
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -19,12 +18,19 @@ THUMB, LABEL_W, PAD = 144, 300, 6
 
 @dataclass
 class SheetRow:
-    """One query's row: its text, a label (e.g. the mode) and the hits with their truth marks."""
+    """One query's row: its text, a label (e.g. the mode), the hits with their truth marks and
+    the precision of those marks (None: no hit's truth is defined)."""
 
     query: str
     label: str
     hits: Sequence[Hit]
     truth: Sequence[bool | None]
+    precision: float | None = None
+
+    @property
+    def heading(self) -> str:
+        """The label with the row's precision."""
+        return self.label + ("" if self.precision is None else f"  P {self.precision:.2f}")
 
 
 def word_colors(words: Sequence[str]) -> dict[str, str]:
@@ -55,12 +61,13 @@ def render_sheet(rows: Sequence[SheetRow], out_png: str | Path) -> Path:
     draw, font = ImageDraw.Draw(sheet), ImageFont.load_default()
     for r, row in enumerate(rows):
         y = r * row_h + PAD
-        draw.text((PAD, y), f"{row.label}", fill="black", font=font)
-        _wrap(draw, row.query, (PAD, y + 16), font)
+        draw_words(draw, row.heading.split(), (PAD, y), LABEL_W - 2 * PAD, font)
+        draw_words(draw, row.query.split(), (PAD, y + 16), LABEL_W - 2 * PAD, font)
+        draw.text((PAD, y + 56), "boxes:", fill="gray", font=font)
         for w, (word, color) in enumerate(word_colors(row.query.split()).items()):
             x0, y0 = PAD + (w % 3) * 95, y + 70 + (w // 3) * 14
-            draw.rectangle((x0, y0 + 2, x0 + 8, y0 + 10), fill=color)
-            draw.text((x0 + 12, y0), word, fill=color, font=font)
+            draw.rectangle((x0, y0 + 2, x0 + 8, y0 + 10), outline=color, width=2)   # as drawn on the images
+            draw.text((x0 + 12, y0), word, fill="black", font=font)   # never in a colour it might name
         for c, (hit, ok) in enumerate(zip(row.hits, row.truth)):
             x = LABEL_W + c * (THUMB + PAD)
             sheet.paste(annotate(hit), (x, y))
@@ -71,31 +78,13 @@ def render_sheet(rows: Sequence[SheetRow], out_png: str | Path) -> Path:
     return out_png
 
 
-def _wrap(draw: ImageDraw.ImageDraw, text: str, xy: tuple[int, int], font, width: int = 44) -> None:
-    line, y = "", xy[1]
-    for word in text.split():
-        if len(line) + len(word) + 1 > width:
-            draw.text((xy[0], y), line, fill="black", font=font)
-            line, y = "", y + 12
-        line = f"{line} {word}".strip()
-    draw.text((xy[0], y), line, fill="black", font=font)
-
-
-def write_html(rows: Sequence[SheetRow], sheet_png: Path, out_html: str | Path, title: str = "vitr demo") -> Path:
-    """An HTML page: the contact sheet, then a table of every row's hits (ids, scores, grounding)."""
-    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif}td{vertical-align:top;padding:4px}"
-             ".ok{color:green}.bad{color:red}</style>",
-             f"<h1>{html.escape(title)}</h1><img src='{html.escape(sheet_png.name)}' alt='contact sheet'>",
-             "<table><tr><th>query</th><th>mode</th><th>hits (truth, score, uri, grounding)</th></tr>"]
-    for row in rows:
-        items = "".join(
-            f"<li class='{'ok' if ok else 'bad'}'>{MARKS[ok]} {h.score:.3f} {html.escape(str(h.uri))}"
-            f" <small>{html.escape(', '.join(f'{g.word}:{tuple(round(v) for v in g.box)}' for g in h.grounding))}"
-            f"</small></li>" for h, ok in zip(row.hits, row.truth))
-        parts.append(f"<tr><td>{html.escape(row.query)}</td><td>{html.escape(row.label)}</td>"
-                     f"<td><ol>{items}</ol></td></tr>")
-    parts.append("</table>")
-    out_html = Path(out_html)
-    out_html.write_text("\n".join(parts), encoding="utf-8")
-    return out_html
+def draw_words(draw: ImageDraw.ImageDraw, words: Sequence[str], xy: tuple[int, int], width: int, font) -> None:
+    """Words wrapped to ``width`` pixels, a visible gap apart (the default font's space is 2 px wide)."""
+    gap = max(5.0, font.getlength(" "))
+    x, y = float(xy[0]), xy[1]
+    for word in words:
+        length = font.getlength(word)
+        if x > xy[0] and x + length > xy[0] + width:
+            x, y = float(xy[0]), y + 12
+        draw.text((x, y), word, fill="black", font=font)
+        x += length + gap

@@ -23,9 +23,10 @@ def disk_bytes(path: str | os.PathLike[str]) -> tuple[int, int]:
 
 
 def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None = None, url: str | None = None,
-               api_key: str | None = None, backend: str | None = None) -> dict[str, Any]:
+               api_key: str | None = None, backend: str | None = None, **options: Any) -> dict[str, Any]:
     """Statistics of collection ``name`` (images, texts, stored model fingerprint), or with no
-    name the collections of the store.
+    name the store's collections: ``collections`` (of images) and ``text_collections`` (the
+    ``<name>__texts`` companions of ``add_texts``). ``options`` go to the backend (e.g. ``retries``).
 
     Raises:
         ValueError: no collection of that name.
@@ -34,12 +35,13 @@ def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None =
         path = default_data_dir()
         if backend == "qdrant-local":
             path = path / "qdrant-local"
-    store = create_backend(path=path, url=url, api_key=api_key, backend=backend)
+    store = create_backend(path=path, url=url, api_key=api_key, backend=backend, **options)
     where = url or str(path)
     try:
         names = list_collections(store)
         if name is None:
-            return {"location": where, "backend": store.name, "collections": names}
+            texts = sorted(n for n in store.list_collections() if n.endswith(TEXTS_SUFFIX))
+            return {"location": where, "backend": store.name, "collections": names, "text_collections": texts}
         meta = store.read_metadata(name)
         if meta is None:
             raise ValueError(f"no collection {name!r} at {where}; found: {names or 'none'}")

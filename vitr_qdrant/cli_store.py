@@ -1,0 +1,79 @@
+"""The CLI's collection options, and the checks that run before a command opens (or creates) anything."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+MODES = ("vitr", "late", "global")   # as vitr_qdrant.search.MODES, which imports torch: not for --help
+EXIT_STATUS = ("exit status: 0 done (every item added or skipped), 1 failed (some items, or the "
+               "operation: an unreachable server, a model that cannot load), 2 usage error (a missing "
+               "collection, path or input, a bad value: nothing was created)")
+
+
+class UsageError(Exception):
+    """A mistake on the command line (a missing collection, path or input): exit status 2, and
+    nothing was created or written."""
+
+
+def add_store_args(p: argparse.ArgumentParser, model: bool = True, required: bool = True) -> None:
+    """Options naming a collection, its store and (optionally) the model."""
+    g = p.add_argument_group("collection")
+    g.add_argument("-c", "--collection", required=required,
+                   help="collection name" if required else "collection name (default: list the collections)")
+    g.add_argument("--path", help="embedded store directory (default: $VITR_QDRANT_HOME or the user data dir)")
+    g.add_argument("--url", help="Qdrant server or cluster URL (e.g. http://host:6333)")
+    g.add_argument("--api-key", default=os.environ.get("QDRANT_API_KEY"),
+                   help="the Qdrant server's API key (default: $QDRANT_API_KEY)")
+    g.add_argument("--backend", choices=("edge", "qdrant-local", "qdrant-remote"),
+                   help="storage backend (default: chosen by --path / --url)")
+    if model:
+        g.add_argument("--model", help="model name or directory (default: the bundled model)")
+        g.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
+
+
+def store_path(args: argparse.Namespace) -> Path | None:
+    """The embedded store directory that ``args`` name (None for a server), as VitrCollection resolves it."""
+    if args.url is not None or args.backend == "qdrant-remote":
+        return None
+    if args.path is not None:
+        return Path(args.path).expanduser()
+    from .settings import default_data_dir
+
+    return default_data_dir() / "qdrant-local" if args.backend == "qdrant-local" else default_data_dir()
+
+
+def list_store(args: argparse.Namespace) -> dict[str, Any]:
+    """What :func:`~vitr_qdrant.store_info.store_info` says about the store (no collection
+    named); a store directory that does not exist is a :class:`UsageError`, not created."""
+    from .store_info import store_info
+
+    path = store_path(args)
+    if path is not None and not path.is_dir():
+        raise UsageError(f"no store at {path} (nothing was created); check --path, or add images "
+                         f"first with `vitr index`")
+    # One attempt: an unreachable server is reported at once, not after a round of retries.
+    options = {"retries": 1} if path is None else {}
+    return store_info(None, path=path, url=args.url, api_key=args.api_key, backend=args.backend, **options)
+
+
+def require_collection(args: argparse.Namespace, texts: bool = False) -> None:
+    """A :class:`UsageError` listing the store's collections unless ``args.collection`` is one
+    of its image collections (or, with ``texts``, of its text collections)."""
+    found = list_store(args)
+    if args.collection not in found["collections"] + (found["text_collections"] if texts else []):
+        names = ", ".join(found["collections"]) or "none"
+        raise UsageError(f"no collection {args.collection!r} at {found['location']} (nothing was "
+                         f"created); collections there: {names}")
+
+
+def open_collection(args: argparse.Namespace, storage: dict[str, Any] | None = None, **settings: Any):
+    """The :class:`VitrCollection` named by ``args`` (see :func:`add_store_args`); ``storage``:
+    the region storage options of a collection created now."""
+    from .collection import VitrCollection
+    from .encoders import load_model
+
+    model = load_model(args.model, device=args.device)
+    return VitrCollection(args.collection, path=args.path, url=args.url, api_key=args.api_key, model=model,
+                          backend=args.backend, settings=settings or None, **(storage or {}))

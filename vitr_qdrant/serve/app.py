@@ -1,0 +1,124 @@
+"""The FastAPI app: search by text, by image and for texts, collection info, health and the page."""
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional, get_args
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Response, UploadFile
+
+from .._version import __version__
+from ..collection import VitrCollection
+from .guards import BodyLimit, install_error_handlers, key_checker
+from .items import router as items_router
+from .schemas import Mode, SearchRequest, SearchResponse, StageSizes, json_object
+from .state import DEFAULT_MAX_BODY, Service, get_service
+
+router = APIRouter()
+PAGE = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+        "/app.css": ("app.css", "text/css; charset=utf-8")}
+# The page loads nothing from elsewhere: scripts, styles and requests stay on this origin.
+PAGE_POLICY = ("default-src 'self'; img-src 'self' blob: data: http: https:; style-src 'self'; "
+               "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+def create_app(collection: VitrCollection, *, api_key: str | None = None,
+               uploads: str | os.PathLike[str] | None = None, allow_delete: bool = False,
+               max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
+    """An HTTP service (JSON API, OpenAPI docs at ``/docs``, a search page at ``/``) for ``collection``.
+
+    Args:
+        collection: An open :class:`~vitr_qdrant.VitrCollection` (closing it stays the caller's job).
+        api_key: When set, every data endpoint needs it in the ``X-API-Key`` header (compared in
+            constant time); ``/health``, ``/docs`` and the page itself stay open.
+        uploads: Directory for uploaded images; turns on ``POST /items``.
+        allow_delete: Turns on ``DELETE /items/{id}``.
+        max_body_bytes: Requests with a larger body (uploads included) get 413.
+    """
+    service = Service(collection, None if uploads is None else Path(uploads), allow_delete, max_body_bytes)
+    app = FastAPI(title=f"vitr-qdrant: {collection.name}", version=__version__,
+                  description="Relation-aware image search on one collection (vitr serve).")
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    guarded = [Depends(key_checker(api_key))]
+    app.include_router(router, dependencies=guarded)
+    app.include_router(items_router, dependencies=guarded)
+    app.include_router(page_router())
+    return app
+
+
+def unknown_words(model: Any, text: str) -> list[str]:
+    """The words of ``text`` that ``model`` does not know.
+
+    Stopgap: ``model.unknown_words`` (DESIGN section 5) where the model has it; until it does,
+    its tokenizer's ``unknown_words``.
+    """
+    ask = getattr(model, "unknown_words", None) or model.backbone.tokenizer.unknown_words
+    return list(ask(text))
+
+
+@router.post("/search", response_model=SearchResponse, summary="images for a text")
+def search(req: SearchRequest, service: Service = Depends(get_service)) -> dict[str, Any]:
+    col = service.collection
+    with service.lock:
+        hits = col.search(req.text, limit=req.limit, filter=req.filter, mode=req.mode, prefetch=req.prefetch,
+                          candidates=req.candidates)
+        unknown = unknown_words(col.model, req.text)
+    return {"hits": [h.to_dict() for h in hits], "unknown_words": unknown}
+
+
+def stage_form(limit: int = Form(10), filter: Optional[str] = Form(None, description="a JSON object"),
+               prefetch: int = Form(200), candidates: int = Form(50)) -> StageSizes:
+    """The stage sizes of a multipart search (its filter as a JSON string)."""
+    return StageSizes(limit=limit, filter=json_object(filter, "filter"), prefetch=prefetch, candidates=candidates)
+
+
+@router.post("/search/image", response_model=SearchResponse, summary="images similar to an uploaded image")
+def search_image(file: UploadFile = File(...), stages: StageSizes = Depends(stage_form),
+                 service: Service = Depends(get_service)) -> dict[str, Any]:
+    data = file.file.read()
+    with service.lock:
+        hits = service.collection.search_by_image(data, **stages.model_dump())
+    return {"hits": [h.to_dict() for h in hits], "unknown_words": []}
+
+
+@router.post("/search/texts", response_model=SearchResponse, summary="stored texts that describe an uploaded image")
+def search_texts(file: UploadFile = File(...), mode: Mode = Form("vitr"), stages: StageSizes = Depends(stage_form),
+                 service: Service = Depends(get_service)) -> dict[str, Any]:
+    data = file.file.read()
+    with service.lock:
+        hits = service.collection.search_texts(data, mode=mode, **stages.model_dump())
+    return {"hits": [h.to_dict() for h in hits], "unknown_words": []}
+
+
+@router.get("/info", summary="the collection, its model and what this service allows")
+def info(service: Service = Depends(get_service)) -> dict[str, Any]:
+    with service.lock:
+        about = service.collection.info()
+    return {"name": about["name"], "backend": about["backend"], "images": about["images"], "texts": about["texts"],
+            "model": about["model"], "modes": list(get_args(Mode)), "add": service.uploads is not None,
+            "delete": service.allow_delete, "max_body_bytes": service.max_body_bytes}
+
+
+def page_router() -> APIRouter:
+    """``/health`` and the search page (its three files, read once; no path reaches the file system)."""
+    pages, files = APIRouter(), resources.files(__package__) / "page"
+    for route, (name, media) in PAGE.items():
+        pages.add_api_route(route, _page_file((files / name).read_bytes(), media), methods=["GET"],
+                            include_in_schema=False)
+
+    @pages.get("/health", summary="liveness: 200 while the service runs")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return pages
+
+
+def _page_file(body: bytes, media: str) -> Any:
+    def serve() -> Response:
+        return Response(body, media_type=media, headers={"Content-Security-Policy": PAGE_POLICY,
+                                                         "Cache-Control": "no-cache"})
+
+    return serve

@@ -1,0 +1,37 @@
+"""The service's state: one open collection, what the service lets clients do, and one lock."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+
+from ..collection import VitrCollection
+
+DEFAULT_MAX_BODY = 10 * 2**20
+
+
+@dataclass
+class Service:
+    """A collection served over HTTP.
+
+    Attributes:
+        collection: The open collection (the service does not close it).
+        uploads: Directory that keeps uploaded images (``POST /items``); None: adding is off.
+        allow_delete: Whether ``DELETE /items/{id}`` is on.
+        max_body_bytes: Largest request body (uploads included).
+        lock: Requests run in a thread pool; the model and the embedded store see one at a time.
+    """
+
+    collection: VitrCollection
+    uploads: Path | None = None
+    allow_delete: bool = False
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    lock: Any = field(default_factory=threading.Lock)
+
+
+def get_service(request: Request) -> Service:
+    """The :class:`Service` of the app handling ``request`` (a FastAPI dependency)."""
+    return request.app.state.service
