@@ -1,80 +1,122 @@
-"""``vitr demo``: relation queries on a gallery of Relation Scenes, VITR next to the global baseline.
+"""``vitr demo``: relation queries on a rendered gallery, VITR next to the global baseline.
 
-Renders a gallery (default 2,000 test-iid scenes), indexes it in an embedded collection, runs
-relation queries and their swapped versions (``A left of B`` / ``B left of A``), prints the top
-hits of both modes with truth marks, and writes a contact sheet (PNG) and a page (HTML) of the top
-hits with each query word's grounded region drawn. Offline; a few minutes on two CPU cores.
+Renders a gallery of the model's world (Object Scenes for the bundled default: about 2,000
+test-iid scenes, plus a few scenes holding each demo query's two objects), indexes it in an
+embedded collection, runs the user's relation queries and their swapped versions (``dog left
+of cat`` / ``cat left of dog``, template-5 forms, size words, a held-out pair), prints the top
+hits of both modes with truth marks, and writes a contact sheet (PNG) and a page (HTML) of the
+top hits with each query word's grounded region drawn. Offline; a few minutes on two CPU cores.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
 import tempfile
 import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from .datasets.relation_scenes import Scene, caption, related_pairs, render, sample_scene, truth
 from .demo_page import write_page
+from .encoders.data.world import FALLBACK_STRIDE, World
+from .encoders.data.worlds import get_world
 from .sheet import MARKS, SheetRow, render_sheet
 
 DEMO_SEED = 1_000_000_000   # the evaluation range: far from the training seeds
 SPLIT = "test-iid"
-DESCRIPTION = ("Relation queries on a gallery of Relation Scenes: VITR next to the global (CLIP) baseline "
-               "of the same model, with truth marks, a contact sheet and an HTML page.")
+PAIR_SCENES = 8             # scenes holding each demo query's pair, added to the gallery
+DESCRIPTION = ("Relation queries on a rendered gallery of the model's world: VITR next to the global "
+               "(CLIP) baseline of the same model, with truth marks, a contact sheet and an HTML page.")
 LABELS = {"vitr": "VITR", "global": "global (CLIP baseline)"}
+# The user's own queries, each with its swap: (query, swapped, split of the scenes that hold them).
+OBJECT_QUERIES = (
+    ("dog left of cat", "cat left of dog", SPLIT),
+    ("a cat with a dog to its left", "a dog with a cat to its left", SPLIT),
+    ("cup above book", "book above cup", SPLIT),
+    ("the large apple is below the small tree", "the small tree is below the large apple", SPLIT),
+    ("car left of bus", "bus left of car", "test-comp"),  # {car, bus} is held out of training
+)
 LEGEND = {
     True: "the query holds in the scene: both objects are there, once each, in that relation.",
     False: "it does not: an object it names is missing, or the two stand in another relation.",
     None: "the scene cannot say: an object it names is there twice, or the two objects stand in no "
-          "clear relation (e.g. overlapping). Such a hit is neither right nor wrong, so precision "
-          "leaves it out.",
+          "clear relation (e.g. one diagonally above the other). Such a hit is neither right nor "
+          "wrong, so precision leaves it out.",
 }
 
 
-def _render_one(job: tuple[int, int, str]) -> None:
-    seed, size, path = job
-    render(sample_scene(seed, SPLIT), size).save(path)
+def _render_one(job: tuple[str, int, str, int, str]) -> None:
+    world, seed, split, size, path = job
+    w = get_world(world)
+    w.render(w.sample_scene(seed, split), size).save(path)
 
 
-def render_gallery(folder: Path, n: int, size: int = 128, workers: int | None = None) -> list[Path]:
-    """Render scenes ``DEMO_SEED .. DEMO_SEED + n - 1`` to ``folder/NNNNN.png`` (existing files kept)."""
+def _pair_seeds(world: World, query: str, split: str, k: int) -> list[int]:
+    """Seeds of the first ``k`` scenes of a stream that hold both objects the query names (in
+    either relation: the query or its swap may be the true one)."""
+    np_a, _, np_b = world.parse_caption(query)
+    keys = {tuple(np_a[1:]), tuple(np_b[1:])}
+    base = DEMO_SEED + (zlib.crc32(query.encode()) % 1000 + 1) * FALLBACK_STRIDE  # one per query
+    out, s = [], 0
+    while len(out) < k and s < 2_000_000:
+        scene = world.sample_scene(base + s, split)
+        if keys <= {o.key for o in scene.objects}:
+            out.append(base + s)
+        s += 1
+    return out
+
+
+def gallery_jobs(world: World, n: int, queries: Sequence[tuple[str, str, str]]
+                 ) -> list[tuple[int, str]]:
+    """(seed, split) of every gallery scene: ``n`` test-iid scenes, then each query's pair scenes."""
+    jobs = [(DEMO_SEED + k, SPLIT) for k in range(n)]
+    for query, _, split in queries:
+        jobs += [(s, split) for s in _pair_seeds(world, query, split, PAIR_SCENES)]
+    return jobs
+
+
+def render_gallery(folder: Path, world: World, jobs: Sequence[tuple[int, str]], size: int = 128,
+                   workers: int | None = None) -> list[Path]:
+    """Render the scenes of ``jobs`` to ``folder/NNNNN.png`` (existing files kept)."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{k:05d}.png" for k in range(n)]
-    jobs = [(DEMO_SEED + k, size, str(p)) for k, p in enumerate(paths) if not p.exists()]
+    paths = [folder / f"{k:05d}.png" for k in range(len(jobs))]
+    todo = [(world.name, seed, split, size, str(p)) for (seed, split), p in zip(jobs, paths)
+            if not p.exists()]
     workers = workers or os.cpu_count() or 1
-    if workers > 1 and len(jobs) > 64:
+    if workers > 1 and len(todo) > 64:
         with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_render_one, jobs, chunksize=32))
+            list(pool.map(_render_one, todo, chunksize=32))
     else:
-        for job in jobs:
+        for job in todo:
             _render_one(job)
     return paths
 
 
 @lru_cache(maxsize=None)
-def scene_of(seed: int) -> Scene:
+def scene_of(world: str, seed: int, split: str) -> Any:
     """The gallery scene of a seed (scenes are deterministic per seed)."""
-    return sample_scene(seed, SPLIT)
+    return get_world(world).sample_scene(seed, split)
 
 
-def pick_queries(n_queries: int, n_scenes: int, seed: int = 0) -> list[tuple[str, str]]:
-    """``(query, swapped)`` pairs from relations that hold in random gallery scenes."""
+def pick_queries(world: World, n_queries: int, n_scenes: int, seed: int = 0
+                 ) -> list[tuple[str, str, str]]:
+    """``(query, swapped, split)`` from relations that hold in random gallery scenes."""
     rng, out, seen = np.random.default_rng(seed), [], set()
-    for k in rng.permutation(n_scenes):
-        pairs = related_pairs(scene_of(DEMO_SEED + int(k)))
+    for k in rng.permutation(n_scenes)[:50 * max(1, n_queries)]:
+        pairs = world.related_pairs(scene_of(world.name, DEMO_SEED + int(k), SPLIT))
         if pairs:
             a, rel, b = pairs[int(rng.integers(len(pairs)))]
-            query = caption(a, rel, b)
+            query = world.caption(a, rel, b)
             if query not in seen:
                 seen.add(query)
-                out.append((query, caption(b, rel, a)))
+                out.append((query, world.caption(b, rel, a), SPLIT))
         if len(out) == n_queries:
             break
     return out
@@ -84,10 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The options of ``vitr demo``."""
     ap = argparse.ArgumentParser(prog="vitr demo", description=DESCRIPTION)
     ap.add_argument("--n", type=int, default=2000, help="gallery size (scenes)")
-    ap.add_argument("--queries", type=int, default=6, help="relation queries (each also run swapped)")
+    ap.add_argument("--queries", type=int, default=None,
+                    help="random relation queries from gallery scenes, besides the world's own "
+                         "(each also run swapped; default 2 in Object Scenes, 6 elsewhere)")
     ap.add_argument("--top", type=int, default=5, help="hits shown per query")
     ap.add_argument("--out", help="output folder (default: a new temporary folder)")
-    ap.add_argument("--model", help="model name or directory (default: the bundled vitr-scenes-s)")
+    ap.add_argument("--model", help="model name or directory (default: the bundled default model)")
     ap.add_argument("--size", type=int, default=128, help="scene size in pixels")
     ap.add_argument("--workers", type=int, help="render processes (default: CPU count)")
     ap.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
@@ -95,18 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _open_store(path: Path, model):
+def _open_store(path: Path, model, name: str):
     """The demo's collection; a store left by an earlier run with another model is rebuilt (it
     holds nothing but the demo's renders)."""
     from .collection import VitrCollection
     from .connectors import FingerprintMismatchError
 
     try:
-        return VitrCollection("relation-scenes", path=path, model=model)
+        return VitrCollection(name, path=path, model=model)
     except FingerprintMismatchError:
         print(f"{path} was built with another model: rebuilding it")
         shutil.rmtree(path)
-        return VitrCollection("relation-scenes", path=path, model=model)
+        return VitrCollection(name, path=path, model=model)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,25 +165,32 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     out = Path(args.out or tempfile.mkdtemp(prefix="vitr-demo-"))
+    world = get_world(model.cfg.world or "relation-scenes")
+    fixed = list(OBJECT_QUERIES) if world.name == "object-scenes" else []
     t0 = time.perf_counter()
-    paths = render_gallery(out / "images", args.n, args.size, args.workers)
+    jobs = gallery_jobs(world, args.n, fixed)
+    paths = render_gallery(out / "images", world, jobs, args.size, args.workers)
+    (out / "images" / "scenes.json").write_text(json.dumps(jobs) + "\n")
     t1 = time.perf_counter()
-    print(f"rendered {len(paths)} Relation Scenes ({SPLIT}) in {t1 - t0:.1f}s -> {out / 'images'}")
+    print(f"rendered {len(paths)} {world.name} scenes ({args.n} {SPLIT}, {len(paths) - args.n} "
+          f"holding the demo queries' pairs) in {t1 - t0:.1f}s -> {out / 'images'}")
     rows: list[SheetRow] = []
-    with _open_store(out / "store", model) as col:
-        report = col.add_images(paths, metadata=[{"seed": DEMO_SEED + k} for k in range(len(paths))])
+    with _open_store(out / "store", model, world.name) as col:
+        report = col.add_images(paths, metadata=[{"seed": seed, "split": split}
+                                                 for seed, split in jobs])
         print(f"indexed in {time.perf_counter() - t1:.1f}s: {report.added} added, {report.skipped} "
               f"already there, {len(report.failed)} failed; model {model.cfg.name} "
               f"(head trained: {model.head_trained})")
         precision = {"vitr": [], "global": []}
-        for query, swapped in pick_queries(args.queries, len(paths), args.seed):
+        n_random = args.queries if args.queries is not None else 2 if fixed else 6
+        for query, swapped, _ in fixed + pick_queries(world, n_random, args.n, args.seed):
             for text in (query, swapped):
-                rows += _compare(col, text, args.top, precision)
+                rows += _compare(col, world, text, args.top, precision)
     means = {mode: float(np.mean(p)) if p else float("nan") for mode, p in precision.items()}
     print(f"\nmean precision@{args.top} (over the hits whose truth is defined): "
           + "   ".join(f"{LABELS[m]} {v:.2f}" for m, v in means.items()))
     sheet = render_sheet(rows, out / "contact_sheet.png")
-    intro = [f"The bundled model {model.cfg.name} searched {len(paths)} rendered Relation Scenes ({SPLIT}) "
+    intro = [f"The model {model.cfg.name} searched {len(paths)} rendered {world.name} scenes "
              f"in an embedded Qdrant collection. Each relation query runs twice, as written and with its "
              f"two objects swapped ('A left of B', then 'B left of A'): a model that understands relations "
              f"returns different images for the two; the global score (the CLIP baseline of the same "
@@ -160,14 +211,16 @@ def precision_of(marks: Sequence[bool | None]) -> float | None:
     return sum(defined) / len(defined) if defined else None
 
 
-def _compare(col, text: str, top: int, precision: dict[str, list[float]]) -> list[SheetRow]:
+def _compare(col, world: World, text: str, top: int, precision: dict[str, list[float]]
+             ) -> list[SheetRow]:
     """Print the top hits of both modes side by side; return their contact-sheet rows."""
     rows = []
     for mode in ("vitr", "global"):
         t = time.perf_counter()
         hits = col.search(text, limit=top, mode=mode)
         ms = 1000 * (time.perf_counter() - t)
-        marks = [truth(scene_of(int(h.payload["seed"])), text) for h in hits]
+        marks = [world.truth(scene_of(world.name, int(h.payload["seed"]),
+                                      h.payload.get("split", SPLIT)), text) for h in hits]
         p = precision_of(marks)
         if p is not None:
             precision[mode].append(p)
