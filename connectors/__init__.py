@@ -4,9 +4,9 @@ This package sees numpy arrays only; it never imports the encoders.
 """
 from __future__ import annotations
 
+from ..errors import (CollectionNotFoundError, CollectionNotOpenError, FingerprintMismatchError, StoreError,
+                      StoreLockedError)
 from .base import StoreBackend
-from .errors import (CollectionNotFoundError, CollectionNotOpenError, ConnectorError,
-                     FingerprintMismatchError, StoreLockedError)
 from .factory import create_backend, default_data_dir
 from .filters import build_filter
 from .ids import ID_NAMESPACE, PointId, point_id
@@ -16,8 +16,8 @@ from .schema import (COMPACT_STORAGE, GLOBAL, REGIONS, STORAGE_OPTIONS, Candidat
 
 __all__ = [
     "COMPACT_STORAGE", "GLOBAL", "ID_NAMESPACE", "REGIONS", "STORAGE_OPTIONS", "Candidate",
-    "CollectionNotFoundError", "CollectionNotOpenError", "CollectionSpec", "ConnectorError",
-    "FingerprintMismatchError", "PointId", "QueryPlan", "StageCfg", "StoreBackend", "StoreLockedError",
+    "CollectionNotFoundError", "CollectionNotOpenError", "CollectionSpec", "FingerprintMismatchError",
+    "PointId", "QueryPlan", "StageCfg", "StoreBackend", "StoreError", "StoreLockedError",
     "StoredPoint", "apply_rerank", "build_filter", "create_backend", "default_data_dir", "fetch_candidates",
     "global_search", "image_search", "make_payload", "point_id", "staged_search",
 ]

@@ -8,7 +8,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from .base import StoreBackend, check_plan, check_points
-from .errors import CollectionNotFoundError, ConnectorError, StoreLockedError
+from ..errors import CollectionNotFoundError, InputError, StoreError, StoreLockedError
 from .ids import PointId, normalize_id
 from .records import candidate_from, payload_with_regions, stored_point_from
 from .retry import call_with_retry
@@ -92,7 +92,7 @@ class QdrantClientBackend(StoreBackend):
             return None
         meta = self._call(self.client.get_collection, name).config.metadata or {}
         if METADATA_KEY not in meta:
-            raise ConnectorError(f"collection {name!r} exists but was not created by vitr-qdrant "
+            raise StoreError(f"collection {name!r} exists but was not created by vitr-qdrant "
                                  f"(no {METADATA_KEY!r} metadata); choose another name")
         return dict(meta[METADATA_KEY])
 
@@ -163,7 +163,11 @@ class QdrantClientBackend(StoreBackend):
 
     def create_payload_index(self, field: str, kind: str) -> None:
         spec = self._require_spec()
-        schema = models.PayloadSchemaType(kind)  # ValueError names the valid kinds
+        try:
+            schema = models.PayloadSchemaType(kind)
+        except ValueError:
+            raise InputError(f"unknown payload index kind {kind!r}; choose one of "
+                             f"{sorted(k.value for k in models.PayloadSchemaType)}") from None
         if self.remote:  # local mode scans payloads anyway: an index there only warns
             self._call(self.client.create_payload_index, spec.name, field, field_schema=schema, wait=True)
         self.payload_indexes()[field] = schema.value

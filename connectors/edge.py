@@ -12,7 +12,7 @@ import qdrant_edge as qe
 
 from .base import StoreBackend, check_plan, check_points
 from .edge_filters import to_edge_filter
-from .errors import CollectionNotFoundError, StoreLockedError
+from ..errors import CollectionNotFoundError, InputError, StoreLockedError
 from .ids import PointId, normalize_id
 from .locking import DirLock
 from .records import candidate_from, payload_with_regions, stored_point_from
@@ -181,7 +181,7 @@ class EdgeBackend(StoreBackend):
     def create_payload_index(self, field: str, kind: str) -> None:
         shard = self._shard_or_raise()
         if kind not in _INDEX_KINDS:
-            raise ValueError(f"unknown payload index kind {kind!r}; choose one of {sorted(_INDEX_KINDS)}")
+            raise InputError(f"unknown payload index kind {kind!r}; choose one of {sorted(_INDEX_KINDS)}")
         shard.update(qe.UpdateOperation.create_field_index(field, _INDEX_KINDS[kind]))
         shard.flush()
         self._indexes = None

@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 import numpy as np
 from qdrant_client import models
 
+from ..errors import InputError
 from .base import StoreBackend
 from .filters import build_filter, index_kinds
 from .ids import PointId
@@ -40,7 +41,7 @@ class StageCfg:
 
     def __post_init__(self) -> None:
         if self.prefetch_limit <= 0 or self.late_limit <= 0:
-            raise ValueError(f"stage sizes must be positive, got N={self.prefetch_limit}, M={self.late_limit}")
+            raise InputError(f"stage sizes must be positive, got N={self.prefetch_limit}, M={self.late_limit}")
 
 
 def fetch_candidates(backend: StoreBackend, global_query: np.ndarray, token_vectors: np.ndarray, *,
@@ -52,12 +53,12 @@ def fetch_candidates(backend: StoreBackend, global_query: np.ndarray, token_vect
     ``global`` vector (plus ``regions`` when ``with_regions``) for a client-side stage 3.
 
     Raises:
-        ValueError: empty or mis-shaped query vectors, or ``limit <= 0``.
+        InputError: empty or mis-shaped query vectors, or ``limit <= 0``.
     """
     g = _unit(np.asarray(global_query, dtype=np.float32), "global query vector")
     tokens = np.asarray(token_vectors, dtype=np.float32)
     if tokens.ndim != 2 or tokens.shape[0] == 0:
-        raise ValueError(f"token vectors must be a non-empty (m, d) array, got shape {tokens.shape}")
+        raise InputError(f"token vectors must be a non-empty (m, d) array, got shape {tokens.shape}")
     m = stages.late_limit if limit is None else _positive(limit)
     plan = QueryPlan(global_vector=g, token_vectors=tokens, limit=m, prefetch_limit=max(stages.prefetch_limit, m),
                      filter=_indexed_filter(backend, filter), with_regions=with_regions, hnsw_ef=stages.hnsw_ef,
@@ -74,7 +75,7 @@ def staged_search(backend: StoreBackend, global_query: np.ndarray, token_vectors
     ``stage_scores`` holds ``global``, ``late`` and ``rerank``; without it, ``score`` is MaxSim.
 
     Raises:
-        ValueError: ``limit <= 0``, empty or mis-shaped query vectors, or a bad rerank output.
+        InputError: ``limit <= 0``, empty or mis-shaped query vectors, or a bad rerank output.
     """
     _positive(limit)
     if rerank is None:
@@ -116,11 +117,11 @@ def apply_rerank(cands: list[Candidate], rerank: RerankFn) -> list[Candidate]:
     if not cands:
         return []
     if any(c.global_vector is None or c.regions is None for c in cands):
-        raise ValueError("rerank needs candidates fetched with their global and regions vectors")
+        raise InputError("rerank needs candidates fetched with their global and regions vectors")
     out = rerank(np.stack([c.global_vector for c in cands]), _stack_regions([c.regions for c in cands]))
     scores = np.asarray(out[0] if isinstance(out, tuple) else out, dtype=np.float64).reshape(-1)
     if scores.shape != (len(cands),) or not np.isfinite(scores).all():
-        raise ValueError(f"rerank must return {len(cands)} finite scores, got shape {scores.shape}")
+        raise InputError(f"rerank must return {len(cands)} finite scores, got shape {scores.shape}")
     for c, s in zip(cands, scores):
         c.stage_scores["rerank"] = c.score = float(s)
     return sorted(cands, key=lambda c: -c.score)
@@ -152,14 +153,14 @@ def _with_global_scores(cands: list[Candidate], g: np.ndarray) -> list[Candidate
 
 def _unit(v: np.ndarray, what: str) -> np.ndarray:
     if v.ndim != 1 or v.size == 0 or not np.isfinite(v).all():
-        raise ValueError(f"{what} must be a finite 1-D vector, got shape {v.shape}")
+        raise InputError(f"{what} must be a finite 1-D vector, got shape {v.shape}")
     n = float(np.linalg.norm(v))
     if n == 0.0:
-        raise ValueError(f"{what} is all zeros")
+        raise InputError(f"{what} is all zeros")
     return v / n
 
 
 def _positive(limit: int) -> int:
     if int(limit) <= 0:
-        raise ValueError(f"limit must be positive, got {limit}")
+        raise InputError(f"limit must be positive, got {limit}")
     return int(limit)

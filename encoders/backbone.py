@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError, ModelNotFoundError
 from .config import BackboneCfg
 from .tokenizer import create_tokenizer
 
@@ -21,7 +22,7 @@ def _build_clip(cfg: BackboneCfg, load_pretrained: bool) -> nn.Module:
 
     if cfg.open_clip_model is None:
         if cfg.pretrained:
-            raise ValueError("a custom backbone (no open_clip_model) takes no pretrained tag")
+            raise InputError("a custom backbone (no open_clip_model) takes no pretrained tag")
         return open_clip.CLIP(embed_dim=cfg.embed_dim, vision_cfg=cfg.vision_cfg,
                               text_cfg=cfg.text_cfg)
     name, pretrained = cfg.open_clip_model, cfg.pretrained if load_pretrained else None
@@ -32,8 +33,8 @@ def _build_clip(cfg: BackboneCfg, load_pretrained: bool) -> nn.Module:
     try:
         return open_clip.create_model(name, pretrained=pretrained)
     except RuntimeError as e:
-        raise RuntimeError(f"could not load open_clip {name!r} weights {pretrained!r} (offline? "
-                           "pass a local checkpoint file as pretrained): {e}") from e
+        raise ModelNotFoundError(f"could not load open_clip {name!r} weights {pretrained!r} (offline? "
+                                 f"pass a local checkpoint file as pretrained): {e}") from e
 
 
 class Backbone(nn.Module):

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError, ModelNotFoundError
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 _REGISTRY: dict[str, Path] = {}
 
@@ -55,7 +57,7 @@ class ModelCfg:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown model config keys {sorted(unknown)}; known: {sorted(known)}")
+            raise InputError(f"unknown model config keys {sorted(unknown)}; known: {sorted(known)}")
         return cls(name=d["name"], backbone=BackboneCfg(**d.get("backbone", {})),
                    local=LocalCfg(**d.get("local", {})), fusion=FusionCfg(**d.get("fusion", {})),
                    description=d.get("description", ""))
@@ -89,8 +91,8 @@ def add_model_config(path: str | Path) -> str:
 
 
 def get_model_config(name: str) -> ModelCfg:
-    """The parsed config of a registered model; unknown names raise a ValueError listing all."""
+    """The parsed config of a registered model; unknown names raise a ModelNotFoundError listing all."""
     _scan()
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+        raise ModelNotFoundError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     return ModelCfg.from_dict(json.loads(_REGISTRY[name].read_text()))

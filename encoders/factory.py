@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import ModelFormatError, ModelNotFoundError
 from .config import ModelCfg, get_model_config, list_models
 from .model import VitrModel
 
@@ -60,14 +61,14 @@ def load_model_dir(directory: str | Path, device: str | None = None) -> VitrMode
     directory = Path(directory)
     cfg_path, w_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     if not cfg_path.is_file() or not w_path.is_file():
-        raise FileNotFoundError(f"{directory} is not a model directory: it needs {CONFIG_FILE} "
+        raise ModelNotFoundError(f"{directory} is not a model directory: it needs {CONFIG_FILE} "
                                 f"and {WEIGHTS_FILE}")
     meta = json.loads(cfg_path.read_text())
     head_trained = bool(meta.pop("head_trained", False))
     model = VitrModel(ModelCfg.from_dict(meta), load_pretrained=False)
     missing, unexpected = model.load_state_dict(load_file(str(w_path)), strict=False)
     if missing or unexpected:
-        raise ValueError(f"weights in {w_path} do not fit the config: missing {missing[:5]}, "
+        raise ModelFormatError(f"weights in {w_path} do not fit the config: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
     model.head_trained = head_trained
     return model.to(_device(device)).eval()
@@ -86,7 +87,7 @@ def load_model(name_or_dir: str | Path | None = None, device: str | None = None)
     if name_or_dir is None:
         name_or_dir = DEFAULT_MODEL
         if not (WEIGHTS_DIR / DEFAULT_MODEL / WEIGHTS_FILE).is_file():
-            raise FileNotFoundError(f"the bundled default model {DEFAULT_MODEL} is not installed "
+            raise ModelNotFoundError(f"the bundled default model {DEFAULT_MODEL} is not installed "
                                     f"(expected under {WEIGHTS_DIR}); train one with `vitr train`")
     path = Path(name_or_dir)
     if path.is_dir():
@@ -95,7 +96,7 @@ def load_model(name_or_dir: str | Path | None = None, device: str | None = None)
     if (WEIGHTS_DIR / name / WEIGHTS_FILE).is_file():
         return load_model_dir(WEIGHTS_DIR / name, device)
     if name not in list_models():
-        raise ValueError(f"{name!r} is neither a model directory nor a registered model; "
+        raise ModelNotFoundError(f"{name!r} is neither a model directory nor a registered model; "
                          f"available: {', '.join(list_models())}")
     log.warning("model %s has no trained VITR head here: it scores in global mode until you "
                 "train one (vitr train stage=head ...)", name)

@@ -10,12 +10,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from ..errors import ImageLoadError, InputError
+
 ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
 MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb threshold
-
-
-class ImageLoadError(ValueError):
-    """An input that is not a usable image; the message says why."""
 
 
 def load_image(item: Any) -> Image.Image:
@@ -83,7 +81,7 @@ def preprocess_tensors(images: Sequence[torch.Tensor], size: int, mean: tuple, s
     the GPU): antialiased bicubic resize of the shorter side, rounded to uint8 steps like PIL,
     centre crop, normalise. Images of one shape are resized together. Returns (n, 3, size, size)."""
     if not images:
-        raise ValueError("preprocess_tensors needs at least one image")
+        raise InputError("preprocess_tensors needs at least one image")
     device = images[0].device
     out = torch.empty(len(images), 3, size, size, device=device)
     by_shape: dict[tuple[int, ...], list[int]] = {}

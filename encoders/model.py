@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
 from .backbone import Backbone
 from .config import ModelCfg
 from .fusion import FusionHead
@@ -51,10 +52,10 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
         texts = [texts]
     texts = list(texts)
     if not texts:
-        raise ValueError("texts is empty: pass at least one non-empty string")
+        raise InputError("texts is empty: pass at least one non-empty string")
     for t in texts:
         if not isinstance(t, str) or not t.strip():
-            raise ValueError(f"every text must be a non-empty string (got {t!r})")
+            raise InputError(f"every text must be a non-empty string (got {t!r})")
     return texts
 
 
@@ -169,7 +170,7 @@ class VitrModel(nn.Module):
 
     def _mode(self, mode: str) -> str:
         if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+            raise InputError(f"unknown mode {mode!r}; expected one of {MODES}")
         if mode != "global" and not self.head_trained:
             log.warning("model %s has no trained VITR head: scoring in global mode",
                         self.cfg.name)

@@ -133,9 +133,10 @@ def test_demo_small(tmp_path, model_dir, capsys):
 
 def test_demo_without_model_explains(monkeypatch, capsys):
     import vitr_qdrant.encoders as E
+    from vitr_qdrant import ModelNotFoundError
 
     def missing(*a, **k):
-        raise FileNotFoundError("the bundled default model vitr-scenes-s is not installed")
+        raise ModelNotFoundError("the bundled default model vitr-scenes-s is not installed")
 
     monkeypatch.setattr(E, "load_model", missing)
     assert main(["demo", "--n", "1"]) == 2

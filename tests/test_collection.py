@@ -244,3 +244,21 @@ def test_re_adding_without_metadata_keeps_what_was_stored(col, scene_images):
     assert (changed.added, changed.skipped) == (1, 0)
     assert col.get(changed.ids)[0].payload["i"] == 99
     assert len(col) == 6
+
+
+def test_every_error_is_a_vitr_error(tmp_path, tiny_model):
+    """One family: bad input (also a ValueError), model and store errors, all under vq.VitrError."""
+    assert issubclass(vq.InputError, ValueError) and issubclass(vq.ImageLoadError, vq.InputError)
+    assert issubclass(vq.FetchError, vq.InputError) and issubclass(vq.StoreLockedError, vq.StoreError)
+    assert issubclass(vq.HeadNotTrainedError, vq.ModelError) and issubclass(vq.ModelFormatError, vq.ModelError)
+    failures = [lambda: vq.VitrCollection("bad name", location=":memory:", model=tiny_model),
+                lambda: vq.load_model(tmp_path),
+                lambda: vq.load_model("no-such-model"),
+                lambda: tiny_model.encode_texts([""])]
+    with vq.VitrCollection("lock", path=tmp_path, model=tiny_model) as col:
+        failures += [lambda: col.search(QUERY, filter={"kind": None}),
+                     lambda: col.search(QUERY, limit=0),
+                     lambda: vq.VitrCollection("lock", path=tmp_path, model=tiny_model)]
+        for fail in failures:
+            with pytest.raises(vq.VitrError):
+                fail()

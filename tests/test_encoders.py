@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import vitr_qdrant as vq
 import vitr_qdrant.encoders as E
 from vitr_qdrant.datasets.relation_scenes import render, sample_scene
 
@@ -35,7 +36,7 @@ def test_registry_lists_named_models():
 
 
 def test_unknown_model_lists_available():
-    with pytest.raises(ValueError, match="vitr-scenes-s"):
+    with pytest.raises(vq.ModelNotFoundError, match="vitr-scenes-s"):
         E.create_model("no-such-model")
 
 
@@ -176,9 +177,9 @@ def test_bad_inputs_raise_clear_errors(model, images):
 
 
 def test_load_model_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(vq.ModelNotFoundError, match="config.json"):
         E.load_model(tmp_path)
-    with pytest.raises(ValueError, match="available"):
+    with pytest.raises(vq.ModelNotFoundError, match="available"):
         E.load_model("no-such-model")
 
 

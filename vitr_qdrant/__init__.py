@@ -1,6 +1,7 @@
 """vitr-qdrant: relation-aware multimodal search on Qdrant.
 
-Heavy modules (torch, Qdrant) load on first use of a name, not at ``import vitr_qdrant``::
+Heavy modules (torch, Qdrant) load on first use of a name, not at ``import vitr_qdrant``; the
+error family (rooted at :class:`VitrError`) is here at once::
 
     import vitr_qdrant as vq
     col = vq.VitrCollection("photos", model=vq.load_model())
@@ -11,6 +12,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .errors import (CollectionNotFoundError, CollectionNotOpenError, FetchError, FingerprintMismatchError,
+                     HeadNotTrainedError, ImageLoadError, InputError, ModelError, ModelFormatError,
+                     ModelNotFoundError, StoreError, StoreLockedError, VitrError)
+from .errors import __all__ as _ERRORS
 
 if TYPE_CHECKING:
     from .collection import VitrCollection
@@ -24,7 +29,7 @@ _LAZY = {
     "list_models": ".encoders",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_ERRORS, *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

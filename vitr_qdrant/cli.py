@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 from .cli_index import add_index_parser, run_index
 from .cli_tools import TOOLS, add_tool_parsers
+from .errors import VitrError
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (VitrError, ValueError, OSError) as exc:
         logger.debug("vitr %s failed", args.command, exc_info=True)
         print(f"vitr {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -19,10 +19,11 @@ def run_model_benchmark(name: str, model: str | None, device: str | None, measur
     import time
 
     from .encoders import load_model
+    from .errors import ModelNotFoundError
 
     try:
         loaded = load_model(model, device=device)
-    except (FileNotFoundError, ValueError) as exc:  # no such directory / name
+    except ModelNotFoundError as exc:
         print(f"{name}: {exc}\n  pass --model NAME_OR_DIR", file=sys.stderr)
         return 2
     t0 = time.perf_counter()

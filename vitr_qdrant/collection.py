@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from . import indexing, search
 from .connectors import STORAGE_OPTIONS, CollectionSpec, StoreBackend, create_backend, point_id
 from .encoders import VitrModel, load_model
+from .errors import InputError
 from .ingest import Source, load_source
 from .results import AddReport, Hit, ItemId, Record, user_id
 from .settings import Settings
@@ -52,7 +53,7 @@ class VitrCollection:
         storage = {k: options.pop(k) for k in STORAGE_OPTIONS if k in options}
         if isinstance(backend, StoreBackend):
             if any(v is not None for v in (path, location, url, api_key)) or options:
-                raise ValueError("a backend instance already knows its store: drop path=/location=/url=/options")
+                raise InputError("a backend instance already knows its store: drop path=/location=/url=/options")
             self._backend = backend
         else:
             if path is None and location is None and url is None and backend != "qdrant-remote":
@@ -179,7 +180,7 @@ class VitrCollection:
     def _encode_query(self, image: Any) -> tuple[Any, tuple[int, int]]:
         item = load_source(Source(image, "query image", 0), self.settings.fetch_cfg())
         if not item.ok:
-            raise ValueError(f"cannot use the query image: {item.error}")
+            raise InputError(f"cannot use the query image: {item.error}")
         return self.model.encode_images([item.image]), item.image.size
 
     def _has_texts(self) -> bool:
@@ -199,13 +200,13 @@ class VitrCollection:
 
 def _check_query(text: Any, limit: int) -> None:
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"the query must be a non-empty string, got {text!r}")
+        raise InputError(f"the query must be a non-empty string, got {text!r}")
     _check_limit(limit)
 
 
 def _check_limit(limit: int) -> None:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
-        raise ValueError(f"limit must be a positive int, got {limit!r}")
+        raise InputError(f"limit must be a positive int, got {limit!r}")
 
 
 def _point_ids(ids: ItemId | Sequence[ItemId]) -> list[Any]:

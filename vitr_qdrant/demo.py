@@ -101,10 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; prints the comparison and the paths of the contact sheet."""
     args = parse_args(argv)
     from .encoders import load_model
+    from .errors import ModelNotFoundError
 
     try:
         model = load_model(args.model, device=args.device)
-    except FileNotFoundError as exc:
+    except ModelNotFoundError as exc:
         print(f"vitr demo: {exc}\n  pass --model NAME_OR_DIR (e.g. a directory written by `vitr train`)",
               file=sys.stderr)
         return 2

@@ -27,7 +27,8 @@ from PIL import Image
 
 from .connectors import StoredPoint, StoreBackend
 from .encoders import VitrModel
-from .encoders.images import MAX_PIXELS, ImageLoadError, load_image, preprocess, preprocess_tensors
+from .encoders.images import MAX_PIXELS, load_image, preprocess, preprocess_tensors
+from .errors import ImageLoadError
 from .fetch import FetchCfg
 from .indexing import Row, account, encode_rows, image_row, select_new, to_points
 from .ingest import JPEG_MAGIC, LoadedItem, Source, load_sources, looks_like_jpeg

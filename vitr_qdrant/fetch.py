@@ -8,16 +8,14 @@ from dataclasses import dataclass
 import httpx
 import tenacity
 
+from .errors import FetchError
+
 logger = logging.getLogger(__name__)
 
 SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 ALLOWED_SCHEMES = ("http", "https")
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_WAIT_S = 10.0
-
-
-class FetchError(Exception):
-    """A URL that could not be fetched; the message says why."""
 
 
 class _Transient(FetchError):

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from .connectors import PointId, StoreBackend, StoredPoint, make_payload, point_id
 from .encoders import VitrModel
+from .errors import InputError
 from .ingest import LoadedItem, Source, as_inputs, iter_sources, load_sources, looks_like_jpeg
 from .results import AddReport, ItemId
 from .settings import Settings
@@ -41,7 +42,7 @@ def aligned(values: Any, n: int, what: str) -> list[Any] | None:
         return [values] * n
     values = list(values)
     if len(values) != n:
-        raise ValueError(f"{what} has {len(values)} entries for {n} items; give one per item")
+        raise InputError(f"{what} has {len(values)} entries for {n} items; give one per item")
     return values
 
 
@@ -53,7 +54,7 @@ def add_images(backend: StoreBackend, model: VitrModel, items: Any, ids: Sequenc
     ids_l, meta_l = aligned(ids, len(inputs), "ids"), aligned(metadata, len(inputs), "metadata")
     sources = list(iter_sources(inputs))
     if ids_l is not None and [s.index for s in sources] != list(range(len(inputs))):
-        raise ValueError("ids= needs one image per input; a directory expands to many (or none): "
+        raise InputError("ids= needs one image per input; a directory expands to many (or none): "
                          "pass its files instead")
     report, seen = AddReport(), set()
     size = batch_size or settings.batch_size
@@ -91,7 +92,7 @@ def image_row(it: LoadedItem, ids: list[Any] | None, metas: list[Any] | None, re
         width, height = it.size
         payload = make_payload(uri=it.uri, sha256=it.sha256, width=width, height=height,
                                metadata=meta, external_id=ext)
-    except ValueError as exc:
+    except InputError as exc:
         report.failed.append((it.source.key, str(exc)))
         return None
     return Row(it.source.key, pid, pid if ext is None else ext, payload, image=it.image,
@@ -108,15 +109,15 @@ def add_texts(backend: StoreBackend, model: VitrModel, texts: Any, ids: Sequence
         key = repr(text[:80]) if isinstance(text, str) else f"<{type(text).__name__}>"
         try:
             if not isinstance(text, str) or not text.strip():
-                raise ValueError("a text must be a non-empty string")
+                raise InputError("a text must be a non-empty string")
             meta = dict(meta_l[i] or {}) if meta_l is not None else {}
             if "text" in meta:
-                raise ValueError("metadata key 'text' is reserved for the text itself")
+                raise InputError("metadata key 'text' is reserved for the text itself")
             ext = ids_l[i] if ids_l is not None else None
             sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
             pid = point_id(ext, sha)
             payload = make_payload(sha256=sha, metadata={"text": text, **meta}, external_id=ext)
-        except ValueError as exc:
+        except InputError as exc:
             report.failed.append((key, str(exc)))
             continue
         rows.append(Row(key, pid, pid if ext is None else ext, payload, text=text))

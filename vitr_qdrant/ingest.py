@@ -18,8 +18,9 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from .encoders.images import ImageLoadError, load_image
-from .fetch import ALLOWED_SCHEMES, FetchCfg, FetchError, fetch_url, new_client, url_scheme
+from .encoders.images import load_image
+from .errors import FetchError, ImageLoadError, InputError
+from .fetch import ALLOWED_SCHEMES, FetchCfg, fetch_url, new_client, url_scheme
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class LoadedItem:
         if self.image is not None:
             return self.image.size
         if self.jpeg_size is None:
-            raise ValueError(f"{self.source.key}: no image")
+            raise InputError(f"{self.source.key}: no image")
         return self.jpeg_size
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from .connectors import (Candidate, StageCfg, StoreBackend, apply_rerank, fetch_candidates, global_search,
                          image_search)
 from .encoders import ImageEmbeddings, TextEmbeddings, VitrModel
+from .errors import InputError
 from .grounding import Grounding, ground, word_spans
 from .results import Hit, user_id
 
@@ -23,7 +24,7 @@ MODES = ("vitr", "late", "global")
 def resolve_mode(model: VitrModel, mode: str) -> str:
     """Check ``mode``; a model without a trained head can only search in ``global`` mode."""
     if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+        raise InputError(f"unknown mode {mode!r}; expected one of {MODES}")
     if mode != "global" and not model.head_trained:
         logger.warning("model %s has no trained VITR head: searching in global mode", model.cfg.name)
         return "global"
@@ -33,7 +34,7 @@ def resolve_mode(model: VitrModel, mode: str) -> str:
 def stages_for(limit: int, prefetch: int, candidates: int) -> StageCfg:
     """Stage sizes: N = prefetch and M = candidates, each at least ``limit``."""
     if limit <= 0 or prefetch <= 0 or candidates <= 0:
-        raise ValueError(f"limit, prefetch and candidates must be positive, got {limit}, {prefetch}, {candidates}")
+        raise InputError(f"limit, prefetch and candidates must be positive, got {limit}, {prefetch}, {candidates}")
     return StageCfg(prefetch_limit=max(prefetch, candidates, limit), late_limit=max(candidates, limit))
 
 

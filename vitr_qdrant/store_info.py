@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .connectors import CollectionSpec, StoreBackend, create_backend
+from .errors import CollectionNotFoundError
 from .settings import default_data_dir
 
 TEXTS_SUFFIX = "__texts"
@@ -28,7 +29,7 @@ def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None =
     name the collections of the store.
 
     Raises:
-        ValueError: no collection of that name.
+        CollectionNotFoundError: no collection of that name.
     """
     if path is None and url is None and backend != "qdrant-remote":
         path = default_data_dir()
@@ -42,7 +43,7 @@ def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None =
             return {"location": where, "backend": store.name, "collections": names}
         meta = store.read_metadata(name)
         if meta is None:
-            raise ValueError(f"no collection {name!r} at {where}; found: {names or 'none'}")
+            raise CollectionNotFoundError(f"no collection {name!r} at {where}; found: {names or 'none'}")
         info = {"name": name, "backend": store.name, "location": where, "images": _count(store, name, meta),
                 "texts": 0, "model": meta.get("fingerprint"), "stored": meta}
         texts_meta = store.read_metadata(name + TEXTS_SUFFIX)
