@@ -30,6 +30,7 @@ from .data.record_pool import RecordSampler, build_record_pool
 from .data.scene_pool import CaptionSampler, build_pool
 from .factory import WEIGHTS_FILE, create_model, load_model_dir, save_model
 from .model import VitrModel
+from .modes import MODES
 from .tasks import ClipTask, HeadTask
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ def _eval(model: VitrModel, cfg: TrainCfg) -> dict:
     from .model_eval import CachedScorer
 
     model.eval()
-    modes = ("global",) if cfg.stage == "clip" else ("vitr", "late", "global")
+    modes = ("global",) if cfg.stage == "clip" else MODES
     out = {}
     for split in ("test-iid", "test-comp"):
         key = (split, cfg.eval_images, cfg.eval_pairs)

@@ -124,7 +124,9 @@ def test_demo_small(tmp_path, model_dir, capsys):
     # rerun with other weights into the same folder: the demo's store is rebuilt, not refused
     import vitr_qdrant.encoders as E
 
-    other = str(E.create_model("vitr-tiny-test", device="cpu").save(tmp_path / "other-model"))
+    other_model = E.create_model("vitr-tiny-test", device="cpu")
+    other_model.head_trained = True
+    other = str(other_model.save(tmp_path / "other-model"))
     assert main(["demo", "--n", "40", "--queries", "1", "--top", "2", "--size", "64", "--workers", "1",
                  "--model", other, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -141,6 +143,9 @@ def test_demo_without_model_explains(monkeypatch, capsys):
     monkeypatch.setattr(E, "load_model", missing)
     assert main(["demo", "--n", "1"]) == 2
     assert "--model" in capsys.readouterr().err
+    monkeypatch.setattr(E, "load_model", lambda *a, **k: E.create_model("vitr-tiny-test", device="cpu"))
+    assert main(["demo", "--n", "1"]) == 2                      # a head-less model: nothing to compare
+    assert "no trained VITR head" in capsys.readouterr().err
 
 
 def test_tools_delegate(tmp_path, model_dir, photos, monkeypatch, capsys):

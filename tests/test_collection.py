@@ -11,6 +11,7 @@ from qdrant_client import models
 
 import vitr_qdrant as vq
 from vitr_qdrant.connectors import FingerprintMismatchError, StoreLockedError
+from vitr_qdrant.encoders.modes import MODES
 
 FAST = {"url_retries": 2, "url_backoff": 0.0, "url_timeout": 1.0}
 QUERY = "red circle left of blue square"
@@ -130,7 +131,7 @@ def test_search_hits_and_grounding(tmp_path, tiny_model, scene_images):
 
 
 def test_modes_filters_and_limits(col):
-    for mode in ("vitr", "late", "global"):
+    for mode in MODES:
         hits = col.search(QUERY, limit=4, mode=mode)
         assert len(hits) == 4 and [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
         assert (hits[0].grounding == []) == (mode == "global")
@@ -145,6 +146,20 @@ def test_modes_filters_and_limits(col):
         col.search(QUERY, limit=0)
     with pytest.raises(ValueError, match="mode"):
         col.search(QUERY, mode="fast")
+
+
+def test_a_head_less_model_searches_late_as_maxsim(tmp_path, scene_images):
+    model = vq.create_model("vitr-tiny-test", device="cpu")
+    with vq.VitrCollection("headless", path=tmp_path, model=model) as c:
+        ids = c.add_images(scene_images, progress=False).ids
+        emb, query = model.encode_images(scene_images), model.encode_texts([QUERY]).token_vectors[0]
+        by_hand = {i: float((query @ r.T).max(axis=1).sum()) for i, r in zip(ids, emb.region_vectors)}
+        hits = c.search(QUERY, limit=8, mode="late")
+        assert [h.id for h in hits] == sorted(by_hand, key=by_hand.get, reverse=True)
+        np.testing.assert_allclose([h.score for h in hits], [by_hand[h.id] for h in hits], atol=1e-3)
+        assert [h.id for h in c.search(QUERY, limit=3)] == [h.id for h in c.search(QUERY, limit=3, mode="global")]
+        with pytest.raises(vq.HeadNotTrainedError):
+            c.search(QUERY, mode="vitr")
 
 
 def test_pipeline_stage_sizes(col, monkeypatch):

@@ -100,7 +100,7 @@ def test_save_load_identical_in_all_modes(model, images, tmp_path):
     assert (tmp_path / "m" / "config.json").is_file()
     assert (tmp_path / "m" / "model.safetensors").is_file()
     loaded = E.load_model(tmp_path / "m", device="cpu")
-    for mode in ("global", "late", "vitr"):
+    for mode in E.MODES:
         np.testing.assert_array_equal(loaded.score(images, TEXTS, mode=mode),
                                       model.score(images, TEXTS, mode=mode))
     assert loaded.fingerprint == model.fingerprint
@@ -123,10 +123,18 @@ def test_conv_region_stem_feeds_the_regions(images, tmp_path):
     np.testing.assert_array_equal(loaded.score(images, TEXTS), m.score(images, TEXTS))
 
 
-def test_untrained_head_scores_in_global_mode(images):
+def test_a_head_less_model_honours_or_refuses_each_mode(images):
     m = E.create_model("vitr-tiny-test", device="cpu")
-    np.testing.assert_allclose(m.score(images, TEXTS, mode="vitr"),
-                               m.score(images, TEXTS, mode="global"))
+    assert not m.head_trained
+    ie, te = m.encode_images(images), m.encode_texts(TEXTS)
+    by_hand = np.array([[(t @ r.T).max(axis=1).sum() for t in te.token_vectors] for r in ie.region_vectors])
+    late, glob = m.score(images, TEXTS, mode="late"), m.score(images, TEXTS, mode="global")
+    np.testing.assert_allclose(late, by_hand, atol=1e-4)               # late is MaxSim, never swapped
+    np.testing.assert_allclose(glob, ie.global_vectors @ te.global_vectors.T, atol=1e-5)
+    assert np.abs(late - glob).max() > 0.1
+    with pytest.raises(vq.HeadNotTrainedError, match="mode='global'"):   # refused, not swapped
+        m.score(images, TEXTS, mode="vitr")
+    np.testing.assert_array_equal(m.score(images, TEXTS), glob)     # no mode: the best it has
 
 
 def test_fingerprint_changes_with_weights(model):

@@ -8,9 +8,9 @@ error family (rooted at :class:`VitrError`) is here at once::
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_getattr
 from ._version import __version__
 from .errors import (CollectionNotFoundError, CollectionNotOpenError, FetchError, FingerprintMismatchError,
                      HeadNotTrainedError, ImageLoadError, InputError, ModelError, ModelFormatError,
@@ -32,12 +32,7 @@ _LAZY = {
 __all__ = ["__version__", *_ERRORS, *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'vitr_qdrant' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 from .cli_index import add_index_parser, run_index
 from .cli_tools import TOOLS, add_tool_parsers
+from .encoders.modes import MODES
 from .errors import VitrError
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--image", help="query image (path or URL): similar images, or texts with --texts")
     s.add_argument("--texts", action="store_true", help="with --image: search the texts of add_texts")
     s.add_argument("-k", "--limit", type=int, default=10)
-    s.add_argument("--mode", choices=("vitr", "late", "global"), default="vitr")
+    s.add_argument("--mode", choices=MODES, help="default: vitr, or global for a model without a trained head")
     s.add_argument("--filter", type=json.loads, help='payload filter as JSON, e.g. \'{"kind": "dog"}\'')
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_store_args(s)

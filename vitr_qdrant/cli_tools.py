@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .encoders.modes import MODES
+
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -72,7 +74,7 @@ def eval_dataset(argv: Sequence[str]) -> int:
     ap.add_argument("--split", help="keep only this split (e.g. test)")
     ap.add_argument("--max-images", type=int, help="evaluate on the first N images only")
     ap.add_argument("--model", help="model name or directory (default: the bundled model)")
-    ap.add_argument("--mode", choices=("vitr", "late", "global"), default="vitr")
+    ap.add_argument("--mode", choices=MODES, help="default: vitr, or global for a model without a trained head")
     ap.add_argument("--device")
     args = ap.parse_args(argv)
     records = load_captions(args.data, args.format, image_root=args.image_root)
@@ -81,9 +83,10 @@ def eval_dataset(argv: Sequence[str]) -> int:
         raise SystemExit(f"vitr eval: no images in {args.data} (split {args.split})")
     model = load_model(args.model, device=args.device)
     texts = [c for r in records for c in r.captions]
-    scores = model.score([r.image for r in records], texts, mode=args.mode)
+    mode = model.resolve_mode(args.mode)
+    scores = model.score([r.image for r in records], texts, mode=mode)
     result = evaluate_retrieval(scores, relevant_by_counts([len(r.captions) for r in records]))
-    print(json.dumps({"data": args.data, "mode": args.mode, "images": len(records), "texts": len(texts),
+    print(json.dumps({"data": args.data, "mode": mode, "images": len(records), "texts": len(texts),
                       "model": model.fingerprint, "metrics": result}, indent=2))
     return 0
 

@@ -110,7 +110,7 @@ class VitrCollection:
         self._backend.delete(_point_ids(ids))
 
     # --- reading ----------------------------------------------------------------------------
-    def search(self, text: str, limit: int = 10, filter: Any = None, mode: str = "vitr",
+    def search(self, text: str, limit: int = 10, filter: Any = None, mode: str | None = None,
                prefetch: int = 200, candidates: int = 50) -> list[Hit]:
         """Find images matching ``text``, best first.
 
@@ -118,12 +118,14 @@ class VitrCollection:
             text: The query, e.g. ``"red circle left of blue square"``.
             limit: Number of hits.
             filter: A dict (``{"category": "dog", "year": {"gte": 2020}}``) or a Qdrant ``models.Filter``.
-            mode: ``"vitr"`` (fusion rerank, default), ``"late"`` (MaxSim) or ``"global"`` (CLIP baseline).
+            mode: ``"vitr"`` (fusion rerank), ``"late"`` (MaxSim) or ``"global"`` (CLIP baseline);
+                None: ``vitr``, or ``global`` for a model without a trained head.
             prefetch: Stage 1 size N (top N by the global vector, filters applied).
             candidates: Stage 2 size M (top M by MaxSim, reranked in ``vitr`` mode).
 
         Raises:
-            ValueError: empty query, ``limit <= 0`` or an unknown mode.
+            InputError: empty query, ``limit <= 0`` or an unknown mode.
+            HeadNotTrainedError: ``mode="vitr"`` with a model without a trained head.
         """
         _check_query(text, limit)
         return search.text_to_image(self._backend, self.model, text, limit=limit, filter=filter, mode=mode,
@@ -137,7 +139,7 @@ class VitrCollection:
         return search.image_to_image(self._backend, emb, limit=limit, filter=filter, prefetch=prefetch,
                                      candidates=candidates)
 
-    def search_texts(self, image: Any, limit: int = 10, filter: Any = None, mode: str = "vitr",
+    def search_texts(self, image: Any, limit: int = 10, filter: Any = None, mode: str | None = None,
                      prefetch: int = 200, candidates: int = 50) -> list[Hit]:
         """Find the texts (added with :meth:`add_texts`) that best describe ``image``."""
         _check_limit(limit)

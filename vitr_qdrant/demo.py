@@ -109,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vitr demo: {exc}\n  pass --model NAME_OR_DIR (e.g. a directory written by `vitr train`)",
               file=sys.stderr)
         return 2
+    if not model.head_trained:   # the demo compares the fused score with the baseline
+        print(f"vitr demo: model {model.cfg.name} has no trained VITR head\n  pass --model with a trained head "
+              f"(vitr train stage=head ...)", file=sys.stderr)
+        return 2
     out = Path(args.out or tempfile.mkdtemp(prefix="vitr-demo-"))
     t0 = time.perf_counter()
     paths = render_gallery(out / "images", args.n, args.size, args.workers)

@@ -18,17 +18,6 @@ from .grounding import Grounding, ground, word_spans
 from .results import Hit, user_id
 
 logger = logging.getLogger(__name__)
-MODES = ("vitr", "late", "global")
-
-
-def resolve_mode(model: VitrModel, mode: str) -> str:
-    """Check ``mode``; a model without a trained head can only search in ``global`` mode."""
-    if mode not in MODES:
-        raise InputError(f"unknown mode {mode!r}; expected one of {MODES}")
-    if mode != "global" and not model.head_trained:
-        logger.warning("model %s has no trained VITR head: searching in global mode", model.cfg.name)
-        return "global"
-    return mode
 
 
 def stages_for(limit: int, prefetch: int, candidates: int) -> StageCfg:
@@ -45,9 +34,9 @@ def to_hit(c: Candidate, grounding: list[Grounding] | None = None) -> Hit:
 
 
 def text_to_image(backend: StoreBackend, model: VitrModel, text: str, *, limit: int, filter: Any,
-                  mode: str, prefetch: int, candidates: int) -> list[Hit]:
+                  mode: str | None, prefetch: int, candidates: int) -> list[Hit]:
     """Search images by text; hits carry grounding of each query word (not in global mode)."""
-    mode, stages = resolve_mode(model, mode), stages_for(limit, prefetch, candidates)
+    mode, stages = model.resolve_mode(mode), stages_for(limit, prefetch, candidates)
     query = model.encode_texts([text])
     g, words = query.global_vectors[0], query.token_vectors[0]
     if mode == "global":
@@ -81,9 +70,9 @@ def image_to_image(backend: StoreBackend, emb: ImageEmbeddings, *, limit: int, f
 
 
 def image_to_text(backend: StoreBackend, model: VitrModel, emb: ImageEmbeddings, size: tuple[int, int], *,
-                  limit: int, filter: Any, mode: str, prefetch: int, candidates: int) -> list[Hit]:
+                  limit: int, filter: Any, mode: str | None, prefetch: int, candidates: int) -> list[Hit]:
     """Search texts by an image; grounding maps each word of a hit's text to a query-image box."""
-    mode, stages = resolve_mode(model, mode), stages_for(limit, prefetch, candidates)
+    mode, stages = model.resolve_mode(mode), stages_for(limit, prefetch, candidates)
     g, regions = emb.global_vectors[0], emb.region_vectors[0]
     if mode == "global":
         return [to_hit(c) for c in global_search(backend, g, limit=limit, filter=filter)]
