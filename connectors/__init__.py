@@ -10,14 +10,13 @@ from .base import StoreBackend
 from .factory import create_backend, default_data_dir
 from .filters import build_filter
 from .ids import ID_NAMESPACE, PointId, point_id
-from .query import StageCfg, apply_rerank, fetch_candidates, global_search, image_search, staged_search
+from .query import RerankFn, StageCfg, search
 from .schema import (COMPACT_STORAGE, GLOBAL, REGIONS, STORAGE_OPTIONS, Candidate, CollectionSpec,
                      QueryPlan, StoredPoint, make_payload)
 
 __all__ = [
     "COMPACT_STORAGE", "GLOBAL", "ID_NAMESPACE", "REGIONS", "STORAGE_OPTIONS", "Candidate",
     "CollectionNotFoundError", "CollectionNotOpenError", "CollectionSpec", "FingerprintMismatchError",
-    "PointId", "QueryPlan", "StageCfg", "StoreBackend", "StoreError", "StoreLockedError",
-    "StoredPoint", "apply_rerank", "build_filter", "create_backend", "default_data_dir", "fetch_candidates",
-    "global_search", "image_search", "make_payload", "point_id", "staged_search",
+    "PointId", "QueryPlan", "RerankFn", "StageCfg", "StoreBackend", "StoreError", "StoreLockedError",
+    "StoredPoint", "build_filter", "create_backend", "default_data_dir", "make_payload", "point_id", "search",
 ]

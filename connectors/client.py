@@ -142,15 +142,14 @@ class QdrantClientBackend(StoreBackend):
         copy = spec.regions_in_payload  # compact base64 instead of JSON floats over the wire
         vectors = [GLOBAL, REGIONS] if plan.with_regions and not copy else [GLOBAL]
         payload = True if plan.with_regions else self._user_payload()
-        g_params = models.SearchParams(hnsw_ef=plan.hnsw_ef) if plan.hnsw_ef and self.remote else None
         common = dict(limit=plan.limit, with_payload=payload, with_vectors=vectors)
         if plan.token_vectors is None:
             res = self._call(self.client.query_points, spec.name, query=plan.global_vector.tolist(), using=GLOBAL,
-                             query_filter=plan.filter, search_params=g_params, **common)
+                             query_filter=plan.filter, **common)
             return [candidate_from(p, "global", spec.region_dim) for p in res.points]
         prefetch = models.Prefetch(query=plan.global_vector.tolist(), using=GLOBAL, limit=plan.prefetch_limit,
-                                   filter=plan.filter, params=g_params)
-        quant = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=plan.rescore)) \
+                                   filter=plan.filter)
+        quant = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=True)) \
             if spec.quantize_regions and self.remote else None  # local mode is exact: no params
         res = self._call(self.client.query_points, spec.name, prefetch=prefetch, query=plan.token_vectors.tolist(),
                          using=REGIONS, search_params=quant, **common)

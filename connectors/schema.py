@@ -102,6 +102,7 @@ class Candidate:
         payload: Stored payload.
         global_vector: Stored ``global`` vector (D,), when requested.
         regions: Stored ``regions`` multivector (R, d), when requested.
+        detail: What the rerank returned for this candidate besides its score, if anything.
     """
 
     id: PointId
@@ -110,6 +111,7 @@ class Candidate:
     payload: dict[str, Any]
     global_vector: np.ndarray | None = None
     regions: np.ndarray | None = None
+    detail: Any = None
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,6 @@ class QueryPlan:
     prefetch_limit: int
     filter: Any = None  # a qdrant_client ``models.Filter`` or None
     with_regions: bool = False
-    hnsw_ef: int | None = None
-    rescore: bool = True
 
 
 def make_payload(uri: str | None = None, sha256: str | None = None, width: int | None = None,

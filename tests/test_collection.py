@@ -162,6 +162,20 @@ def test_a_head_less_model_searches_late_as_maxsim(tmp_path, scene_images):
             c.search(QUERY, mode="vitr")
 
 
+def test_every_search_is_one_call_of_the_staged_query(col, scene_images, monkeypatch):
+    """What the connector conformance suite runs on every backend is what the collection runs."""
+    import vitr_qdrant.search as S
+
+    calls, real = [], S.staged_search
+    monkeypatch.setattr(S, "staged_search", lambda *a, **k: calls.append(k.get("rerank") is not None) or real(*a, **k))
+    col.add_texts([QUERY])
+    for mode in MODES:
+        col.search(QUERY, limit=2, mode=mode)
+        col.search_texts(scene_images[0], limit=1, mode=mode)
+    col.search_by_image(scene_images[0], limit=2)
+    assert calls == [True, True, False, False, False, False, False]   # the rerank in vitr mode only
+
+
 def test_pipeline_stage_sizes(col, monkeypatch):
     seen = []
     original = col.model.rerank
