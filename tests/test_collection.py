@@ -98,7 +98,7 @@ def test_compact_storage_ranks_like_the_default_and_is_kept_on_reopen(tmp_path, 
 
 def test_interrupted_ingest_resumes(tmp_path, tiny_model, scene_images, monkeypatch):
     c = vq.VitrCollection("resume", path=tmp_path, model=tiny_model)
-    real, batches = c._backend.upsert, []
+    real, batches = c._store.upsert, []
 
     def power_cut_on_second_batch(points):
         batches.append(len(points))
@@ -106,7 +106,7 @@ def test_interrupted_ingest_resumes(tmp_path, tiny_model, scene_images, monkeypa
             raise ConnectionError("power cut")
         real(points)
 
-    monkeypatch.setattr(c._backend, "upsert", power_cut_on_second_batch)
+    monkeypatch.setattr(c._store, "upsert", power_cut_on_second_batch)
     with pytest.raises(ConnectionError):
         c.add_images(scene_images, batch_size=3, progress=False)
     c.close()

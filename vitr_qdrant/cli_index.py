@@ -53,7 +53,7 @@ def read_entries(inputs: list[str], image_column: str = "image", id_column: str 
         if url_scheme(inp):
             yield Entry(inp, inp)
         elif path.is_dir():
-            from .ingest import iter_sources   # imports torch: not needed for `vitr --help`
+            from .inputs import iter_sources   # imports torch: not needed for `vitr --help`
 
             yield from (Entry(str(s.item), s.key) for s in iter_sources([path]))
         elif path.suffix.lower() in CSV_SUFFIXES and path.is_file():

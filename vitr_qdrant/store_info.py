@@ -48,7 +48,7 @@ def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None =
                 "texts": 0, "model": meta.get("fingerprint"), "stored": meta}
         texts_meta = store.read_metadata(name + TEXTS_SUFFIX)
         if texts_meta is not None:
-            with sibling_backend(store) as texts:
+            with sibling_store(store) as texts:
                 info["texts"] = _count(texts, name + TEXTS_SUFFIX, texts_meta)
         return info
     finally:
@@ -65,7 +65,7 @@ def _count(store: StoreBackend, name: str, meta: dict[str, Any]) -> int:
     return store.count()
 
 
-def sibling_backend(backend: StoreBackend) -> StoreBackend:
+def sibling_store(backend: StoreBackend) -> StoreBackend:
     """A second backend on the same store (shares a qdrant-client; a new Edge shard directory)."""
     client = getattr(backend, "client", None)
     if client is not None:
