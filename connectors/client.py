@@ -4,14 +4,17 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Sequence, TypeVar
 
+import grpc  # ships with qdrant-client
+import httpx
 from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import UnexpectedResponse
+from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from .base import StoreBackend, check_plan, check_points
 from ..errors import CollectionNotFoundError, InputError, StoreError, StoreLockedError
+from .base import StoreBackend, check_plan, check_points
 from .ids import PointId, normalize_id
 from .records import candidate_from, payload_with_regions, stored_point_from
-from .retry import call_with_retry
+from .retry import TRANSIENT_STATUS, RetryPolicy, call_with_retry
 from .schema import (GLOBAL, METADATA_KEY, REGIONS, REGIONS_PAYLOAD_KEY, Candidate, CollectionSpec, QueryPlan,
                      StoredPoint, check_metadata)
 
@@ -57,13 +60,13 @@ class QdrantClientBackend(StoreBackend):
         self.cluster = {k: v for k, v in dict(shard_number=shard_number, replication_factor=replication_factor,
                                               write_consistency_factor=write_consistency_factor).items()
                         if v is not None}
-        self.retries = retries
+        self.retry = RetryPolicy(attempts=retries)
         self.spec: CollectionSpec | None = None
         self._indexes: dict[str, str] | None = None
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self.remote:
-            return call_with_retry(fn, *args, attempts=self.retries, **kwargs)
+            return call_with_retry(lambda: fn(*args, **kwargs), self.retry, is_transient, f"Qdrant ({fn.__name__})")
         return fn(*args, **kwargs)
 
     def open_collection(self, spec: CollectionSpec, create: bool = True) -> None:
@@ -182,6 +185,20 @@ class QdrantClientBackend(StoreBackend):
         if self._owns_client:
             self.client.close()
         self.spec = None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for Qdrant errors worth retrying: timeouts, refused connections, 408/425/429/5xx, gRPC
+    UNAVAILABLE, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED."""
+    if isinstance(exc, (ResourceExhaustedResponse, ResponseHandlingException, ConnectionError, TimeoutError,
+                        httpx.TransportError)):
+        return True
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code in TRANSIENT_STATUS
+    return isinstance(exc, grpc.RpcError) and hasattr(exc, "code") and exc.code() in _GRPC_TRANSIENT
+
+
+_GRPC_TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 def _vectors_config(spec: CollectionSpec) -> dict[str, models.VectorParams]:

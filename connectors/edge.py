@@ -10,9 +10,9 @@ from typing import Any, Sequence
 
 import qdrant_edge as qe
 
+from ..errors import CollectionNotFoundError, InputError, StoreLockedError
 from .base import StoreBackend, check_plan, check_points
 from .edge_filters import to_edge_filter
-from ..errors import CollectionNotFoundError, InputError, StoreLockedError
 from .ids import PointId, normalize_id
 from .locking import DirLock
 from .records import candidate_from, payload_with_regions, stored_point_from
