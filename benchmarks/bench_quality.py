@@ -23,10 +23,10 @@ from typing import Any, Sequence
 import numpy as np
 
 import vitr_qdrant as vq
-from vitr_qdrant.cli_tools import run_model_benchmark
 from vitr_qdrant.encoders.evaluation import build_eval_set, recall_at_k
 from vitr_qdrant.encoders.modes import MODES
-from vitr_qdrant.store_info import disk_bytes
+
+from common import disk_bytes, run_model_benchmark  # benchmarks/common.py
 
 KS = (1, 5, 10)
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from vitr_qdrant.connectors import (COMPACT_STORAGE, CollectionSpec, StageCfg, StoredPoint, create_backend,
                                     make_payload, search)
-from vitr_qdrant.store_info import disk_bytes
+
+from common import disk_bytes  # benchmarks/common.py
 
 logger = logging.getLogger("bench_store")
 

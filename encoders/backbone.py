@@ -5,7 +5,6 @@ import logging
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError, ModelNotFoundError
@@ -100,9 +99,6 @@ class Backbone(nn.Module):
     @property
     def logit_scale(self) -> torch.Tensor:
         return self.clip.logit_scale
-
-    def global_similarity(self, img: torch.Tensor, txt: torch.Tensor) -> torch.Tensor:
-        return F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).T
 
 
 def _first(v) -> int:

@@ -13,31 +13,6 @@ from .encoders.modes import MODES
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-def run_model_benchmark(name: str, model: str | None, device: str | None, measure: Callable[[Any], dict],
-                        out: Path | None = None) -> int:
-    """Load ``model`` (exit status 2 with a hint when it is not found), run ``measure(model)``,
-    add its wall time, print the JSON and also write it to ``out``: the tail of the model
-    benchmarks' ``main``."""
-    import time
-
-    from .encoders import load_model
-    from .errors import ModelNotFoundError
-
-    try:
-        loaded = load_model(model, device=device)
-    except ModelNotFoundError as exc:
-        print(f"{name}: {exc}\n  pass --model NAME_OR_DIR", file=sys.stderr)
-        return 2
-    t0 = time.perf_counter()
-    result = measure(loaded)
-    result["seconds"] = round(time.perf_counter() - t0, 1)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if out:
-        Path(out).write_text(text + "\n")
-    return 0
-
-
 def run_train(argv: Sequence[str]) -> int:
     """``vitr train [--config FILE] key=value...``: :func:`vitr_qdrant.encoders.train.main`."""
     from .encoders.train import main

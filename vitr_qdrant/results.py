@@ -26,14 +26,6 @@ class AddReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     ids: list[ItemId] = field(default_factory=list)
 
-    def merge(self, other: "AddReport") -> "AddReport":
-        """Add ``other``'s counts and lists to this report (for sharded or resumed runs)."""
-        self.added += other.added
-        self.skipped += other.skipped
-        self.failed.extend(other.failed)
-        self.ids.extend(other.ids)
-        return self
-
     def __str__(self) -> str:
         lines = [f"added {self.added}, skipped {self.skipped}, failed {len(self.failed)}"]
         lines += [f"  failed: {item}: {reason}" for item, reason in self.failed]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from .connectors import CollectionSpec, StoreBackend, create_backend
@@ -10,17 +9,6 @@ from .errors import CollectionNotFoundError
 from .settings import default_data_dir
 
 TEXTS_SUFFIX = "__texts"
-
-
-def disk_bytes(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """(allocated, apparent) bytes of every file under ``path``: what an embedded store takes."""
-    alloc = apparent = 0
-    for f in Path(path).rglob("*"):
-        if f.is_file():
-            st = f.stat()
-            alloc += st.st_blocks * 512
-            apparent += st.st_size
-    return alloc, apparent
 
 
 def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None = None, url: str | None = None,

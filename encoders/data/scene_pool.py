@@ -26,7 +26,7 @@ FLIP_WORDS = {"left": "right", "right": "left"}
 TEMPLATE_PREFIX_WORDS = (0, 1, 1, 3)  # words before the first noun phrase in each template
 
 
-class Grounding(NamedTuple):
+class NounPhrases(NamedTuple):
     """Word spans [start, end) of a caption's two noun phrases and their objects' centres."""
 
     span_a: tuple[int, int]
@@ -112,7 +112,7 @@ class CaptionSampler:
             self._pairs[i] = related_pairs(self.pool.scenes[i])
         return self._pairs[i]
 
-    def sample(self, i: int) -> tuple[str, list[str], Grounding]:
+    def sample(self, i: int) -> tuple[str, list[str], NounPhrases]:
         """(true caption, its false hard negatives, where its two noun phrases are)."""
         a, rel, b = self.rng.choice(self.pairs(i))
         template, sized = self.rng.randrange(4), self.rng.random() < 0.3
@@ -120,7 +120,7 @@ class CaptionSampler:
         text = caption(a, rel, b, template, sized)
         n_words, n_np = len(text.split()), 2 + sized
         start = TEMPLATE_PREFIX_WORDS[template]
-        ground = Grounding((start, start + n_np), (n_words - n_np, n_words), (a.x, a.y), (b.x, b.y))
+        ground = NounPhrases((start, start + n_np), (n_words - n_np, n_words), (a.x, a.y), (b.x, b.y))
         return text, list(negs.values()), ground
 
     def is_true(self, i: int, text: str) -> bool:
