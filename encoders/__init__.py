@@ -10,13 +10,14 @@ from .._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from .config import ModelCfg, add_model_config, get_model_config, list_models
-    from .factory import create_model, load_model, save_model
+    from .factory import create_model, load_model
     from .model import ImageEmbeddings, TextEmbeddings, VitrModel
+    from .model_dir import save_model
     from .modes import MODES
 
 _LAZY = {
     "ModelCfg": ".config", "add_model_config": ".config", "get_model_config": ".config", "list_models": ".config",
-    "create_model": ".factory", "load_model": ".factory", "save_model": ".factory",
+    "create_model": ".factory", "load_model": ".factory", "save_model": ".model_dir",
     "ImageEmbeddings": ".model", "TextEmbeddings": ".model", "VitrModel": ".model", "MODES": ".modes",
 }
 __all__ = sorted(_LAZY)

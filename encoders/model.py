@@ -37,6 +37,13 @@ class TextEmbeddings:
     token_vectors: list[np.ndarray]
 
 
+def pick_device(device: str | torch.device | None) -> torch.device:
+    """``device``, or by default CUDA when available, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def autocast(device: torch.device):
     """bf16 autocast on CUDA; a no-op context on CPU."""
     if device.type == "cuda":
@@ -224,7 +231,7 @@ class VitrModel(nn.Module):
 
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` to ``directory`` (see ``load_model``)."""
-        from .factory import save_model  # the factory builds models: import it late
+        from .model_dir import save_model  # it builds models when loading: import it late
 
         return save_model(self, directory)
 

@@ -17,19 +17,20 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file
 from tqdm import tqdm
 
 from .data.record_pool import RecordSampler, build_record_pool
 from .data.scene_pool import CaptionSampler, build_pool
-from .factory import WEIGHTS_FILE, create_model, load_model_dir, save_model
+from .config import checked
+from .factory import create_model
 from .model import VitrModel
+from .model_dir import load_model_dir, load_weights
 from .modes import MODES
 from .tasks import ClipTask, HeadTask
 
@@ -83,11 +84,7 @@ def load_train_cfg(path: str | None, overrides: list[str]) -> TrainCfg:
             d[key] = json.loads(value)
         except json.JSONDecodeError:
             d[key] = value
-    known = {f.name for f in fields(TrainCfg)}
-    if set(d) - known:
-        raise ValueError(f"unknown training options {sorted(set(d) - known)}; known: "
-                         f"{sorted(known)}")
-    return TrainCfg(**d)
+    return TrainCfg(**checked(TrainCfg, d, "training option"))
 
 
 def get_lr(step: int, total: int, cfg: TrainCfg) -> float:
@@ -139,7 +136,7 @@ def _build(cfg: TrainCfg, device: torch.device) -> VitrModel:
     if cfg.stage == "clip":
         return load_model_dir(cfg.init, device=str(device)).train()
     model = create_model(cfg.model, device=str(device), load_pretrained=False)
-    state = load_file(str(Path(cfg.init) / WEIGHTS_FILE))
+    state = load_weights(cfg.init)
     model.backbone.load_state_dict({k.removeprefix("backbone."): v for k, v in state.items()
                                     if k.startswith("backbone.")})
     return model.train()
@@ -175,7 +172,7 @@ def _headline(results: dict, stage: str) -> float:
 
 
 def _save(model: VitrModel, opt, task, step: int, best: float, cfg: TrainCfg, path: Path):
-    save_model(model, path)
+    model.save(path)
     torch.save({"optimizer": opt.state_dict(), "step": step, "best": best, "cfg": asdict(cfg),
                 "task": {k: v for k, v in task.state_dict().items() if not k.startswith("model.")}},
                path / "trainer.pt")
@@ -262,7 +259,7 @@ def train(cfg: TrainCfg) -> Path:
                 logf.flush()
                 if _headline(results, cfg.stage) > best:
                     best = _headline(results, cfg.stage)
-                    save_model(model, out / "best")
+                    model.save(out / "best")
                 _save(model, opt, task, step, best, cfg, last)
     bar.close()
     if ddp.main:

@@ -106,6 +106,20 @@ def test_save_load_identical_in_all_modes(model, images, tmp_path):
     assert loaded.fingerprint == model.fingerprint
 
 
+def test_saved_config_carries_its_format_and_library_version(model, tmp_path):
+    from vitr_qdrant.encoders.model_dir import FORMAT_VERSION
+
+    config = model.save(tmp_path / "m") / "config.json"
+    meta = json.loads(config.read_text())
+    assert (meta["format_version"], meta["library_version"]) == (FORMAT_VERSION, vq.__version__)
+    config.write_text(json.dumps({**meta, "format_version": FORMAT_VERSION + 1, "library_version": "9.0"}))
+    with pytest.raises(vq.ModelFormatError, match=f"format version {FORMAT_VERSION + 1} .*9.0.*upgrade"):
+        E.load_model(tmp_path / "m")
+    old = {k: v for k, v in meta.items() if k not in ("format_version", "library_version")}
+    config.write_text(json.dumps(old))      # written before the fields existed: the same layout
+    assert E.load_model(tmp_path / "m", device="cpu").fingerprint == model.fingerprint
+
+
 def test_conv_region_stem_feeds_the_regions(images, tmp_path):
     torch.manual_seed(0)
     m = E.create_model("vitr-tiny-test", device="cpu", local={"stem": 8})
