@@ -161,3 +161,15 @@ def test_tools_delegate(tmp_path, model_dir, photos, monkeypatch, capsys):
     assert "t2i_r1" in json.loads(capsys.readouterr().out)["metrics"]
     with pytest.raises(SystemExit):
         main(["bench", "no-such-benchmark"])
+
+
+def test_index_options_default_to_the_settings(tmp_path, model_dir, photos, monkeypatch):
+    import vitr_qdrant.collection as C
+    from vitr_qdrant import Settings
+
+    seen, real = [], C.VitrCollection.add_images
+    monkeypatch.setattr(C.VitrCollection, "add_images", lambda self, *a, **k: seen.append(self.settings) or real(self, *a, **k))
+    args = [str(photos), "--no-progress", *store_args(tmp_path, model_dir)]
+    assert main(["index", *args]) == 0 and seen == [Settings()]
+    assert main(["index", *args, "--batch-size", "2", "--url-retries", "5", "--jpeg-decoder", "pil"]) == 0
+    assert seen[1] == Settings(batch_size=2, url_retries=5, jpeg_decoder="pil")

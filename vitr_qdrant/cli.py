@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from .cli_index import add_index_parser, run_index
 from .cli_tools import TOOLS, add_tool_parsers
 from .encoders.modes import MODES
+from .settings import Settings
 from .errors import VitrError
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def open_collection(args: argparse.Namespace, storage: dict[str, Any] | None = N
 
     model = load_model(args.model, device=args.device)
     return VitrCollection(args.collection, path=args.path, url=args.url, api_key=args.api_key, model=model,
-                          backend=args.backend, settings=settings or None, **(storage or {}))
+                          backend=args.backend, settings=Settings.create(**settings), **(storage or {}))
 
 
 def build_parser() -> argparse.ArgumentParser:
