@@ -27,12 +27,12 @@ class VitrRetriever(BaseRetriever):
     Args:
         collection: The :class:`~vitr_qdrant.VitrCollection` to search.
         k: Number of nodes.
-        mode: ``"vitr"``, ``"late"`` or ``"global"``.
+        mode: ``"vitr"``, ``"late"`` or ``"global"``; None: the model's best (see ``VitrCollection.search``).
         filter: A payload filter (dict or Qdrant ``models.Filter``).
         **kwargs: Passed to LlamaIndex's ``BaseRetriever`` (``callback_manager``, ``verbose``).
     """
 
-    def __init__(self, collection: Any, k: int = 4, mode: str = "vitr", filter: Any = None, **kwargs: Any):
+    def __init__(self, collection: Any, k: int = 4, mode: str | None = None, filter: Any = None, **kwargs: Any):
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
         self.collection, self.k, self.mode, self.filter = collection, k, mode, filter
