@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._lazy import lazy_getattr
+if __name__ != "vitr_qdrant.connectors":  # e.g. `import connectors` in a checkout: a second copy of the code
+    raise ImportError(f"this folder is the package vitr_qdrant.connectors: import that, not {__name__!r}")
+
+from .._lazy import lazy_getattr  # noqa: E402
 from ..errors import (CollectionNotFoundError, CollectionNotOpenError, FingerprintMismatchError, StoreError,
-                      StoreLockedError)
+                      StoreLockedError)  # noqa: E402
 
 if TYPE_CHECKING:
     from .backends import create_backend, default_data_dir

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._lazy import lazy_getattr
+if __name__ != "vitr_qdrant.encoders":  # e.g. `import encoders` in a checkout: a second copy of the code
+    raise ImportError(f"this folder is the package vitr_qdrant.encoders: import that, not {__name__!r}")
+
+from .._lazy import lazy_getattr  # noqa: E402
 
 if TYPE_CHECKING:
     from .config import ModelCfg, add_model_config, get_model_config, list_models
