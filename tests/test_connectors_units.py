@@ -160,3 +160,18 @@ def test_collection_spec_rejects_bad_storage_options():
         CollectionSpec("c", 4, 2, regions_datatype="turbo8", quantize_regions=True)
     with pytest.raises(ValueError, match="must match"):
         CollectionSpec("bad name", 4, 2)
+
+
+def test_edge_options_reach_the_engine(tmp_path):
+    """Every option the embedded backend takes shows in the engine's own config."""
+    import json
+
+    from vitr_qdrant.connectors import CollectionSpec
+
+    with create_backend(path=tmp_path, max_search_threads=1, wal=False) as b:
+        b.open_collection(CollectionSpec("c", 4, 2, hnsw_m=8, hnsw_ef_construct=50))
+    config = json.loads((tmp_path / "c" / "shard" / "edge_config.json").read_text())
+    assert config["max_search_threads"] == 1 and config["wal_enabled"] is False
+    assert config["vectors"]["global"]["hnsw_config"]["m"] == 8
+    assert config["vectors"]["global"]["hnsw_config"]["ef_construct"] == 50
+    assert config["vectors"]["regions"]["hnsw_config"]["m"] == 0   # regions only rerank
