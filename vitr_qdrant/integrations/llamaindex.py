@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import InputError
 from ._common import hit_metadata, hit_text, is_url, require
 
 require("llama_index.core", "llamaindex")
@@ -34,7 +35,7 @@ class VitrRetriever(BaseRetriever):
 
     def __init__(self, collection: Any, k: int = 4, mode: str | None = None, filter: Any = None, **kwargs: Any):
         if k <= 0:
-            raise ValueError(f"k must be positive, got {k}")
+            raise InputError(f"k must be positive, got {k}")
         self.collection, self.k, self.mode, self.filter = collection, k, mode, filter
         super().__init__(**kwargs)
 
