@@ -1,17 +1,20 @@
 # make demo: index rendered Relation Scenes and search relations with the bundled model; make test: the test suite.
-# Both create $(VENV) when it is missing and install the package with its dev extra.
+# Both create $(VENV) when it is missing and install the package (editable) with its dev extra.
+# make test-wheel: the same suite from this checkout with the package installed from a wheel in $(WHEEL_VENV).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vitr-installed
+WHEEL_VENV ?= .venv-wheel
+TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test install bench train-scenes-s eval-scenes-s
+.PHONY: demo test test-wheel install bench train-scenes-s eval-scenes-s
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install $(TORCH)
 	$(PY) -m pip install -e '.[dev]'
 	touch $(STAMP)
 
@@ -20,6 +23,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+test-wheel:
+	rm -rf $(WHEEL_VENV) dist
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install $(TORCH)
+	$(WHEEL_VENV)/bin/python -m pip wheel --no-deps -w dist .
+	$(WHEEL_VENV)/bin/python -m pip install "$$(ls dist/vitr_qdrant-*.whl)[dev]"
+	$(WHEEL_VENV)/bin/python -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_render.py

@@ -29,11 +29,10 @@ from PIL import Image
 
 import vitr_qdrant as vq
 from vitr_qdrant.connectors import CollectionSpec, StoredPoint, create_backend, make_payload
-from vitr_qdrant.device_ingest import decode_jpegs
+from vitr_qdrant.decoders import choose_decoder, decode_jpegs
 from vitr_qdrant.encoders import VitrModel
 from vitr_qdrant.encoders.images import preprocess_tensors
-from vitr_qdrant.indexing import device_decode
-from vitr_qdrant.ingest import iter_sources
+from vitr_qdrant.inputs import iter_sources
 
 N_BASES = 32
 
@@ -131,7 +130,7 @@ def run(a: argparse.Namespace, root: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         report = col.add_images(files, progress=False)
         seconds = time.perf_counter() - t0
-        path = "device" if device_decode(model, col.settings, list(iter_sources(files[:1]))) else "pil"
+        path = choose_decoder(model, col.settings, list(iter_sources(files[:1]))).name
     out = {
         "benchmark": "ingest", "model": a.model, "weights": "random (speed only)", "device": a.device,
         "gpu": torch.cuda.get_device_name() if a.device == "cuda" else None,

@@ -23,9 +23,10 @@ from typing import Any, Sequence
 import numpy as np
 
 import vitr_qdrant as vq
-from vitr_qdrant.cli_tools import run_model_benchmark
 from vitr_qdrant.encoders.evaluation import build_eval_set, recall_at_k
-from vitr_qdrant.store_info import disk_bytes
+from vitr_qdrant.encoders.modes import MODES
+
+from common import disk_bytes, run_model_benchmark  # benchmarks/common.py
 
 KS = (1, 5, 10)
 
@@ -74,7 +75,7 @@ def run_split(model: Any, split: str, n: int, modes: Sequence[str], root: Path, 
 
 
 def run(model: Any, n: int = 1000, splits: Sequence[str] = ("test-iid", "test-comp"),
-        modes: Sequence[str] = ("vitr", "late", "global"), prefetch: int = 200, candidates: int = 50,
+        modes: Sequence[str] = MODES, prefetch: int = 200, candidates: int = 50,
         workdir: Path | None = None, storage: dict[str, Any] | None = None) -> dict[str, Any]:
     """The benchmark's JSON object (see the module docstring)."""
     root = Path(tempfile.mkdtemp(prefix="vitr-bench-quality-", dir=workdir))
@@ -96,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--model", help="model name or directory (default: the bundled vitr-scenes-s)")
     ap.add_argument("--n", type=int, default=1000, help="gallery images per split")
     ap.add_argument("--splits", nargs="+", default=["test-iid", "test-comp"])
-    ap.add_argument("--modes", nargs="+", choices=("vitr", "late", "global"), default=["vitr", "late", "global"])
+    ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     ap.add_argument("--prefetch", type=int, default=200, help="stage 1 size N")
     ap.add_argument("--candidates", type=int, default=50, help="stage 2 size M")
     ap.add_argument("--regions-datatype", choices=("float32", "float16", "turbo8"), default="float32")

@@ -39,10 +39,11 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from vitr_qdrant.cli_tools import run_model_benchmark
 from vitr_qdrant.encoders.data.worlds import WORLD_NAMES, get_world
 from vitr_qdrant.encoders.evaluation import build_eval_set, evaluate
 from vitr_qdrant.encoders.model_eval import CachedScorer, model_world
+
+from common import run_model_benchmark  # benchmarks/common.py
 
 KEYS = ("t2i_r1", "t2i_r10", "rsum", "swap_acc", "pair_group")
 # Object Scenes also reports its distractor test (object-scenes.md section 8)

@@ -19,8 +19,9 @@ from typing import Any, Callable
 import numpy as np
 
 from vitr_qdrant.connectors import (COMPACT_STORAGE, CollectionSpec, StageCfg, StoredPoint, create_backend,
-                                    fetch_candidates, global_search, make_payload)
-from vitr_qdrant.store_info import disk_bytes
+                                    make_payload, search)
+
+from common import disk_bytes  # benchmarks/common.py
 
 logger = logging.getLogger("bench_store")
 
@@ -78,7 +79,7 @@ def run_backend(label: str, n: int, a: argparse.Namespace, n_queries: int, **kw:
     backend.open_collection(CollectionSpec(f"bench{n}", a.D, a.d, {"name": "synthetic"}, **spec_kw))
     out["backend"] = backend.name
     out["upsert_points_per_s"] = ingest(backend, n, a)
-    stage12 = lambda q: fetch_candidates(backend, qg[q], qt[q], stages=stages, with_regions=False)  # noqa: E731
+    stage12 = lambda q: search(backend, qg[q], qt[q], limit=a.late, stages=stages)  # noqa: E731
     if "path" in kw:
         out["stage12_before_optimize"] = latencies(stage12, min(n_queries, 50))
     t0 = time.perf_counter()
@@ -90,10 +91,11 @@ def run_backend(label: str, n: int, a: argparse.Namespace, n_queries: int, **kw:
     out["sync_s"] = time.perf_counter() - t0
     out["stage12_first_queries"] = latencies(stage12, 20, warmup=0)  # cold: pages not yet in cache
     out["stage12"] = latencies(stage12, n_queries, warmup=min(n_queries, 50))
-    out["stage12_with_vectors"] = latencies(lambda q: fetch_candidates(backend, qg[q], qt[q], stages=stages), n_queries)
-    out["global_only"] = latencies(lambda q: global_search(backend, qg[q], limit=10), n_queries)
-    out["filtered_stage12"] = latencies(lambda q: fetch_candidates(
-        backend, qg[q], qt[q], stages=stages, with_regions=False, filter={"shard": [1, 2]}), n_queries)
+    out["stage12_with_vectors"] = latencies(
+        lambda q: search(backend, qg[q], qt[q], limit=a.late, stages=stages, with_vectors=True), n_queries)
+    out["global_only"] = latencies(lambda q: search(backend, qg[q], limit=10), n_queries)
+    out["filtered_stage12"] = latencies(lambda q: search(
+        backend, qg[q], qt[q], limit=a.late, stages=stages, filter={"shard": [1, 2]}), n_queries)
     out["stage12_repeat"] = latencies(stage12, n_queries)  # same as stage12, measured last: the noise
     backend.close()
     if kw.get("path"):

@@ -1,23 +1,39 @@
-"""Qdrant storage for VITR embeddings: schema, backends (embedded edge, qdrant-client), staged queries.
+"""Qdrant storage for VITR embeddings: schema, backends (embedded edge, qdrant-client), the staged query.
 
-This package sees numpy arrays only; it never imports the encoders.
+This package sees numpy arrays only; it never imports the encoders. Names load on first use, so
+importing a light module of it (e.g. :mod:`.retry`) loads no Qdrant engine.
 """
 from __future__ import annotations
 
-from .base import StoreBackend
-from .errors import (CollectionNotFoundError, CollectionNotOpenError, ConnectorError,
-                     FingerprintMismatchError, StoreLockedError)
-from .factory import create_backend, default_data_dir
-from .filters import build_filter
-from .ids import ID_NAMESPACE, PointId, point_id
-from .query import StageCfg, apply_rerank, fetch_candidates, global_search, image_search, staged_search
-from .schema import (COMPACT_STORAGE, GLOBAL, REGIONS, STORAGE_OPTIONS, Candidate, CollectionSpec,
-                     QueryPlan, StoredPoint, make_payload)
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "COMPACT_STORAGE", "GLOBAL", "ID_NAMESPACE", "REGIONS", "STORAGE_OPTIONS", "Candidate",
-    "CollectionNotFoundError", "CollectionNotOpenError", "CollectionSpec", "ConnectorError",
-    "FingerprintMismatchError", "PointId", "QueryPlan", "StageCfg", "StoreBackend", "StoreLockedError",
-    "StoredPoint", "apply_rerank", "build_filter", "create_backend", "default_data_dir", "fetch_candidates",
-    "global_search", "image_search", "make_payload", "point_id", "staged_search",
-]
+if __name__ != "vitr_qdrant.connectors":  # e.g. `import connectors` in a checkout: a second copy of the code
+    raise ImportError(f"this folder is the package vitr_qdrant.connectors: import that, not {__name__!r}")
+
+from .._lazy import lazy_getattr  # noqa: E402
+from ..errors import (CollectionNotFoundError, CollectionNotOpenError, FingerprintMismatchError, StoreError,
+                      StoreLockedError)  # noqa: E402
+
+if TYPE_CHECKING:
+    from .backends import create_backend, default_data_dir
+    from .base import StoreBackend
+    from .filters import build_filter
+    from .ids import ID_NAMESPACE, PointId, point_id
+    from .query import RerankFn, StageCfg, search
+    from .schema import (COMPACT_STORAGE, GLOBAL, REGIONS, STORAGE_OPTIONS, Candidate, CollectionSpec, QueryPlan,
+                         StoredPoint, make_payload)
+
+_LAZY = {
+    "create_backend": ".backends", "default_data_dir": ".backends", "StoreBackend": ".base",
+    "build_filter": ".filters", "ID_NAMESPACE": ".ids", "PointId": ".ids", "point_id": ".ids",
+    "RerankFn": ".query", "StageCfg": ".query", "search": ".query",
+    **{name: ".schema" for name in ("COMPACT_STORAGE", "GLOBAL", "REGIONS", "STORAGE_OPTIONS", "Candidate",
+                                    "CollectionSpec", "QueryPlan", "StoredPoint", "make_payload")},
+}
+__all__ = sorted([*_LAZY, "CollectionNotFoundError", "CollectionNotOpenError", "FingerprintMismatchError",
+                  "StoreError", "StoreLockedError"])
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -7,7 +7,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .errors import CollectionNotOpenError
+from ..errors import CollectionNotOpenError, InputError
 from .ids import PointId
 from .schema import Candidate, CollectionSpec, QueryPlan, StoredPoint
 
@@ -130,20 +130,20 @@ def check_points(points: Sequence[StoredPoint], spec: CollectionSpec) -> list[tu
     """Validate points against ``spec``; return ``(id, global float32, regions float32)`` rows.
 
     Raises:
-        ValueError: a vector is missing, has the wrong shape, or is not finite.
+        InputError: a vector is missing, has the wrong shape, or is not finite.
     """
     rows = []
     for p in points:
         g = np.asarray(p.global_vector, dtype=np.float32) if p.global_vector is not None else None
         r = np.asarray(p.regions, dtype=np.float32) if p.regions is not None else None
         if g is None or g.shape != (spec.global_dim,):
-            raise ValueError(f"point {p.id!r}: global vector must have shape ({spec.global_dim},), "
+            raise InputError(f"point {p.id!r}: global vector must have shape ({spec.global_dim},), "
                              f"got {None if g is None else g.shape}")
         if r is None or r.ndim != 2 or r.shape[0] < 1 or r.shape[1] != spec.region_dim:
-            raise ValueError(f"point {p.id!r}: regions must have shape (R>=1, {spec.region_dim}), "
+            raise InputError(f"point {p.id!r}: regions must have shape (R>=1, {spec.region_dim}), "
                              f"got {None if r is None else r.shape}")
         if not (np.isfinite(g).all() and np.isfinite(r).all()):
-            raise ValueError(f"point {p.id!r}: vectors contain NaN or inf")
+            raise InputError(f"point {p.id!r}: vectors contain NaN or inf")
         rows.append((p.id, g, r))
     return rows
 
@@ -151,10 +151,10 @@ def check_points(points: Sequence[StoredPoint], spec: CollectionSpec) -> list[tu
 def check_plan(plan: QueryPlan, spec: CollectionSpec) -> None:
     """Validate a query plan's shapes and limits against ``spec``."""
     if plan.limit <= 0 or plan.prefetch_limit <= 0:
-        raise ValueError(f"limits must be positive, got limit={plan.limit}, prefetch={plan.prefetch_limit}")
+        raise InputError(f"limits must be positive, got limit={plan.limit}, prefetch={plan.prefetch_limit}")
     if np.shape(plan.global_vector) != (spec.global_dim,):
-        raise ValueError(f"query global vector must have shape ({spec.global_dim},), got {np.shape(plan.global_vector)}")
+        raise InputError(f"query global vector must have shape ({spec.global_dim},), got {np.shape(plan.global_vector)}")
     if plan.token_vectors is not None:
         shape = np.shape(plan.token_vectors)
         if len(shape) != 2 or shape[0] < 1 or shape[1] != spec.region_dim:
-            raise ValueError(f"query token vectors must have shape (m>=1, {spec.region_dim}), got {shape}")
+            raise InputError(f"query token vectors must have shape (m>=1, {spec.region_dim}), got {shape}")

@@ -4,14 +4,17 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Sequence, TypeVar
 
+import grpc  # ships with qdrant-client
+import httpx
 from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import UnexpectedResponse
+from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from ..errors import CollectionNotFoundError, InputError, StoreError, StoreLockedError
 from .base import StoreBackend, check_plan, check_points
-from .errors import CollectionNotFoundError, ConnectorError, StoreLockedError
 from .ids import PointId, normalize_id
 from .records import candidate_from, payload_with_regions, stored_point_from
-from .retry import call_with_retry
+from .retry import TRANSIENT_STATUS, RetryPolicy, call_with_retry
 from .schema import (GLOBAL, METADATA_KEY, REGIONS, REGIONS_PAYLOAD_KEY, Candidate, CollectionSpec, QueryPlan,
                      StoredPoint, check_metadata)
 
@@ -57,13 +60,13 @@ class QdrantClientBackend(StoreBackend):
         self.cluster = {k: v for k, v in dict(shard_number=shard_number, replication_factor=replication_factor,
                                               write_consistency_factor=write_consistency_factor).items()
                         if v is not None}
-        self.retries = retries
+        self.retry = RetryPolicy(attempts=retries)
         self.spec: CollectionSpec | None = None
         self._indexes: dict[str, str] | None = None
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self.remote:
-            return call_with_retry(fn, *args, attempts=self.retries, **kwargs)
+            return call_with_retry(lambda: fn(*args, **kwargs), self.retry, is_transient, f"Qdrant ({fn.__name__})")
         return fn(*args, **kwargs)
 
     def open_collection(self, spec: CollectionSpec, create: bool = True) -> None:
@@ -92,7 +95,7 @@ class QdrantClientBackend(StoreBackend):
             return None
         meta = self._call(self.client.get_collection, name).config.metadata or {}
         if METADATA_KEY not in meta:
-            raise ConnectorError(f"collection {name!r} exists but was not created by vitr-qdrant "
+            raise StoreError(f"collection {name!r} exists but was not created by vitr-qdrant "
                                  f"(no {METADATA_KEY!r} metadata); choose another name")
         return dict(meta[METADATA_KEY])
 
@@ -142,15 +145,14 @@ class QdrantClientBackend(StoreBackend):
         copy = spec.regions_in_payload  # compact base64 instead of JSON floats over the wire
         vectors = [GLOBAL, REGIONS] if plan.with_regions and not copy else [GLOBAL]
         payload = True if plan.with_regions else self._user_payload()
-        g_params = models.SearchParams(hnsw_ef=plan.hnsw_ef) if plan.hnsw_ef and self.remote else None
         common = dict(limit=plan.limit, with_payload=payload, with_vectors=vectors)
         if plan.token_vectors is None:
             res = self._call(self.client.query_points, spec.name, query=plan.global_vector.tolist(), using=GLOBAL,
-                             query_filter=plan.filter, search_params=g_params, **common)
+                             query_filter=plan.filter, **common)
             return [candidate_from(p, "global", spec.region_dim) for p in res.points]
         prefetch = models.Prefetch(query=plan.global_vector.tolist(), using=GLOBAL, limit=plan.prefetch_limit,
-                                   filter=plan.filter, params=g_params)
-        quant = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=plan.rescore)) \
+                                   filter=plan.filter)
+        quant = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=True)) \
             if spec.quantize_regions and self.remote else None  # local mode is exact: no params
         res = self._call(self.client.query_points, spec.name, prefetch=prefetch, query=plan.token_vectors.tolist(),
                          using=REGIONS, search_params=quant, **common)
@@ -163,7 +165,11 @@ class QdrantClientBackend(StoreBackend):
 
     def create_payload_index(self, field: str, kind: str) -> None:
         spec = self._require_spec()
-        schema = models.PayloadSchemaType(kind)  # ValueError names the valid kinds
+        try:
+            schema = models.PayloadSchemaType(kind)
+        except ValueError:
+            raise InputError(f"unknown payload index kind {kind!r}; choose one of "
+                             f"{sorted(k.value for k in models.PayloadSchemaType)}") from None
         if self.remote:  # local mode scans payloads anyway: an index there only warns
             self._call(self.client.create_payload_index, spec.name, field, field_schema=schema, wait=True)
         self.payload_indexes()[field] = schema.value
@@ -179,6 +185,20 @@ class QdrantClientBackend(StoreBackend):
         if self._owns_client:
             self.client.close()
         self.spec = None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for Qdrant errors worth retrying: timeouts, refused connections, 408/425/429/5xx, gRPC
+    UNAVAILABLE, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED."""
+    if isinstance(exc, (ResourceExhaustedResponse, ResponseHandlingException, ConnectionError, TimeoutError,
+                        httpx.TransportError)):
+        return True
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code in TRANSIENT_STATUS
+    return isinstance(exc, grpc.RpcError) and hasattr(exc, "code") and exc.code() in _GRPC_TRANSIENT
+
+
+_GRPC_TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 def _vectors_config(spec: CollectionSpec) -> dict[str, models.VectorParams]:

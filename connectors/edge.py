@@ -10,9 +10,9 @@ from typing import Any, Sequence
 
 import qdrant_edge as qe
 
+from ..errors import CollectionNotFoundError, InputError, StoreLockedError
 from .base import StoreBackend, check_plan, check_points
 from .edge_filters import to_edge_filter
-from .errors import CollectionNotFoundError, StoreLockedError
 from .ids import PointId, normalize_id
 from .locking import DirLock
 from .records import candidate_from, payload_with_regions, stored_point_from
@@ -161,15 +161,14 @@ class EdgeBackend(StoreBackend):
         vectors = [GLOBAL, REGIONS] if plan.with_regions and not copy else [GLOBAL]
         payload = True if plan.with_regions else self._user_payload()
         g_query = qe.Query.Nearest(plan.global_vector.tolist(), using=GLOBAL)
-        g_params = qe.SearchParams(hnsw_ef=plan.hnsw_ef) if plan.hnsw_ef else None
         if plan.token_vectors is None:
-            req = qe.QueryRequest(limit=plan.limit, query=g_query, filter=flt, params=g_params,
-                                  with_payload=payload, with_vector=vectors)
+            req = qe.QueryRequest(limit=plan.limit, query=g_query, filter=flt, with_payload=payload,
+                                  with_vector=vectors)
             return [candidate_from(p, "global", spec.region_dim) for p in shard.query(req)]
-        quant = qe.QuantizationSearchParams(rescore=plan.rescore) if spec.quantize_regions else None
+        quant = qe.QuantizationSearchParams(rescore=True) if spec.quantize_regions else None
         req = qe.QueryRequest(
             limit=plan.limit,
-            prefetches=[qe.Prefetch(limit=plan.prefetch_limit, query=g_query, filter=flt, params=g_params)],
+            prefetches=[qe.Prefetch(limit=plan.prefetch_limit, query=g_query, filter=flt)],
             query=qe.Query.Nearest(plan.token_vectors.tolist(), using=REGIONS),
             params=qe.SearchParams(quantization=quant) if quant else None,
             with_payload=payload, with_vector=vectors)
@@ -181,7 +180,7 @@ class EdgeBackend(StoreBackend):
     def create_payload_index(self, field: str, kind: str) -> None:
         shard = self._shard_or_raise()
         if kind not in _INDEX_KINDS:
-            raise ValueError(f"unknown payload index kind {kind!r}; choose one of {sorted(_INDEX_KINDS)}")
+            raise InputError(f"unknown payload index kind {kind!r}; choose one of {sorted(_INDEX_KINDS)}")
         shard.update(qe.UpdateOperation.create_field_index(field, _INDEX_KINDS[kind]))
         shard.flush()
         self._indexes = None

@@ -6,12 +6,14 @@ from typing import Any
 import qdrant_edge as qe
 from qdrant_client import models
 
+from ..errors import InputError
+
 
 def to_edge_filter(flt: models.Filter | None) -> qe.Filter | None:
     """Return the qdrant-edge equivalent of ``flt`` (None stays None).
 
     Raises:
-        ValueError: the filter uses a condition the embedded engine bindings do not expose.
+        InputError: the filter uses a condition the embedded engine bindings do not expose.
     """
     if flt is None:
         return None
@@ -45,7 +47,7 @@ def _cond(cond: Any) -> Any:
         return qe.HasVectorCondition(vector=cond.has_vector)
     if isinstance(cond, models.NestedCondition):
         return qe.NestedCondition(key=cond.nested.key, filter=to_edge_filter(cond.nested.filter))
-    raise ValueError(f"filter condition {type(cond).__name__} is not supported by the embedded backend")
+    raise InputError(f"filter condition {type(cond).__name__} is not supported by the embedded backend")
 
 
 def _field(cond: models.FieldCondition) -> qe.FieldCondition:
@@ -65,7 +67,7 @@ def _field(cond: models.FieldCondition) -> qe.FieldCondition:
     if cond.is_null is not None:
         kwargs["is_null"] = cond.is_null
     if cond.geo_bounding_box or cond.geo_radius or cond.geo_polygon:
-        raise ValueError("geo filter conditions are not supported by the embedded backend")
+        raise InputError("geo filter conditions are not supported by the embedded backend")
     return qe.FieldCondition(key=cond.key, **kwargs)
 
 
@@ -78,7 +80,7 @@ def _match(match: Any) -> Any:
     for kind, make in table.items():
         if isinstance(match, kind):
             return make(match)
-    raise ValueError(f"match {type(match).__name__} is not supported by the embedded backend")
+    raise InputError(f"match {type(match).__name__} is not supported by the embedded backend")
 
 
 def _ids(ids: list[Any]) -> list[Any]:

@@ -5,8 +5,9 @@ from typing import Any, Mapping
 
 from qdrant_client import models
 
+from ..errors import InputError
+
 _RANGE_KEYS = frozenset({"gt", "gte", "lt", "lte"})
-PAYLOAD_INDEX_KINDS = ("keyword", "integer", "float", "bool", "text", "datetime", "uuid")
 
 
 def build_filter(spec: Mapping[str, Any] | models.Filter | None) -> models.Filter | None:
@@ -17,12 +18,12 @@ def build_filter(spec: Mapping[str, Any] | models.Filter | None) -> models.Filte
     or a float (equals, as a closed range). Keys may be dotted paths into nested payload.
 
     Raises:
-        ValueError: a value has an unsupported type (the message names the key).
+        InputError: a value has an unsupported type (the message names the key).
     """
     if spec is None or isinstance(spec, models.Filter):
         return spec
     if not isinstance(spec, Mapping):
-        raise ValueError(f"filter must be a dict or a qdrant_client models.Filter, got {type(spec).__name__}")
+        raise InputError(f"filter must be a dict or a qdrant_client models.Filter, got {type(spec).__name__}")
     if not spec:
         return None
     return models.Filter(must=[_condition(str(key), value) for key, value in spec.items()])
@@ -36,14 +37,14 @@ def _condition(key: str, value: Any) -> models.FieldCondition:
     if isinstance(value, (list, tuple, set, frozenset)):
         values = list(value)
         if not values or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values):
-            raise ValueError(f"filter {key!r}: a list must hold at least one str or int, got {value!r}")
+            raise InputError(f"filter {key!r}: a list must hold at least one str or int, got {value!r}")
         return models.FieldCondition(key=key, match=models.MatchAny(any=values))
     if isinstance(value, Mapping):
         unknown = set(value) - _RANGE_KEYS
         if unknown or not value:
-            raise ValueError(f"filter {key!r}: a range takes keys {sorted(_RANGE_KEYS)}, got {sorted(value)}")
+            raise InputError(f"filter {key!r}: a range takes keys {sorted(_RANGE_KEYS)}, got {sorted(value)}")
         return models.FieldCondition(key=key, range=models.Range(**{k: float(v) for k, v in value.items()}))
-    raise ValueError(f"filter {key!r}: unsupported value {value!r}; use a str/int/bool, a list, "
+    raise InputError(f"filter {key!r}: unsupported value {value!r}; use a str/int/bool, a list, "
                      f"or a dict like {{'gte': 1, 'lte': 5}}")
 
 

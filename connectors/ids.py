@@ -4,6 +4,8 @@ from __future__ import annotations
 import uuid
 from typing import Union
 
+from ..errors import InputError
+
 PointId = Union[int, str]
 """A Qdrant point id as stored: an unsigned 64-bit int or a canonical UUID string."""
 
@@ -24,27 +26,27 @@ def point_id(user_id: int | str | uuid.UUID | None = None, sha256: str | None = 
             the same image overwrites the same point instead of duplicating it.
 
     Raises:
-        ValueError: neither is given, the int is out of range, or the digest is not hex.
+        InputError: neither is given, the int is out of range, or the digest is not hex.
     """
     if user_id is not None:
         if isinstance(user_id, bool):
-            raise ValueError(f"point id must be an int or a str, not bool ({user_id!r})")
+            raise InputError(f"point id must be an int or a str, not bool ({user_id!r})")
         if isinstance(user_id, int):
             if not 0 <= user_id <= _MAX_INT_ID:
-                raise ValueError(f"int point id must be in 0..2**64-1, got {user_id}")
+                raise InputError(f"int point id must be in 0..2**64-1, got {user_id}")
             return user_id
         if isinstance(user_id, uuid.UUID):
             return str(user_id)
         if isinstance(user_id, str):
             if not user_id:
-                raise ValueError("point id must not be an empty string")
+                raise InputError("point id must not be an empty string")
             return str(uuid.uuid5(ID_NAMESPACE, "id:" + user_id))
-        raise ValueError(f"point id must be an int or a str, got {type(user_id).__name__}")
+        raise InputError(f"point id must be an int or a str, got {type(user_id).__name__}")
     if sha256 is None:
-        raise ValueError("give either a user id or the sha256 of the image to derive a point id")
+        raise InputError("give either a user id or the sha256 of the image to derive a point id")
     digest = sha256.strip().lower()
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise ValueError(f"sha256 must be a 64-character hex digest, got {sha256!r}")
+        raise InputError(f"sha256 must be a 64-character hex digest, got {sha256!r}")
     return str(uuid.uuid5(ID_NAMESPACE, "sha256:" + digest))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import StoreLockedError
+from ..errors import StoreLockedError
 
 try:  # POSIX
     import fcntl

@@ -1,144 +1,93 @@
-"""Staged search over a backend: stage 1 global HNSW, stage 2 MaxSim in Qdrant, stage 3 client-side."""
+"""The one staged query over a backend: stage 1 global HNSW, stage 2 MaxSim in Qdrant, stage 3 client-side.
+
+Every search of the library (text to image, image to image, image to text, in every mode) is a
+call of :func:`search`, and the conformance suite runs it on every backend.
+"""
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 from qdrant_client import models
 
+from ..errors import InputError
 from .base import StoreBackend
 from .filters import build_filter, index_kinds
-from .ids import PointId
 from .schema import Candidate, QueryPlan
 
-logger = logging.getLogger(__name__)
-
-RerankFn = Callable[[np.ndarray, np.ndarray], Union[np.ndarray, Sequence[Any]]]
-"""``rerank(global_vectors[k, D], region_vectors[k, R, d]) -> scores[k]`` (or a tuple whose
-first item is the scores, e.g. ``(scores, attention)``; the rest is ignored here). Regions of
-candidates with fewer rows are padded by repeating their first row, which leaves MaxSim unchanged."""
+RerankFn = Callable[[np.ndarray, list[np.ndarray]], Union[np.ndarray, Sequence[Any]]]
+"""``rerank(global_vectors[k, D], regions: k arrays (R_i, d)) -> scores[k]``, or ``(scores, details)``
+with one detail per candidate (e.g. the fusion head's attention), kept as ``Candidate.detail``."""
 FilterLike = Union[Mapping[str, Any], models.Filter, None]
 
 
 @dataclass(frozen=True)
 class StageCfg:
-    """Stage sizes and engine knobs of a staged query.
+    """Stage sizes of a staged query.
 
     Attributes:
         prefetch_limit: Stage 1 keeps the top N by ``global`` cosine (filters apply here).
-        late_limit: Stage 2 keeps the top M by MaxSim; these go to the rerank.
-        hnsw_ef: HNSW beam width of stage 1 (None: engine default, at least N).
-        rescore: With quantized regions, rescore stage 2 with the original vectors.
+        late_limit: Stage 2 keeps the top M by MaxSim for the rerank (at least ``limit``).
     """
 
     prefetch_limit: int = 200
     late_limit: int = 50
-    hnsw_ef: int | None = None
-    rescore: bool = True
 
     def __post_init__(self) -> None:
         if self.prefetch_limit <= 0 or self.late_limit <= 0:
-            raise ValueError(f"stage sizes must be positive, got N={self.prefetch_limit}, M={self.late_limit}")
+            raise InputError(f"stage sizes must be positive, got N={self.prefetch_limit}, M={self.late_limit}")
 
 
-def fetch_candidates(backend: StoreBackend, global_query: np.ndarray, token_vectors: np.ndarray, *,
-                     filter: FilterLike = None, stages: StageCfg = StageCfg(), limit: int | None = None,
-                     with_regions: bool = True) -> list[Candidate]:
-    """Run stages 1 and 2; return up to ``limit`` (default ``stages.late_limit``) candidates.
+def search(backend: StoreBackend, global_query: np.ndarray, token_vectors: np.ndarray | None = None, *,
+           limit: int = 10, filter: FilterLike = None, stages: StageCfg = StageCfg(),
+           rerank: RerankFn | None = None, with_vectors: bool = False) -> list[Candidate]:
+    """The top ``limit`` points for a query, best first.
 
-    Each candidate has ``stage_scores`` ``{"global", "late"}``, its payload, and its stored
-    ``global`` vector (plus ``regions`` when ``with_regions``) for a client-side stage 3.
+    * ``token_vectors`` None: stage 1 only, scored by cosine of the ``global`` vectors.
+    * ``token_vectors`` (m, d): stage 1 keeps the top N (``stages.prefetch_limit``) by the global
+      vector, stage 2 ranks them by MaxSim of the tokens over each point's ``regions``.
+    * ``rerank`` as well: stage 2 keeps the top M (``stages.late_limit``), ``rerank`` scores them
+      on their stored vectors, and the best ``limit`` of those are returned.
 
-    Raises:
-        ValueError: empty or mis-shaped query vectors, or ``limit <= 0``.
-    """
-    g = _unit(np.asarray(global_query, dtype=np.float32), "global query vector")
-    tokens = np.asarray(token_vectors, dtype=np.float32)
-    if tokens.ndim != 2 or tokens.shape[0] == 0:
-        raise ValueError(f"token vectors must be a non-empty (m, d) array, got shape {tokens.shape}")
-    m = stages.late_limit if limit is None else _positive(limit)
-    plan = QueryPlan(global_vector=g, token_vectors=tokens, limit=m, prefetch_limit=max(stages.prefetch_limit, m),
-                     filter=_indexed_filter(backend, filter), with_regions=with_regions, hnsw_ef=stages.hnsw_ef,
-                     rescore=stages.rescore)
-    return _with_global_scores(backend.query(plan), g)
-
-
-def staged_search(backend: StoreBackend, global_query: np.ndarray, token_vectors: np.ndarray, *,
-                  limit: int = 10, filter: FilterLike = None, stages: StageCfg = StageCfg(),
-                  rerank: RerankFn | None = None, with_vectors: bool = False) -> list[Candidate]:
-    """Text-to-image search: stages 1-2 in Qdrant, then ``rerank`` (if given) on the top M.
-
-    Returns the top ``limit`` candidates. With ``rerank``, ``score`` is the rerank score and
-    ``stage_scores`` holds ``global``, ``late`` and ``rerank``; without it, ``score`` is MaxSim.
+    Candidates carry ``stage_scores`` of every stage that ran (``global``, ``late``, ``rerank``),
+    their payload, their stored ``global`` vector and, with ``with_vectors`` or ``rerank``, their
+    ``regions``. A simple dict filter's keys get payload indexes on first use.
 
     Raises:
-        ValueError: ``limit <= 0``, empty or mis-shaped query vectors, or a bad rerank output.
+        InputError: ``limit <= 0``, empty or mis-shaped query vectors, a bad filter or rerank output.
     """
-    _positive(limit)
-    if rerank is None:
-        return fetch_candidates(backend, global_query, token_vectors, filter=filter, stages=stages,
-                                limit=limit, with_regions=with_vectors)
-    cands = fetch_candidates(backend, global_query, token_vectors, filter=filter, stages=stages,
-                             limit=max(stages.late_limit, limit), with_regions=True)
-    return apply_rerank(cands, rerank)[:limit]
-
-
-def global_search(backend: StoreBackend, global_query: np.ndarray, *, limit: int = 10,
-                  filter: FilterLike = None, hnsw_ef: int | None = None,
-                  with_vectors: bool = False) -> list[Candidate]:
-    """Search by the ``global`` vector only (``mode="global"``, the CLIP baseline)."""
-    g = _unit(np.asarray(global_query, dtype=np.float32), "global query vector")
-    plan = QueryPlan(global_vector=g, token_vectors=None, limit=_positive(limit), prefetch_limit=limit,
-                     filter=_indexed_filter(backend, filter), with_regions=with_vectors, hnsw_ef=hnsw_ef)
-    return backend.query(plan)
-
-
-def image_search(backend: StoreBackend, global_vector: np.ndarray, regions: np.ndarray, *, limit: int = 10,
-                 filter: FilterLike = None, stages: StageCfg = StageCfg(), rerank: RerankFn | None = None,
-                 exclude_ids: Sequence[PointId] = (), with_vectors: bool = False) -> list[Candidate]:
-    """Image-to-image search: the image's own ``global`` for stage 1 and its ``regions`` for MaxSim.
-
-    ``exclude_ids`` drops points (typically the query image itself) from the results.
-    """
+    g, limit = _unit(np.asarray(global_query, dtype=np.float32)), _positive(limit)
     flt = build_filter(filter)
     backend.ensure_payload_indexes(index_kinds(filter))
-    if exclude_ids:
-        not_these = models.HasIdCondition(has_id=list(exclude_ids))
-        flt = models.Filter(must=[flt] if flt else None, must_not=[not_these])
-    return staged_search(backend, global_vector, regions, limit=limit, filter=flt, stages=stages,
-                         rerank=rerank, with_vectors=with_vectors)
+    if token_vectors is None:
+        return backend.query(QueryPlan(g, None, limit=limit, prefetch_limit=limit, filter=flt,
+                                       with_regions=with_vectors))
+    tokens = np.asarray(token_vectors, dtype=np.float32)
+    if tokens.ndim != 2 or tokens.shape[0] == 0:
+        raise InputError(f"token vectors must be a non-empty (m, d) array, got shape {tokens.shape}")
+    keep = max(stages.late_limit, limit) if rerank is not None else limit
+    plan = QueryPlan(g, tokens, limit=keep, prefetch_limit=max(stages.prefetch_limit, keep), filter=flt,
+                     with_regions=with_vectors or rerank is not None)
+    cands = _with_global_scores(backend.query(plan), g)
+    return cands if rerank is None else _rerank(cands, rerank)[:limit]
 
 
-def apply_rerank(cands: list[Candidate], rerank: RerankFn) -> list[Candidate]:
+def _rerank(cands: list[Candidate], rerank: RerankFn) -> list[Candidate]:
     """Score candidates with ``rerank`` on their stored vectors; return them sorted by it."""
     if not cands:
         return []
-    if any(c.global_vector is None or c.regions is None for c in cands):
-        raise ValueError("rerank needs candidates fetched with their global and regions vectors")
-    out = rerank(np.stack([c.global_vector for c in cands]), _stack_regions([c.regions for c in cands]))
-    scores = np.asarray(out[0] if isinstance(out, tuple) else out, dtype=np.float64).reshape(-1)
+    out = rerank(np.stack([c.global_vector for c in cands]), [c.regions for c in cands])
+    scores, details = out if isinstance(out, tuple) else (out, None)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if scores.shape != (len(cands),) or not np.isfinite(scores).all():
-        raise ValueError(f"rerank must return {len(cands)} finite scores, got shape {scores.shape}")
-    for c, s in zip(cands, scores):
+        raise InputError(f"rerank must return {len(cands)} finite scores, got shape {scores.shape}")
+    if details is not None and len(details) != len(cands):
+        raise InputError(f"rerank must return one detail per candidate, got {len(details)} for {len(cands)}")
+    for i, (c, s) in enumerate(zip(cands, scores)):
         c.stage_scores["rerank"] = c.score = float(s)
+        c.detail = None if details is None else details[i]
     return sorted(cands, key=lambda c: -c.score)
-
-
-def _stack_regions(regions: list[np.ndarray]) -> np.ndarray:
-    """Stack (R_i, d) arrays; pads short ones by repeating their first row (MaxSim unchanged)."""
-    r_max = max(r.shape[0] for r in regions)
-    padded = [r if r.shape[0] == r_max else np.concatenate([r, np.repeat(r[:1], r_max - r.shape[0], 0)])
-              for r in regions]
-    return np.stack(padded)
-
-
-def _indexed_filter(backend: StoreBackend, filter: FilterLike) -> models.Filter | None:
-    """The Qdrant filter; the keys of a simple dict filter get payload indexes on first use."""
-    flt = build_filter(filter)
-    backend.ensure_payload_indexes(index_kinds(filter))
-    return flt
 
 
 def _with_global_scores(cands: list[Candidate], g: np.ndarray) -> list[Candidate]:
@@ -150,16 +99,16 @@ def _with_global_scores(cands: list[Candidate], g: np.ndarray) -> list[Candidate
     return cands
 
 
-def _unit(v: np.ndarray, what: str) -> np.ndarray:
+def _unit(v: np.ndarray) -> np.ndarray:
     if v.ndim != 1 or v.size == 0 or not np.isfinite(v).all():
-        raise ValueError(f"{what} must be a finite 1-D vector, got shape {v.shape}")
+        raise InputError(f"the global query vector must be a finite 1-D vector, got shape {v.shape}")
     n = float(np.linalg.norm(v))
     if n == 0.0:
-        raise ValueError(f"{what} is all zeros")
+        raise InputError("the global query vector is all zeros")
     return v / n
 
 
 def _positive(limit: int) -> int:
     if int(limit) <= 0:
-        raise ValueError(f"limit must be positive, got {limit}")
+        raise InputError(f"limit must be positive, got {limit}")
     return int(limit)

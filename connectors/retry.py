@@ -1,62 +1,50 @@
-"""Bounded retries around network calls, on transient errors only."""
+"""The one retry policy at the network edge (Qdrant servers, image URLs): bounded attempts, on
+transient errors only, exponential backoff with jitter, and a server's retry-after honoured."""
 from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Callable, TypeVar
+from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import tenacity
-from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-MAX_RETRY_AFTER_S = 30.0
-
-try:  # grpc ships with qdrant-client, but only matters with prefer_grpc=True
-    import grpc
-
-    _GRPC_TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                       grpc.StatusCode.RESOURCE_EXHAUSTED}
-except ImportError:  # pragma: no cover
-    grpc = None
-    _GRPC_TRANSIENT = set()
+TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+"""HTTP statuses worth another attempt: timeouts, too early, too many requests, server errors."""
+MAX_WAIT_S = 10.0
+"""The longest wait between two attempts, a server's retry-after included."""
 
 
-def is_transient(exc: BaseException) -> bool:
-    """True for errors worth retrying: timeouts, refused connections, 429/5xx, gRPC UNAVAILABLE."""
-    if isinstance(exc, (ResourceExhaustedResponse, ResponseHandlingException, ConnectionError, TimeoutError)):
-        return True
-    if isinstance(exc, UnexpectedResponse):
-        return exc.status_code in TRANSIENT_STATUS
-    if grpc is not None and isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
-        return exc.code() in _GRPC_TRANSIENT
-    try:
-        import httpx
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(exc, httpx.TransportError)
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``attempts`` in all; the first wait is ``backoff`` seconds, doubling (plus up to a quarter
+    of jitter) to at most :data:`MAX_WAIT_S`, unless the error carries ``retry_after_s``."""
+
+    attempts: int = 4
+    backoff: float = 0.5
+
+    def wait(self, state: tenacity.RetryCallState) -> float:
+        """Seconds to wait before the next attempt."""
+        exc = state.outcome.exception() if state.outcome else None
+        after = getattr(exc, "retry_after_s", None)
+        if after is not None:
+            return min(max(0.0, float(after)), MAX_WAIT_S)
+        delay = self.backoff * 2 ** (state.attempt_number - 1)
+        return min(MAX_WAIT_S, delay * (1 + random.random() / 4))
 
 
-def _wait(state: tenacity.RetryCallState) -> float:
-    """Honour the server's ``retry_after`` when it sends one, else back off exponentially."""
-    exc = state.outcome.exception() if state.outcome else None
-    retry_after = getattr(exc, "retry_after_s", None)
-    if retry_after is not None:
-        return min(float(retry_after), MAX_RETRY_AFTER_S)
-    return min(8.0, 0.5 * 2 ** (state.attempt_number - 1)) + random.uniform(0.0, 0.25)
+def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, transient: Callable[[BaseException], bool],
+                    what: str) -> T:
+    """Call ``fn``; on an error ``transient`` accepts, wait and try again, up to ``policy.attempts``
+    times in all, then re-raise the last error. ``what`` names the call in the log."""
+    def log(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        logger.warning("transient error from %s (attempt %d of %d), retrying: %s", what, state.attempt_number,
+                       policy.attempts, exc)
 
-
-def _log(state: tenacity.RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    logger.warning("transient Qdrant error (attempt %d), retrying: %s", state.attempt_number, exc)
-
-
-def call_with_retry(fn: Callable[..., T], *args: Any, attempts: int = 4, **kwargs: Any) -> T:
-    """Call ``fn``; retry up to ``attempts`` times in all on transient errors, then re-raise."""
-    retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(max(1, attempts)), wait=_wait,
-                                 retry=tenacity.retry_if_exception(is_transient),
-                                 before_sleep=_log, reraise=True)
-    return retrying(fn, *args, **kwargs)
+    retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(max(1, policy.attempts)), wait=policy.wait,
+                                 retry=tenacity.retry_if_exception(transient), before_sleep=log, reraise=True)
+    return retrying(fn)

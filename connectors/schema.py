@@ -9,7 +9,7 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
-from .errors import FingerprintMismatchError
+from ..errors import FingerprintMismatchError, InputError
 from .ids import PointId
 
 GLOBAL = "global"
@@ -57,14 +57,14 @@ class CollectionSpec:
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
-            raise ValueError(f"collection name {self.name!r} must match {_NAME_RE.pattern}")
+            raise InputError(f"collection name {self.name!r} must match {_NAME_RE.pattern}")
         for key in ("global_dim", "region_dim", "hnsw_m", "hnsw_ef_construct"):
             if int(getattr(self, key)) <= 0:
-                raise ValueError(f"{key} must be positive, got {getattr(self, key)}")
+                raise InputError(f"{key} must be positive, got {getattr(self, key)}")
         if self.regions_datatype not in REGION_DATATYPES:
-            raise ValueError(f"regions_datatype must be one of {REGION_DATATYPES}, got {self.regions_datatype!r}")
+            raise InputError(f"regions_datatype must be one of {REGION_DATATYPES}, got {self.regions_datatype!r}")
         if self.quantize_regions and self.regions_datatype == "turbo8":
-            raise ValueError("turbo8 regions are quantized already: drop quantize_regions")
+            raise InputError("turbo8 regions are quantized already: drop quantize_regions")
 
     def schema_dict(self) -> dict[str, Any]:
         """Return the schema part that must match on reopen (not the tuning knobs)."""
@@ -102,6 +102,7 @@ class Candidate:
         payload: Stored payload.
         global_vector: Stored ``global`` vector (D,), when requested.
         regions: Stored ``regions`` multivector (R, d), when requested.
+        detail: What the rerank returned for this candidate besides its score, if anything.
     """
 
     id: PointId
@@ -110,6 +111,7 @@ class Candidate:
     payload: dict[str, Any]
     global_vector: np.ndarray | None = None
     regions: np.ndarray | None = None
+    detail: Any = None
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,6 @@ class QueryPlan:
     prefetch_limit: int
     filter: Any = None  # a qdrant_client ``models.Filter`` or None
     with_regions: bool = False
-    hnsw_ef: int | None = None
-    rescore: bool = True
 
 
 def make_payload(uri: str | None = None, sha256: str | None = None, width: int | None = None,
@@ -134,7 +134,7 @@ def make_payload(uri: str | None = None, sha256: str | None = None, width: int |
     User metadata sits at the top level so simple filters read ``{"category": "dog"}``.
 
     Raises:
-        ValueError: a metadata key collides with a reserved key or is not a string.
+        InputError: a metadata key collides with a reserved key or is not a string.
     """
     payload: dict[str, Any] = {}
     for key, value in (("uri", uri), ("sha256", sha256), ("width", width), ("height", height),
@@ -143,9 +143,9 @@ def make_payload(uri: str | None = None, sha256: str | None = None, width: int |
             payload[key] = value
     for key, value in (metadata or {}).items():
         if not isinstance(key, str):
-            raise ValueError(f"metadata keys must be strings, got {key!r}")
+            raise InputError(f"metadata keys must be strings, got {key!r}")
         if key in RESERVED_PAYLOAD_KEYS:
-            raise ValueError(f"metadata key {key!r} is reserved; reserved: {sorted(RESERVED_PAYLOAD_KEYS)}")
+            raise InputError(f"metadata key {key!r} is reserved; reserved: {sorted(RESERVED_PAYLOAD_KEYS)}")
         payload[key] = value
     return payload
 

@@ -5,9 +5,9 @@ import logging
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError, ModelNotFoundError
 from .config import BackboneCfg
 from .hub import offline_unless_reachable, weights_cached
 from .tokenizer import create_tokenizer
@@ -22,7 +22,7 @@ def _build_clip(cfg: BackboneCfg, load_pretrained: bool) -> nn.Module:
 
     if cfg.open_clip_model is None:
         if cfg.pretrained:
-            raise ValueError("a custom backbone (no open_clip_model) takes no pretrained tag")
+            raise InputError("a custom backbone (no open_clip_model) takes no pretrained tag")
         return open_clip.CLIP(embed_dim=cfg.embed_dim, vision_cfg=cfg.vision_cfg,
                               text_cfg=cfg.text_cfg)
     name, pretrained = cfg.open_clip_model, cfg.pretrained if load_pretrained else None
@@ -35,13 +35,13 @@ def _build_clip(cfg: BackboneCfg, load_pretrained: bool) -> nn.Module:
     fix = "pass a local checkpoint file as pretrained"
     with offline_unless_reachable() as online:
         if not online and not hub_name and not weights_cached(name, pretrained):
-            raise RuntimeError(f"could not load {what}: the hub cannot be reached (offline?) and they are "
+            raise ModelNotFoundError(f"could not load {what}: the hub cannot be reached (offline?) and they are "
                                f"not in the local cache; {fix}")
         try:
             return open_clip.create_model(name) if hub_name else open_clip.create_model(name, pretrained=pretrained)
         except (RuntimeError, OSError) as e:
             where = "" if online else " (offline)"
-            raise RuntimeError(f"could not load {what}{where}: {' '.join(str(e).split())}; {fix}") from e
+            raise ModelNotFoundError(f"could not load {what}{where}: {' '.join(str(e).split())}; {fix}") from e
 
 
 class Backbone(nn.Module):
@@ -107,9 +107,6 @@ class Backbone(nn.Module):
     @property
     def logit_scale(self) -> torch.Tensor:
         return self.clip.logit_scale
-
-    def global_similarity(self, img: torch.Tensor, txt: torch.Tensor) -> torch.Tensor:
-        return F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).T
 
 
 def _first(v) -> int:

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict, dataclass, field, fields
+import types
+import typing
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+
+from ..errors import InputError, ModelNotFoundError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 _REGISTRY: dict[str, Path] = {}
@@ -53,17 +57,44 @@ class ModelCfg:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelCfg":
+        """The config of a JSON dict; unknown keys and values of the wrong type are an InputError."""
         d = copy.deepcopy(d)
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(name=d["name"], backbone=BackboneCfg(**d.get("backbone", {})),
-                   local=LocalCfg(**d.get("local", {})), fusion=FusionCfg(**d.get("fusion", {})),
-                   description=d.get("description", ""), world=d.get("world"))
+        for key, section in (("backbone", BackboneCfg), ("local", LocalCfg), ("fusion", FusionCfg)):
+            if key in d:
+                d[key] = section(**checked(section, d[key], f"{key} config key"))
+        return cls(**checked(cls, d, "model config key"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def checked(cls: type, values: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """``values`` for the fields of dataclass ``cls``, type-checked against its annotations (an int
+    is taken where a float is expected). ``what`` names one key in messages, e.g. "training option".
+
+    Raises:
+        InputError: an unknown key, or a value of another type than its field's.
+    """
+    hints = typing.get_type_hints(cls)
+    unknown = set(values) - set(hints)
+    if unknown:
+        raise InputError(f"unknown {what}s {sorted(unknown)}; known: {sorted(hints)}")
+    return {key: _typed(value, hints[key], f"{what} {key}") for key, value in values.items()}
+
+
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    for option in typing.get_args(hint) if union else (hint,):
+        base = typing.get_origin(option) or option
+        if option is Any or (value is None and option is type(None)):
+            return value
+        if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(base, type) and isinstance(value, base) and not (base is int and isinstance(value, bool)):
+            return value
+    kinds = " or ".join("None" if a is type(None) else getattr(a, "__name__", str(a))
+                        for a in (typing.get_args(hint) if union else (hint,)))
+    raise InputError(f"{where}={value!r} must be {kinds}")
 
 
 def _scan() -> None:
@@ -91,8 +122,8 @@ def add_model_config(path: str | Path) -> str:
 
 
 def get_model_config(name: str) -> ModelCfg:
-    """The parsed config of a registered model; unknown names raise a ValueError listing all."""
+    """The parsed config of a registered model; unknown names raise a ModelNotFoundError listing all."""
     _scan()
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+        raise ModelNotFoundError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     return ModelCfg.from_dict(json.loads(_REGISTRY[name].read_text()))

@@ -1,26 +1,17 @@
-"""Build, save and load VITR models."""
+"""Build VITR models by name, or load them by name or directory (:func:`load_model`)."""
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file, save_file
-
+from ..errors import ModelNotFoundError
 from .config import ModelCfg, get_model_config, list_models
-from .model import VitrModel
+from .model import VitrModel, pick_device
+from .model_dir import WEIGHTS_FILE, load_model_dir
 
 log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "vitr-scenes-s"
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
-
-
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def create_model(name: str, pretrained: str | None = None, device: str | None = None,
@@ -42,35 +33,7 @@ def create_model(name: str, pretrained: str | None = None, device: str | None = 
     if pretrained is not None:
         d["backbone"]["pretrained"] = pretrained
     model = VitrModel(ModelCfg.from_dict(d), load_pretrained=load_pretrained)
-    return model.to(_device(device)).eval()
-
-
-def save_model(model: VitrModel, directory: str | Path) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` to ``directory``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    meta = {**model.cfg.to_dict(), "head_trained": model.head_trained}
-    (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS_FILE), metadata={"name": model.cfg.name})
-    return directory
-
-
-def load_model_dir(directory: str | Path, device: str | None = None) -> VitrModel:
-    directory = Path(directory)
-    cfg_path, w_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    if not cfg_path.is_file() or not w_path.is_file():
-        raise FileNotFoundError(f"{directory} is not a model directory: it needs {CONFIG_FILE} "
-                                f"and {WEIGHTS_FILE}")
-    meta = json.loads(cfg_path.read_text())
-    head_trained = bool(meta.pop("head_trained", False))
-    model = VitrModel(ModelCfg.from_dict(meta), load_pretrained=False)
-    missing, unexpected = model.load_state_dict(load_file(str(w_path)), strict=False)
-    if missing or unexpected:
-        raise ValueError(f"weights in {w_path} do not fit the config: missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}")
-    model.head_trained = head_trained
-    return model.to(_device(device)).eval()
+    return model.to(pick_device(device)).eval()
 
 
 def load_model(name_or_dir: str | Path | None = None, device: str | None = None) -> VitrModel:
@@ -82,12 +45,16 @@ def load_model(name_or_dir: str | Path | None = None, device: str | None = None)
             with bundled weights loads them; other names (e.g. ``vitr-ViT-B-32``) build the
             pretrained open_clip backbone with an untrained head, which scores in global mode.
         device: "cpu", "cuda", ...; default CUDA when available.
+
+    Raises:
+        ModelNotFoundError: no such directory or name (the message lists the names).
+        ModelFormatError: a model directory written in a newer format, or weights that do not fit.
     """
     if name_or_dir is None:
         name_or_dir = DEFAULT_MODEL
         if not (WEIGHTS_DIR / DEFAULT_MODEL / WEIGHTS_FILE).is_file():
-            raise FileNotFoundError(f"the bundled default model {DEFAULT_MODEL} is not installed "
-                                    f"(expected under {WEIGHTS_DIR}); train one with `vitr train`")
+            raise ModelNotFoundError(f"the bundled default model {DEFAULT_MODEL} is not installed "
+                                     f"(expected under {WEIGHTS_DIR}); train one with `vitr train`")
     path = Path(name_or_dir)
     if path.is_dir():
         return load_model_dir(path, device)
@@ -95,8 +62,8 @@ def load_model(name_or_dir: str | Path | None = None, device: str | None = None)
     if (WEIGHTS_DIR / name / WEIGHTS_FILE).is_file():
         return load_model_dir(WEIGHTS_DIR / name, device)
     if name not in list_models():
-        raise ValueError(f"{name!r} is neither a model directory nor a registered model; "
-                         f"available: {', '.join(list_models())}")
+        raise ModelNotFoundError(f"{name!r} is neither a model directory nor a registered model; "
+                                 f"available: {', '.join(list_models())}")
     model = create_model(name, device=device)   # first: a backbone that cannot load is the one message
     log.warning("model %s has no trained VITR head here: it scores in global mode until you "
                 "train one (vitr train stage=head ...)", name)

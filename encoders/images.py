@@ -10,12 +10,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from ..errors import ImageLoadError, InputError
+
 ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
 MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb threshold
-
-
-class ImageLoadError(ValueError):
-    """An input that is not a usable image; the message says why."""
 
 
 def load_image(item: Any) -> Image.Image:
@@ -64,16 +62,25 @@ def _open(src: Any, what: str) -> Image.Image:
         raise ImageLoadError(f"not a readable image ({what}): {e}") from e
 
 
+def cover_crop(width: int, height: int, size: int) -> tuple[int, int, int, int]:
+    """The one resize-and-crop geometry (as CLIP's): the shorter side resized to ``size``, the other
+    in proportion, then the centre ``size`` square. Returns (resized width, height, left, top)."""
+    scale = size / min(width, height)
+    nw, nh = max(size, round(width * scale)), max(size, round(height * scale))
+    return nw, nh, (nw - size) // 2, (nh - size) // 2
+
+
+def resize_and_crop(img: Image.Image, size: int) -> Image.Image:
+    """The ``size`` x ``size`` square a model sees of ``img`` (bicubic, :func:`cover_crop`)."""
+    if img.size == (size, size):
+        return img
+    nw, nh, left, top = cover_crop(img.width, img.height, size)
+    return img.resize((nw, nh), Image.BICUBIC).crop((left, top, left + size, top + size))
+
+
 def preprocess(img: Image.Image, size: int, mean: tuple, std: tuple) -> torch.Tensor:
-    """Resize the shorter side to ``size`` (bicubic), centre-crop, normalise: CHW float tensor."""
-    w, h = img.size
-    scale = size / min(w, h)
-    if (w, h) != (size, size):
-        img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))),
-                         Image.BICUBIC)
-        left, top = (img.width - size) // 2, (img.height - size) // 2
-        img = img.crop((left, top, left + size, top + size))
-    arr = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    """:func:`resize_and_crop`, then normalise: a CHW float tensor."""
+    arr = torch.from_numpy(np.asarray(resize_and_crop(img, size), dtype=np.float32) / 255.0).permute(2, 0, 1)
     return (arr - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
 
 
@@ -83,7 +90,7 @@ def preprocess_tensors(images: Sequence[torch.Tensor], size: int, mean: tuple, s
     the GPU): antialiased bicubic resize of the shorter side, rounded to uint8 steps like PIL,
     centre crop, normalise. Images of one shape are resized together. Returns (n, 3, size, size)."""
     if not images:
-        raise ValueError("preprocess_tensors needs at least one image")
+        raise InputError("preprocess_tensors needs at least one image")
     device = images[0].device
     out = torch.empty(len(images), 3, size, size, device=device)
     by_shape: dict[tuple[int, ...], list[int]] = {}
@@ -102,10 +109,8 @@ def _resize_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     if (w, h) == (size, size):
         return x
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    nw, nh, left, top = cover_crop(w, h, size)
     x = F.interpolate(x, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False)
-    left, top = (nw - size) // 2, (nh - size) // 2
     return x[..., top:top + size, left:left + size].round().clamp(0, 255)
 
 

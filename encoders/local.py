@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
 from .config import LocalCfg
 
 
@@ -82,7 +83,7 @@ class ImageLocalEncoder(nn.Module):
         elif cfg.reasoning == "none":
             blocks = []
         else:
-            raise ValueError(f"unknown reasoning {cfg.reasoning!r}; use graph, attention or none")
+            raise InputError(f"unknown reasoning {cfg.reasoning!r}; use graph, attention or none")
         self.blocks = nn.ModuleList(blocks)
         self.out = nn.Linear(cfg.dim, cfg.dim)
 
@@ -97,7 +98,7 @@ class ImageLocalEncoder(nn.Module):
         x = self.proj(patches) + self.pos(self.boxes.to(patches.dtype))
         if self.stem is not None:
             if pixels is None:
-                raise ValueError("this model's region encoder has a conv stem: pass the pixels")
+                raise InputError("this model's region encoder has a conv stem: pass the pixels")
             x = x + self.stem(pixels.to(x.dtype), self.cfg.pool or self.grid)
         for block in self.blocks:
             x = block(x)

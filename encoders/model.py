@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -13,14 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
 from .backbone import Backbone
 from .config import ModelCfg
 from .fusion import FusionHead
 from .images import ImageInput, load_image, preprocess
 from .local import ImageLocalEncoder, TextLocalEncoder, late_scores
-
-log = logging.getLogger(__name__)
-MODES = ("vitr", "late", "global")
+from .modes import resolve_mode
 
 
 @dataclass
@@ -39,6 +37,13 @@ class TextEmbeddings:
     token_vectors: list[np.ndarray]
 
 
+def pick_device(device: str | torch.device | None) -> torch.device:
+    """``device``, or by default CUDA when available, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def autocast(device: torch.device):
     """bf16 autocast on CUDA; a no-op context on CPU."""
     if device.type == "cuda":
@@ -51,10 +56,10 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
         texts = [texts]
     texts = list(texts)
     if not texts:
-        raise ValueError("texts is empty: pass at least one non-empty string")
+        raise InputError("texts is empty: pass at least one non-empty string")
     for t in texts:
         if not isinstance(t, str) or not t.strip():
-            raise ValueError(f"every text must be a non-empty string (got {t!r})")
+            raise InputError(f"every text must be a non-empty string (got {t!r})")
     return texts
 
 
@@ -177,20 +182,17 @@ class VitrModel(nn.Module):
             toks += [w[j, : int(m[j].sum())].numpy() for j in range(len(w))]
         return TextEmbeddings(torch.cat(gs).numpy(), toks)
 
-    def _mode(self, mode: str) -> str:
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
-        if mode != "global" and not self.head_trained:
-            log.warning("model %s has no trained VITR head: scoring in global mode",
-                        self.cfg.name)
-            return "global"
-        return mode
+    def resolve_mode(self, mode: str | None) -> str:
+        """The mode this model scores in when asked for ``mode`` (see :func:`.modes.resolve_mode`):
+        an explicit one is honoured or refused, None is ``vitr`` (``global`` without a trained head)."""
+        return resolve_mode(mode, self.head_trained, self.cfg.name)
 
     @torch.inference_mode()
     def score_embeddings(self, images: ImageEmbeddings, texts: TextEmbeddings,
-                         mode: str = "vitr", chunk: int = 4096) -> np.ndarray:
-        """Scores [n_images, n_texts] from stored embeddings (what a store holds)."""
-        mode = self._mode(mode)
+                         mode: str | None = None, chunk: int = 4096) -> np.ndarray:
+        """Scores [n_images, n_texts] from stored embeddings (what a store holds), in ``mode``
+        (one of :data:`~.modes.MODES`; None: the model's best)."""
+        mode = self.resolve_mode(mode)
         dev = self.device
         img_g = torch.from_numpy(images.global_vectors).to(dev)
         regions = torch.from_numpy(images.region_vectors).to(dev)
@@ -207,9 +209,18 @@ class VitrModel(nn.Module):
             out[i:i + rows] = s.float().cpu()
         return out.numpy()
 
-    def score(self, images: Sequence[ImageInput], texts: Sequence[str], mode: str = "vitr"
+    def score(self, images: Sequence[ImageInput], texts: Sequence[str], mode: str | None = None
               ) -> np.ndarray:
-        """Relevance scores ``[len(images), len(texts)]``; higher is more relevant."""
+        """Relevance scores ``[len(images), len(texts)]``; higher is more relevant.
+
+        Args:
+            mode: ``"vitr"`` (fusion), ``"late"`` (MaxSim of the embeddings) or ``"global"`` (the
+                CLIP baseline); None: ``vitr``, or ``global`` for a model without a trained head.
+
+        Raises:
+            InputError: an unknown mode, or empty texts.
+            HeadNotTrainedError: ``mode="vitr"`` on a model without a trained head.
+        """
         texts = _check_texts(texts)
         return self.score_embeddings(self.encode_images(images), self.encode_texts(texts), mode)
 
@@ -230,7 +241,7 @@ class VitrModel(nn.Module):
 
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` to ``directory`` (see ``load_model``)."""
-        from .factory import save_model  # the factory builds models: import it late
+        from .model_dir import save_model  # it builds models when loading: import it late
 
         return save_model(self, directory)
 

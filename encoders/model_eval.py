@@ -21,7 +21,8 @@ import numpy as np
 from .data.worlds import WORLD_NAMES, get_world
 from .evaluation import EVAL_SEED, build_eval_set, evaluate
 from .factory import load_model
-from .model import MODES, ImageEmbeddings, TextEmbeddings, VitrModel
+from .model import ImageEmbeddings, TextEmbeddings, VitrModel
+from .modes import MODES
 
 log = logging.getLogger(__name__)
 RETRIEVAL_KEYS = ("t2i_r1", "t2i_r5", "t2i_r10", "i2t_r1", "i2t_r5", "i2t_r10", "rsum")

@@ -20,20 +20,22 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file
 from tqdm import tqdm
 
+from .config import checked
 from .data.record_pool import RecordSampler, build_record_pool
 from .data.scene_pool import CaptionSampler, build_pool, render_default
 from .data.worlds import WORLD_NAMES
-from .factory import WEIGHTS_FILE, create_model, load_model_dir
+from .factory import create_model
 from .model import VitrModel
+from .model_dir import load_model_dir, load_weights
+from .modes import MODES
 from .tasks import ClipTask, HeadTask, Task
 
 log = logging.getLogger(__name__)
@@ -92,11 +94,7 @@ def load_train_cfg(path: str | None, overrides: list[str]) -> TrainCfg:
             d[key] = json.loads(value)
         except json.JSONDecodeError:
             d[key] = value
-    known = {f.name for f in fields(TrainCfg)}
-    if set(d) - known:
-        raise ValueError(f"unknown training options {sorted(set(d) - known)}; known: "
-                         f"{sorted(known)}")
-    return TrainCfg(**d)
+    return TrainCfg(**checked(TrainCfg, d, "training option"))
 
 
 def get_lr(step: int, total: int, cfg: TrainCfg) -> float:
@@ -188,7 +186,7 @@ def _build(cfg: TrainCfg, device: torch.device) -> VitrModel:
     if cfg.stage == "clip":
         return load_model_dir(cfg.init, device=str(device)).train()
     model = create_model(cfg.model, device=str(device), load_pretrained=False)
-    state = load_file(str(Path(cfg.init) / WEIGHTS_FILE))
+    state = load_weights(cfg.init)
     model.backbone.load_state_dict({k.removeprefix("backbone."): v for k, v in state.items()
                                     if k.startswith("backbone.")})
     return model.train()
@@ -220,7 +218,7 @@ def _eval(model: VitrModel, cfg: TrainCfg) -> dict:
     from .model_eval import CachedScorer
 
     model.eval()
-    modes = ("global",) if cfg.stage == "clip" else ("vitr", "late", "global")
+    modes = ("global",) if cfg.stage == "clip" else MODES
     out = {}
     for split in ("test-iid", "test-comp"):
         key = (cfg.data, split, cfg.eval_images, cfg.eval_pairs, cfg.eval_art)

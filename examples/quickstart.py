@@ -25,7 +25,7 @@ HOLDS = {True: "yes", False: "NO", None: "n/a"}
 def load(model: str | None) -> VitrModel:
     try:
         return vq.load_model(model)   # None: the bundled vitr-scenes-s
-    except FileNotFoundError as exc:
+    except vq.ModelNotFoundError as exc:
         print(f"NOTE: {exc}\n      Falling back to vitr-scenes-s with RANDOM weights: the search runs, "
               "its hits mean nothing. Pass --model MODEL_DIR for a trained model.\n")
         return vq.create_model("vitr-scenes-s")

@@ -1,4 +1,5 @@
-"""Helper of the RAG examples: a collection of your own images, or of captioned Relation Scenes.
+"""Helper of the RAG examples: a collection of your own images, or of captioned rendered scenes
+of the model's world (Object Scenes for the bundled default).
 
 Needs: vitr-qdrant installed. Offline with the bundled model (or --model MODEL_DIR).
 Not an example by itself: `langchain_retriever.py` and `llamaindex_retriever.py` import it.
@@ -10,26 +11,29 @@ import tempfile
 from pathlib import Path
 
 import vitr_qdrant as vq
-from vitr_qdrant.datasets.relation_scenes import caption, related_pairs
-from vitr_qdrant.demo import DEMO_SEED, render_gallery, scene_of
+from vitr_qdrant.demo import SPLIT, gallery_jobs, render_gallery, scene_of
+from vitr_qdrant.encoders.data.worlds import get_world
 
 
-def describe(seed: int) -> str:
+def describe(world, seed: int) -> str:
     """Up to three relations that hold in a scene, as text an LLM can read."""
-    scene = scene_of(seed)
-    facts = [caption(a, rel, b) for a, rel, b in related_pairs(scene)[:3]]
+    scene = scene_of(world.name, seed, SPLIT)
+    facts = [world.caption(a, rel, b) for a, rel, b in world.related_pairs(scene)[:3]]
     return "; ".join(facts) or ", ".join(o.phrase() for o in scene.objects)
 
 
 def open_gallery(model: str | None, images: str | None, n: int, store: str | None) -> vq.VitrCollection:
     """Your folder ``images``, else ``n`` rendered scenes with a ``caption`` in their payload."""
     store = Path(store or tempfile.mkdtemp(prefix="vitr-rag-"))
-    col = vq.VitrCollection("rag", path=store / "store", model=vq.load_model(model))
+    model = vq.load_model(model)
+    col = vq.VitrCollection("rag", path=store / "store", model=model)
     if images:
         print(col.add_images(images))
     else:   # the payload's caption becomes the document text of each hit
-        paths = render_gallery(store / "images", n)
-        print(col.add_images(paths, metadata=[{"caption": describe(DEMO_SEED + k)} for k in range(n)]))
+        world = get_world(model.cfg.world or "relation-scenes")
+        jobs = gallery_jobs(world, n, [])
+        paths = render_gallery(store / "images", world, jobs)
+        print(col.add_images(paths, metadata=[{"caption": describe(world, seed)} for seed, _ in jobs]))
     return col
 
 
@@ -37,9 +41,9 @@ def gallery_parser(description: str, query: str) -> argparse.ArgumentParser:
     """The RAG examples' options: the query, the images (or scenes), the model, k."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("query", nargs="?", default=query)
-    ap.add_argument("--images", help="your image folder (default: render Relation Scenes)")
+    ap.add_argument("--images", help="your image folder (default: render scenes of the model's world)")
     ap.add_argument("--n", type=int, default=200, help="scenes to render")
-    ap.add_argument("--model", help="model name or directory (default: the bundled vitr-scenes-s)")
+    ap.add_argument("--model", help="model name or directory (default: the bundled default model)")
     ap.add_argument("--store", help="working directory (default: a new temporary one)")
     ap.add_argument("-k", type=int, default=4)
     return ap

@@ -112,7 +112,9 @@ def test_shards_partition_the_inputs(tmp_path, model_dir, photos, capsys):
     added = []
     for i in range(3):
         main(["index", str(photos), "--shard", f"{i}/3", "--no-progress", *args])
-        added.append(int(capsys.readouterr().out.split("added ")[1].split(",")[0]))
+        captured = capsys.readouterr()
+        assert "added " in captured.out, (captured.out, captured.err)
+        added.append(int(captured.out.split("added ")[1].split(",")[0]))
     assert added == [len(p) - any(k.endswith("broken.png") for k in p) for p in parts]
     main(["info", "-c", "pics", "--path", str(tmp_path / "store")])
     assert json.loads(capsys.readouterr().out)["images"] == 6
@@ -132,7 +134,9 @@ def test_demo_small(tmp_path, model_dir, capsys):
     # rerun with other weights into the same folder: the demo's store is rebuilt, not refused
     import vitr_qdrant.encoders as E
 
-    other = str(E.create_model("vitr-tiny-test", device="cpu").save(tmp_path / "other-model"))
+    other_model = E.create_model("vitr-tiny-test", device="cpu")
+    other_model.head_trained = True
+    other = str(other_model.save(tmp_path / "other-model"))
     assert main(["demo", "--n", "40", "--queries", "1", "--top", "2", "--size", "64", "--workers", "1",
                  "--model", other, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -141,13 +145,17 @@ def test_demo_small(tmp_path, model_dir, capsys):
 
 def test_demo_without_model_explains(monkeypatch, capsys):
     import vitr_qdrant.encoders as E
+    from vitr_qdrant import ModelNotFoundError
 
     def missing(*a, **k):
-        raise FileNotFoundError("the bundled default model vitr-scenes-s is not installed")
+        raise ModelNotFoundError("the bundled default model vitr-scenes-s is not installed")
 
     monkeypatch.setattr(E, "load_model", missing)
     assert main(["demo", "--n", "1"]) == 2
     assert "--model" in capsys.readouterr().err
+    monkeypatch.setattr(E, "load_model", lambda *a, **k: E.create_model("vitr-tiny-test", device="cpu"))
+    assert main(["demo", "--n", "1"]) == 2                      # a head-less model: nothing to compare
+    assert "no trained VITR head" in capsys.readouterr().err
 
 
 def test_tools_delegate(tmp_path, model_dir, photos, monkeypatch, capsys):
@@ -163,3 +171,15 @@ def test_tools_delegate(tmp_path, model_dir, photos, monkeypatch, capsys):
     assert "t2i_r1" in json.loads(capsys.readouterr().out)["metrics"]
     with pytest.raises(SystemExit):
         main(["bench", "no-such-benchmark"])
+
+
+def test_index_options_default_to_the_settings(tmp_path, model_dir, photos, monkeypatch):
+    import vitr_qdrant.collection as C
+    from vitr_qdrant import Settings
+
+    seen, real = [], C.VitrCollection.add_images
+    monkeypatch.setattr(C.VitrCollection, "add_images", lambda self, *a, **k: seen.append(self.settings) or real(self, *a, **k))
+    args = [str(photos), "--no-progress", *store_args(tmp_path, model_dir)]
+    assert main(["index", *args]) == 1 and seen == [Settings()]   # broken.png fails
+    assert main(["index", *args, "--batch-size", "2", "--url-retries", "5", "--jpeg-decoder", "pil"]) == 1
+    assert seen[1] == Settings(batch_size=2, url_retries=5, jpeg_decoder="pil")

@@ -11,6 +11,7 @@ from qdrant_client import models
 
 import vitr_qdrant as vq
 from vitr_qdrant.connectors import FingerprintMismatchError, StoreLockedError
+from vitr_qdrant.encoders.modes import MODES
 
 FAST = {"url_retries": 2, "url_backoff": 0.0, "url_timeout": 1.0}
 QUERY = "red circle left of blue square"
@@ -108,7 +109,7 @@ def test_compact_storage_ranks_like_the_default_and_is_kept_on_reopen(tmp_path, 
 
 def test_interrupted_ingest_resumes(tmp_path, tiny_model, scene_images, monkeypatch):
     c = vq.VitrCollection("resume", path=tmp_path, model=tiny_model)
-    real, batches = c._backend.upsert, []
+    real, batches = c._store.upsert, []
 
     def power_cut_on_second_batch(points):
         batches.append(len(points))
@@ -116,7 +117,7 @@ def test_interrupted_ingest_resumes(tmp_path, tiny_model, scene_images, monkeypa
             raise ConnectionError("power cut")
         real(points)
 
-    monkeypatch.setattr(c._backend, "upsert", power_cut_on_second_batch)
+    monkeypatch.setattr(c._store, "upsert", power_cut_on_second_batch)
     with pytest.raises(ConnectionError):
         c.add_images(scene_images, batch_size=3, progress=False)
     c.close()
@@ -141,7 +142,7 @@ def test_search_hits_and_grounding(tmp_path, tiny_model, scene_images):
 
 
 def test_modes_filters_and_limits(col):
-    for mode in ("vitr", "late", "global"):
+    for mode in MODES:
         hits = col.search(QUERY, limit=4, mode=mode)
         assert len(hits) == 4 and [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
         assert (hits[0].grounding == []) == (mode == "global")
@@ -156,6 +157,34 @@ def test_modes_filters_and_limits(col):
         col.search(QUERY, limit=0)
     with pytest.raises(ValueError, match="mode"):
         col.search(QUERY, mode="fast")
+
+
+def test_a_head_less_model_searches_late_as_maxsim(tmp_path, scene_images):
+    model = vq.create_model("vitr-tiny-test", device="cpu")
+    with vq.VitrCollection("headless", path=tmp_path, model=model) as c:
+        ids = c.add_images(scene_images, progress=False).ids
+        emb, query = model.encode_images(scene_images), model.encode_texts([QUERY]).token_vectors[0]
+        by_hand = {i: float((query @ r.T).max(axis=1).sum()) for i, r in zip(ids, emb.region_vectors)}
+        hits = c.search(QUERY, limit=8, mode="late")
+        assert [h.id for h in hits] == sorted(by_hand, key=by_hand.get, reverse=True)
+        np.testing.assert_allclose([h.score for h in hits], [by_hand[h.id] for h in hits], atol=1e-3)
+        assert [h.id for h in c.search(QUERY, limit=3)] == [h.id for h in c.search(QUERY, limit=3, mode="global")]
+        with pytest.raises(vq.HeadNotTrainedError):
+            c.search(QUERY, mode="vitr")
+
+
+def test_every_search_is_one_call_of_the_staged_query(col, scene_images, monkeypatch):
+    """What the connector conformance suite runs on every backend is what the collection runs."""
+    import vitr_qdrant.search as S
+
+    calls, real = [], S.staged_search
+    monkeypatch.setattr(S, "staged_search", lambda *a, **k: calls.append(k.get("rerank") is not None) or real(*a, **k))
+    col.add_texts([QUERY])
+    for mode in MODES:
+        col.search(QUERY, limit=2, mode=mode)
+        col.search_texts(scene_images[0], limit=1, mode=mode)
+    col.search_by_image(scene_images[0], limit=2)
+    assert calls == [True, True, False, False, False, False, False]   # the rerank in vitr mode only
 
 
 def test_pipeline_stage_sizes(col, monkeypatch):
@@ -255,3 +284,21 @@ def test_re_adding_without_metadata_keeps_what_was_stored(col, scene_images):
     assert (changed.added, changed.skipped) == (1, 0)
     assert col.get(changed.ids)[0].payload["i"] == 99
     assert len(col) == 6
+
+
+def test_every_error_is_a_vitr_error(tmp_path, tiny_model):
+    """One family: bad input (also a ValueError), model and store errors, all under vq.VitrError."""
+    assert issubclass(vq.InputError, ValueError) and issubclass(vq.ImageLoadError, vq.InputError)
+    assert issubclass(vq.FetchError, vq.InputError) and issubclass(vq.StoreLockedError, vq.StoreError)
+    assert issubclass(vq.HeadNotTrainedError, vq.ModelError) and issubclass(vq.ModelFormatError, vq.ModelError)
+    failures = [lambda: vq.VitrCollection("bad name", location=":memory:", model=tiny_model),
+                lambda: vq.load_model(tmp_path),
+                lambda: vq.load_model("no-such-model"),
+                lambda: tiny_model.encode_texts([""])]
+    with vq.VitrCollection("lock", path=tmp_path, model=tiny_model) as col:
+        failures += [lambda: col.search(QUERY, filter={"kind": None}),
+                     lambda: col.search(QUERY, limit=0),
+                     lambda: vq.VitrCollection("lock", path=tmp_path, model=tiny_model)]
+        for fail in failures:
+            with pytest.raises(vq.VitrError):
+                fail()

@@ -1,4 +1,6 @@
-"""One suite, every backend: the same calls on small random data, checked against numpy."""
+"""One suite, every backend: the same calls on small random data, checked against numpy.
+
+Every search goes through ``search``, the one staged query that VitrCollection's searches call."""
 from __future__ import annotations
 
 import os
@@ -11,8 +13,7 @@ import pytest
 from qdrant_client import models
 
 from vitr_qdrant.connectors import (CollectionNotFoundError, CollectionSpec, FingerprintMismatchError,
-                                    StageCfg, StoredPoint, StoreLockedError, create_backend, fetch_candidates,
-                                    global_search, image_search, make_payload, staged_search)
+                                    StageCfg, StoredPoint, StoreLockedError, create_backend, make_payload, search)
 
 N, D, R, d, M_TOKENS = 48, 16, 6, 8, 3
 FP = {"name": "tiny-test", "dims": {"global": D, "region": d}, "weights_hash": "abc123"}
@@ -108,7 +109,7 @@ def test_upsert_count_retrieve_roundtrip(store, data):
 @pytest.mark.parametrize("n_prefetch", [N, 20])
 def test_staged_ranking_equals_brute_force(store, data, n_prefetch):
     for qg, qt in data[3]:
-        cands = fetch_candidates(store, qg, qt, stages=StageCfg(prefetch_limit=n_prefetch, late_limit=10))
+        cands = search(store, qg, qt, limit=10, stages=StageCfg(prefetch_limit=n_prefetch), with_vectors=True)
         want_ids, want_scores = _brute(data, qg, qt, n_prefetch)
         assert [c.id for c in cands] == want_ids[:10]
         np.testing.assert_allclose([c.stage_scores["late"] for c in cands], want_scores[:10], atol=1e-4)
@@ -121,8 +122,9 @@ def test_staged_ranking_equals_brute_force(store, data, n_prefetch):
 
 def test_global_search_equals_brute_force(store, data):
     qg = data[3][0][0]
-    hits = global_search(store, qg, limit=7)
+    hits = search(store, qg, limit=7)
     assert [h.id for h in hits] == np.argsort(-(data[0] @ qg))[:7].tolist()
+    assert all(set(h.stage_scores) == {"global"} and h.regions is None for h in hits)
     np.testing.assert_allclose([h.score for h in hits], np.sort(data[0] @ qg)[::-1][:7], atol=1e-5)
 
 
@@ -137,7 +139,7 @@ def test_global_search_equals_brute_force(store, data):
 def test_filters_match_brute_force(store, data, flt, keep):
     qg, qt = data[3][1]
     mask = np.array([keep(m) for m in data[2]])
-    hits = staged_search(store, qg, qt, limit=5, filter=flt, stages=StageCfg(prefetch_limit=N))
+    hits = search(store, qg, qt, limit=5, filter=flt, stages=StageCfg(prefetch_limit=N))
     assert [h.id for h in hits] == _brute(data, qg, qt, N, mask)[0][:5]
     assert store.count(filter=models.Filter(must=[models.FieldCondition(
         key="color", match=models.MatchValue(value="red"))])) == sum(m["color"] == "red" for m in data[2])
@@ -145,33 +147,35 @@ def test_filters_match_brute_force(store, data, flt, keep):
 
 def test_simple_filters_get_payload_indexes(store, data):
     qg, qt = data[3][0]
-    staged_search(store, qg, qt, limit=3, filter={"color": ["red"], "size": {"gte": 1}, "tags": "a"})
+    search(store, qg, qt, limit=3, filter={"color": ["red"], "size": {"gte": 1}, "tags": "a"})
     assert {"color": "keyword", "size": "integer", "tags": "keyword"}.items() <= store.payload_indexes().items()
     store.create_payload_index("width", "float")
     assert store.payload_indexes()["width"] == "float"
     with pytest.raises(ValueError):
         store.create_payload_index("height", "colour")
-    assert len(staged_search(store, qg, qt, limit=N, filter={"color": "red"})) == 16  # still exact
+    assert len(search(store, qg, qt, limit=N, filter={"color": "red"})) == 16  # still exact
 
 
 def test_delete_and_idempotent_reupsert(store, data):
     qg, qt = data[3][2]
-    top = staged_search(store, qg, qt, limit=3)[0].id
+    top = search(store, qg, qt, limit=3)[0].id
     store.delete([top, 12345])
     assert store.count() == N - 1 and store.retrieve([top]) == []
-    assert top not in [h.id for h in staged_search(store, qg, qt, limit=N)]
+    assert top not in [h.id for h in search(store, qg, qt, limit=N)]
     store.upsert(_points(data))
     store.upsert(_points(data, ids=[1, 2]))
     assert store.count() == N
-    assert staged_search(store, qg, qt, limit=1)[0].id == top
+    assert search(store, qg, qt, limit=1)[0].id == top
 
 
 def test_region_counts_may_vary_per_point(store, data):
     short = StoredPoint(1000, data[0][0], data[1][0][:2], {"kind": "short"})
     store.upsert([short])
-    hit = staged_search(store, data[0][0], data[1][0][:2], limit=1, filter={"kind": "short"}, with_vectors=True)[0]
+    hit = search(store, data[0][0], data[1][0][:2], limit=1, filter={"kind": "short"}, with_vectors=True)[0]
     assert hit.id == 1000 and hit.regions.shape == (2, d)
     assert store.retrieve([1000], with_vectors=True)[0].regions.shape == (2, d)
+    counts = search(store, data[0][0], data[1][0][:2], limit=3, rerank=lambda gv, rv: [-len(r) for r in rv])
+    assert counts[0].id == 1000 and counts[0].score == -2   # the rerank sees each point's own regions
 
 
 def test_scroll_lists_every_point(store):
@@ -184,37 +188,40 @@ def test_rerank_callable_orders_final_hits(store, data):
     qg, qt = data[3][0]
     seen = {}
 
-    def rerank(gv, rv):
-        seen["shapes"] = (gv.shape, rv.shape)
-        return -gv[:, 0], "extra ignored"
+    def rerank(gv, regions):
+        seen["shapes"] = (gv.shape, [r.shape for r in regions])
+        return -gv[:, 0], [f"detail of {g[0]:.4f}" for g in gv]
 
-    hits = staged_search(store, qg, qt, limit=4, stages=StageCfg(prefetch_limit=30, late_limit=12), rerank=rerank)
-    assert seen["shapes"] == ((12, D), (12, R, d))
+    hits = search(store, qg, qt, limit=4, stages=StageCfg(prefetch_limit=30, late_limit=12), rerank=rerank)
+    assert seen["shapes"] == ((12, D), [(R, d)] * 12)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert all(set(h.stage_scores) == {"global", "late", "rerank"} for h in hits)
     np.testing.assert_allclose([h.score for h in hits], [-data[0][h.id][0] for h in hits], atol=1e-5)
+    assert [h.detail for h in hits] == [f"detail of {h.global_vector[0]:.4f}" for h in hits]   # each its own
+    with pytest.raises(ValueError, match="one detail per candidate"):
+        search(store, qg, qt, limit=4, rerank=lambda gv, rv: (gv[:, 0], ["too few"]))
 
 
-def test_image_search_finds_itself_and_can_exclude_it(store, data):
+def test_image_search_finds_itself(store, data):
     g, r, _, _ = data
-    assert image_search(store, g[9], r[9], limit=1)[0].id == 9
-    hits = image_search(store, g[9], r[9], limit=5, exclude_ids=[9], filter={"color": "red"})
-    assert 9 not in [h.id for h in hits] and all(h.payload["color"] == "red" for h in hits)
+    assert search(store, g[9], r[9], limit=1)[0].id == 9
+    hits = search(store, g[9], r[9], limit=5, filter={"color": "green"})
+    assert 9 not in [h.id for h in hits] and all(h.payload["color"] == "green" for h in hits)   # 9 is red
     assert "color" in store.payload_indexes()
-    lists = staged_search(store, g[9], r[9], limit=3, rerank=lambda gv, rv: list(gv[:, 0]))
+    lists = search(store, g[9], r[9], limit=3, rerank=lambda gv, rv: list(gv[:, 0]))
     assert [h.score for h in lists] == sorted(g[[h.id for h in lists], 0].tolist(), reverse=True)
 
 
 def test_bad_input_raises_clear_errors(store, data):
     qg, qt = data[3][0]
     with pytest.raises(ValueError, match="limit"):
-        staged_search(store, qg, qt, limit=0)
+        search(store, qg, qt, limit=0)
     with pytest.raises(ValueError, match="token vectors"):
-        staged_search(store, qg, np.zeros((0, d)), limit=3)
+        search(store, qg, np.zeros((0, d)), limit=3)
     with pytest.raises(ValueError, match="global vector must have shape"):
         store.upsert([StoredPoint(1, np.ones(D + 1), data[1][0])])
     with pytest.raises(ValueError, match="unsupported value"):
-        staged_search(store, qg, qt, filter={"color": None})
+        search(store, qg, qt, filter={"color": None})
 
 
 def test_fingerprint_mismatch_names_both_models(make, store):
@@ -236,7 +243,7 @@ def test_reopen_persisted_store(kind, make, store, data):
     if kind not in PERSISTENT:
         pytest.skip(f"{kind} does not persist")
     qg, qt = data[3][3]
-    before = [(h.id, round(h.score, 4)) for h in staged_search(store, qg, qt, limit=5)]
+    before = [(h.id, round(h.score, 4)) for h in search(store, qg, qt, limit=5)]
     store.close()
     b = make()
     assert b.read_metadata(make.collection)["fingerprint"] == FP
@@ -244,7 +251,7 @@ def test_reopen_persisted_store(kind, make, store, data):
     b.open_collection(CollectionSpec(make.collection, D, d, fingerprint=FP, regions_in_payload=False), create=False)
     assert b.spec.regions_in_payload  # the options the collection was created with win
     assert b.count() == N
-    assert [(h.id, round(h.score, 4)) for h in staged_search(b, qg, qt, limit=5)] == before
+    assert [(h.id, round(h.score, 4)) for h in search(b, qg, qt, limit=5)] == before
 
 
 def test_second_open_of_embedded_store_is_refused(kind, make, store):
@@ -276,7 +283,7 @@ def test_edge_without_wal_persists_and_auto_optimizes(tmp_path, data):
     with create_backend(path=tmp_path) as b:
         b.open_collection(spec)
         qg, qt = data[3][0]
-        assert b.count() == N and [c.id for c in staged_search(b, qg, qt, limit=5)] == _brute(data, qg, qt, 200)[0][:5]
+        assert b.count() == N and [c.id for c in search(b, qg, qt, limit=5)] == _brute(data, qg, qt, 200)[0][:5]
 
 
 @pytest.mark.parametrize("options", [{"quantize_regions": True}, {"regions_datatype": "float16"},
@@ -288,7 +295,7 @@ def test_compact_regions_keep_the_ranking(make, data, options):
     b.upsert(_points(data))
     b.optimize()
     for qg, qt in data[3]:
-        cands = fetch_candidates(b, qg, qt, stages=StageCfg(prefetch_limit=N, late_limit=3))
+        cands = search(b, qg, qt, limit=3, stages=StageCfg(prefetch_limit=N), with_vectors=True)
         assert cands[0].id == _brute(data, qg, qt, N)[0][0]
         atol = 1e-2 if options.get("regions_datatype") == "turbo8" else 2e-3  # 8 bits a dimension
         np.testing.assert_allclose(cands[0].regions, data[1][cands[0].id], atol=atol)
@@ -301,6 +308,6 @@ def test_backends_agree(tmp_path, data):
         with b:
             b.open_collection(specs)
             b.upsert(_points(data))
-            results[name] = [[(c.id, round(c.score, 3)) for c in staged_search(b, qg, qt, limit=8,
+            results[name] = [[(c.id, round(c.score, 3)) for c in search(b, qg, qt, limit=8,
                               stages=StageCfg(prefetch_limit=25))] for qg, qt in data[3]]
     assert results["edge"] == results["memory"]

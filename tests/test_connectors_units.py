@@ -12,7 +12,8 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 from vitr_qdrant.connectors import build_filter, create_backend, default_data_dir, make_payload, point_id
 from vitr_qdrant.connectors.edge_filters import to_edge_filter
 from vitr_qdrant.connectors.filters import index_kinds
-from vitr_qdrant.connectors.retry import call_with_retry, is_transient
+from vitr_qdrant.connectors.client import is_transient
+from vitr_qdrant.connectors.retry import MAX_WAIT_S, RetryPolicy, call_with_retry
 
 SHA = "ab" * 32
 
@@ -99,9 +100,11 @@ def test_factory_chooses_by_arguments(tmp_path, monkeypatch):
 
 
 def test_retry_only_transient_errors_and_bounded(monkeypatch):
-    monkeypatch.setattr("time.sleep", lambda s: None)
+    waits = []
+    monkeypatch.setattr("time.sleep", waits.append)
     assert is_transient(ResourceExhaustedResponse("slow down", 1))
     assert is_transient(UnexpectedResponse(503, "unavailable", b"", {}))
+    assert is_transient(UnexpectedResponse(425, "too early", b"", {}))   # the one policy: URLs retry 425 too
     assert not is_transient(UnexpectedResponse(400, "bad request", b"", {}))
     assert not is_transient(ValueError("x"))
     calls = []
@@ -112,16 +115,23 @@ def test_retry_only_transient_errors_and_bounded(monkeypatch):
             raise ConnectionError("reset")
         return "ok"
 
-    assert call_with_retry(flaky, attempts=4) == "ok" and len(calls) == 3
+    policy = RetryPolicy(attempts=4, backoff=0.5)
+    assert call_with_retry(flaky, policy, is_transient, "test") == "ok" and len(calls) == 3
+    assert 0.5 <= waits[0] <= 0.625 and 1.0 <= waits[1] <= 1.25          # doubling, a quarter of jitter
     calls.clear()
     with pytest.raises(ConnectionError):
-        call_with_retry(lambda: calls.append(1) or (_ for _ in ()).throw(ConnectionError("down")), attempts=3)
+        call_with_retry(lambda: calls.append(1) or (_ for _ in ()).throw(ConnectionError("down")),
+                        RetryPolicy(attempts=3), is_transient, "test")
     assert len(calls) == 3
     calls.clear()
     with pytest.raises(UnexpectedResponse):
         call_with_retry(lambda: calls.append(1) or (_ for _ in ()).throw(
-            UnexpectedResponse(400, "bad", b"", {})), attempts=3)
+            UnexpectedResponse(400, "bad", b"", {})), RetryPolicy(attempts=3), is_transient, "test")
     assert len(calls) == 1
+    waits.clear()
+    busy = iter([ResourceExhaustedResponse("slow down", 60), None])
+    call_with_retry(lambda: (e := next(busy)) and (_ for _ in ()).throw(e), policy, is_transient, "test")
+    assert waits == [MAX_WAIT_S]                                          # retry-after honoured, capped
 
 
 def test_remote_backend_retries_then_raises_on_unreachable_server(monkeypatch):
@@ -150,3 +160,18 @@ def test_collection_spec_rejects_bad_storage_options():
         CollectionSpec("c", 4, 2, regions_datatype="turbo8", quantize_regions=True)
     with pytest.raises(ValueError, match="must match"):
         CollectionSpec("bad name", 4, 2)
+
+
+def test_edge_options_reach_the_engine(tmp_path):
+    """Every option the embedded backend takes shows in the engine's own config."""
+    import json
+
+    from vitr_qdrant.connectors import CollectionSpec
+
+    with create_backend(path=tmp_path, max_search_threads=1, wal=False) as b:
+        b.open_collection(CollectionSpec("c", 4, 2, hnsw_m=8, hnsw_ef_construct=50))
+    config = json.loads((tmp_path / "c" / "shard" / "edge_config.json").read_text())
+    assert config["max_search_threads"] == 1 and config["wal_enabled"] is False
+    assert config["vectors"]["global"]["hnsw_config"]["m"] == 8
+    assert config["vectors"]["global"]["hnsw_config"]["ef_construct"] == 50
+    assert config["vectors"]["regions"]["hnsw_config"]["m"] == 0   # regions only rerank

@@ -1,6 +1,6 @@
-"""The batched device ingest path (torchvision JPEG decode, overlapped stages) against the PIL path.
+"""The device decoder (torchvision JPEG decode) of the ingest pipeline against the PIL decoder.
 
-On CPU the path runs with ``jpeg_decoder="torchvision"`` (libjpeg through torchvision); the GPU
+On CPU the device decoder runs with ``jpeg_decoder="torchvision"`` (libjpeg through torchvision); the GPU
 test runs the automatic choice with nvJPEG and is skipped without CUDA.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ from PIL import Image
 import vitr_qdrant as vq
 from vitr_qdrant.collection import _point_ids
 from vitr_qdrant.encoders.images import preprocess, preprocess_tensors
-from vitr_qdrant.indexing import device_decode
-from vitr_qdrant.ingest import Source
+from vitr_qdrant.decoders import DEVICE_DECODER, choose_decoder
+from vitr_qdrant.inputs import Source
 from vitr_qdrant.settings import Settings
 
 
@@ -49,7 +49,7 @@ def inputs(tmp_path, scene_images):
 
 
 def vectors(col, ids):
-    pts = col._backend.retrieve(list(ids), with_vectors=True)
+    pts = col._store.retrieve(list(ids), with_vectors=True)
     return {p.id: (p.global_vector, p.regions, p.payload) for p in pts}
 
 
@@ -64,10 +64,10 @@ def test_preprocess_tensors_matches_pil():
 
 
 def test_device_path_reports_and_stores_like_the_pil_path(tmp_path, tiny_model, inputs, monkeypatch):
-    from vitr_qdrant import device_ingest
+    from vitr_qdrant import decoders
 
-    decoded, real = [], device_ingest.decode_jpegs
-    monkeypatch.setattr(device_ingest, "decode_jpegs", lambda data, dev: decoded.extend(data) or real(data, dev))
+    decoded, real = [], decoders.decode_jpegs
+    monkeypatch.setattr(decoders, "decode_jpegs", lambda data, dev: decoded.extend(data) or real(data, dev))
     reports, stored = {}, {}
     for decoder in ("pil", "torchvision"):
         with vq.VitrCollection("d", path=tmp_path / decoder, model=tiny_model,
@@ -99,7 +99,7 @@ def test_write_errors_surface_and_nothing_hangs(tmp_path, tiny_model, inputs, mo
         def fail(points):
             raise OSError("disk full")
 
-        monkeypatch.setattr(col._backend, "upsert", fail)
+        monkeypatch.setattr(col._store, "upsert", fail)
         with pytest.raises(OSError, match="disk full"):
             col.add_images(inputs, progress=False)
 
@@ -120,11 +120,15 @@ def test_cli_index_flag(tmp_path, tiny_model, inputs, capsys):
 def test_automatic_choice(tiny_model):
     jpg, png = [Source("a.jpg", "a.jpg", 0)], [Source("a.png", "a.png", 0)]
     auto, cuda = Settings(), SimpleNamespace(device=torch.device("cuda"))
-    assert not device_decode(tiny_model, auto, jpg)            # CPU model: the PIL path stays the default
-    assert device_decode(cuda, auto, jpg) and not device_decode(cuda, auto, png)
-    assert device_decode(cuda, auto, [Source(b"\xff\xd8\xff\xe0", "b", 0)])
-    assert not device_decode(cuda, Settings(jpeg_decoder="pil"), jpg)
-    assert device_decode(tiny_model, Settings(jpeg_decoder="torchvision"), png)
+
+    def chosen(model, settings, sources):
+        return choose_decoder(model, settings, sources).name
+
+    assert chosen(tiny_model, auto, jpg) == "pil"            # CPU model: the PIL decoder stays the default
+    assert chosen(cuda, auto, jpg) == "device" and chosen(cuda, auto, png) == "pil"
+    assert chosen(cuda, auto, [Source(b"\xff\xd8\xff\xe0", "b", 0)]) == "device"
+    assert chosen(cuda, Settings(jpeg_decoder="pil"), jpg) == "pil"
+    assert chosen(tiny_model, Settings(jpeg_decoder="torchvision"), png) == "device"
 
 
 @pytest.mark.gpu
@@ -133,7 +137,7 @@ def test_gpu_decode_matches_cpu(tmp_path, tiny_model, inputs):
     import copy
 
     gpu_model = copy.deepcopy(tiny_model).to("cuda")
-    assert device_decode(gpu_model, Settings(), [Source(inputs[0], str(inputs[0]), 0)])
+    assert choose_decoder(gpu_model, Settings(), [Source(inputs[0], str(inputs[0]), 0)]) is DEVICE_DECODER
     with vq.VitrCollection("g", path=tmp_path / "gpu", model=gpu_model) as col:
         rep = col.add_images(inputs, progress=False)
         got = vectors(col, _point_ids(rep.ids))

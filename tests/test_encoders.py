@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import vitr_qdrant as vq
 import vitr_qdrant.encoders as E
 from vitr_qdrant.datasets.relation_scenes import render, sample_scene
 
@@ -35,7 +36,7 @@ def test_registry_lists_named_models():
 
 
 def test_unknown_model_lists_available():
-    with pytest.raises(ValueError, match="vitr-scenes-s"):
+    with pytest.raises(vq.ModelNotFoundError, match="vitr-scenes-s"):
         E.create_model("no-such-model")
 
 
@@ -99,10 +100,24 @@ def test_save_load_identical_in_all_modes(model, images, tmp_path):
     assert (tmp_path / "m" / "config.json").is_file()
     assert (tmp_path / "m" / "model.safetensors").is_file()
     loaded = E.load_model(tmp_path / "m", device="cpu")
-    for mode in ("global", "late", "vitr"):
+    for mode in E.MODES:
         np.testing.assert_array_equal(loaded.score(images, TEXTS, mode=mode),
                                       model.score(images, TEXTS, mode=mode))
     assert loaded.fingerprint == model.fingerprint
+
+
+def test_saved_config_carries_its_format_and_library_version(model, tmp_path):
+    from vitr_qdrant.encoders.model_dir import FORMAT_VERSION
+
+    config = model.save(tmp_path / "m") / "config.json"
+    meta = json.loads(config.read_text())
+    assert (meta["format_version"], meta["library_version"]) == (FORMAT_VERSION, vq.__version__)
+    config.write_text(json.dumps({**meta, "format_version": FORMAT_VERSION + 1, "library_version": "9.0"}))
+    with pytest.raises(vq.ModelFormatError, match=f"format version {FORMAT_VERSION + 1} .*9.0.*upgrade"):
+        E.load_model(tmp_path / "m")
+    old = {k: v for k, v in meta.items() if k not in ("format_version", "library_version")}
+    config.write_text(json.dumps(old))      # written before the fields existed: the same layout
+    assert E.load_model(tmp_path / "m", device="cpu").fingerprint == model.fingerprint
 
 
 def test_conv_region_stem_feeds_the_regions(images, tmp_path):
@@ -122,10 +137,18 @@ def test_conv_region_stem_feeds_the_regions(images, tmp_path):
     np.testing.assert_array_equal(loaded.score(images, TEXTS), m.score(images, TEXTS))
 
 
-def test_untrained_head_scores_in_global_mode(images):
+def test_a_head_less_model_honours_or_refuses_each_mode(images):
     m = E.create_model("vitr-tiny-test", device="cpu")
-    np.testing.assert_allclose(m.score(images, TEXTS, mode="vitr"),
-                               m.score(images, TEXTS, mode="global"))
+    assert not m.head_trained
+    ie, te = m.encode_images(images), m.encode_texts(TEXTS)
+    by_hand = np.array([[(t @ r.T).max(axis=1).sum() for t in te.token_vectors] for r in ie.region_vectors])
+    late, glob = m.score(images, TEXTS, mode="late"), m.score(images, TEXTS, mode="global")
+    np.testing.assert_allclose(late, by_hand, atol=1e-4)               # late is MaxSim, never swapped
+    np.testing.assert_allclose(glob, ie.global_vectors @ te.global_vectors.T, atol=1e-5)
+    assert np.abs(late - glob).max() > 0.1
+    with pytest.raises(vq.HeadNotTrainedError, match="mode='global'"):   # refused, not swapped
+        m.score(images, TEXTS, mode="vitr")
+    np.testing.assert_array_equal(m.score(images, TEXTS), glob)     # no mode: the best it has
 
 
 def test_fingerprint_changes_with_weights(model):
@@ -176,9 +199,9 @@ def test_bad_inputs_raise_clear_errors(model, images):
 
 
 def test_load_model_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(vq.ModelNotFoundError, match="config.json"):
         E.load_model(tmp_path)
-    with pytest.raises(ValueError, match="available"):
+    with pytest.raises(vq.ModelNotFoundError, match="available"):
         E.load_model("no-such-model")
 
 

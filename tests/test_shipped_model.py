@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import vitr_qdrant as vq
+from vitr_qdrant.encoders.modes import MODES
 from vitr_qdrant.datasets.relation_scenes import (caption, hard_negatives, related_pairs, render,
                                                   sample_scene)
 
@@ -23,7 +24,7 @@ def test_load_model_returns_the_shipped_default(model):
 def test_scores_are_finite_in_every_mode(model):
     images = [render(sample_scene(i, "test-iid")) for i in range(3)]
     texts = ["red circle left of blue square", "there is a large gray star above a cyan square"]
-    for mode in ("vitr", "late", "global"):
+    for mode in MODES:
         s = model.score(images, texts, mode=mode)
         assert s.shape == (3, 2) and np.isfinite(s).all()
 

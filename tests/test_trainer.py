@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+import vitr_qdrant as vq
 from vitr_qdrant.encoders import create_model
 from vitr_qdrant.encoders.data.scene_pool import CaptionSampler, build_pool, flip_caption
 from vitr_qdrant.encoders.data.relation_scenes import truth
+from vitr_qdrant.encoders.model_dir import FORMAT_VERSION
 from vitr_qdrant.encoders.tasks import ClipTask, HeadTask
 from vitr_qdrant.encoders.train import TrainCfg, get_lr, load_train_cfg, make_optimizer, train
 
@@ -101,6 +103,12 @@ def test_config_overrides_and_unknown_keys(tmp_path):
     assert (cfg.epochs, cfg.stage, cfg.batch_size, cfg.flip, cfg.out) == (3, "head", 8, False, "x")
     with pytest.raises(ValueError, match="unknown training options"):
         load_train_cfg(None, ["epoch=3"])
+    for bad, message in (("epochs=three", "epochs='three' must be int"), ("flip=2", "flip=2 must be bool"),
+                         ("lr=fast", "lr='fast' must be float"), ("init=3", "init=3 must be str or None")):
+        with pytest.raises(vq.InputError, match=message):
+            load_train_cfg(None, [bad])
+    cfg = load_train_cfg(None, ["lr=1", "init=null", "max_steps=5", "device=cpu"])
+    assert (cfg.lr, cfg.init, cfg.max_steps) == (1.0, None, 5) and isinstance(cfg.lr, float)
 
 
 def test_resume_restores_step_optimizer_and_schedule(tmp_path):
@@ -110,6 +118,8 @@ def test_resume_restores_step_optimizer_and_schedule(tmp_path):
     train(TrainCfg(max_steps=3, epochs=1, **common))
     first = torch.load(tmp_path / "run" / "last" / "trainer.pt", weights_only=True)
     assert first["step"] == 3
+    saved = json.loads((tmp_path / "run" / "last" / "config.json").read_text())   # saved by model_dir
+    assert saved["format_version"] == FORMAT_VERSION and saved["library_version"] == vq.__version__
     train(TrainCfg(max_steps=5, epochs=1, **common))
     second = torch.load(tmp_path / "run" / "last" / "trainer.pt", weights_only=True)
     assert second["step"] == 5

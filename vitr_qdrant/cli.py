@@ -10,8 +10,9 @@ from typing import Any, Callable, Sequence
 
 from .cli_index import add_index_parser, run_index
 from .cli_serve import add_serve_parser, run_serve
-from .cli_store import EXIT_STATUS, MODES, UsageError, add_store_args, list_store, open_collection, require_collection
+from .cli_store import EXIT_STATUS, UsageError, add_store_args, list_store, open_collection, require_collection
 from .cli_tools import TOOLS, add_tool_parsers
+from .encoders.modes import MODES
 
 logger = logging.getLogger(__name__)
 GLOBAL_FLAGS = {"-v": "verbose", "--verbose": "verbose", "--debug": "debug"}
@@ -31,9 +32,10 @@ def json_object(text: str) -> dict[str, Any]:
 def add_search_args(p: argparse.ArgumentParser) -> None:
     """Options every search takes: limit, mode, filter and the stage sizes."""
     p.add_argument("-k", "--limit", type=int, default=10, help="number of hits (default: 10)")
-    p.add_argument("--mode", choices=MODES, default="vitr",
-                   help="vitr: all three stages (default); late: MaxSim of words over regions; "
-                   "global: the CLIP baseline of the same model")
+    p.add_argument("--mode", choices=MODES, default=None,
+                   help="vitr: all three stages (default; global for a model without a trained "
+                   "head); late: MaxSim of words over regions; global: the CLIP baseline of the "
+                   "same model")
     p.add_argument("--filter", type=json_object, help='payload filter as JSON, e.g. \'{"kind": "dog"}\'')
     p.add_argument("--prefetch", type=int, default=200, help="stage 1 size: candidates by the global vector")
     p.add_argument("--candidates", type=int, default=50, help="stage 2 size: candidates reranked in vitr mode")

@@ -8,10 +8,11 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, Callable, Iterator, TextIO, get_args
 
 from .cli_store import EXIT_STATUS, UsageError, add_store_args, list_store, open_collection, store_path
 from .fetch import url_scheme
+from .settings import Settings
 
 LIST_SUFFIXES = (".txt", ".urls", ".lst", ".list")
 CSV_SUFFIXES = (".csv", ".tsv")
@@ -55,7 +56,7 @@ def read_entries(inputs: list[str], image_column: str = "image", id_column: str 
         if url_scheme(inp):
             yield Entry(inp, inp)
         elif path.is_dir():
-            from .ingest import iter_sources   # imports torch: not needed for `vitr --help`
+            from .inputs import iter_sources   # imports torch: not needed for `vitr --help`
 
             yield from (Entry(str(s.item), s.key) for s in iter_sources([path]))
         elif path.suffix.lower() in CSV_SUFFIXES and path.is_file():
@@ -110,10 +111,13 @@ def add_index_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="comma-separated CSV columns to store (default: all other columns)")
     p.add_argument("--shard", type=parse_shard, help="i/n: index only the items whose path/URL hashes to i "
                    "(mod n), so n machines can share one job")
-    p.add_argument("--batch-size", type=int, default=32, help="images per batch (try 256 on a GPU)")
-    p.add_argument("--jpeg-decoder", choices=("auto", "pil", "torchvision"), default="auto",
-                   help="auto: decode JPEGs in batches on the GPU (nvJPEG) when the model is on CUDA, else PIL")
-    p.add_argument("--url-retries", type=int, default=3, help="attempts per URL (transient errors only)")
+    default = Settings()   # the options left out keep the library's defaults
+    p.add_argument("--batch-size", type=int, help=f"images per batch (default {default.batch_size}; try 256 on a GPU)")
+    p.add_argument("--jpeg-decoder", choices=get_args(Settings.model_fields["jpeg_decoder"].annotation),
+                   help=f"default {default.jpeg_decoder}: decode JPEGs in batches on the GPU (nvJPEG) when the "
+                   f"model is on CUDA, else PIL")
+    p.add_argument("--url-retries", type=int,
+                   help=f"attempts per URL (transient errors only; default {default.url_retries})")
     p.add_argument("--compact", action="store_true",
                    help="a new collection stores its regions as turbo8, without the payload copy "
                    "(about 5 KB an image instead of about 30; slower reranking)")

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-MODES = ("vitr", "late", "global")   # as vitr_qdrant.search.MODES, which imports torch: not for --help
+from .settings import Settings
+
 EXIT_STATUS = ("exit status: 0 done (every item added or skipped), 1 failed (some items, or the "
                "operation: an unreachable server, a model that cannot load), 2 usage error (a missing "
                "collection, path or input, a bad value: nothing was created)")
@@ -76,4 +77,4 @@ def open_collection(args: argparse.Namespace, storage: dict[str, Any] | None = N
 
     model = load_model(args.model, device=args.device)
     return VitrCollection(args.collection, path=args.path, url=args.url, api_key=args.api_key, model=model,
-                          backend=args.backend, settings=settings or None, **(storage or {}))
+                          backend=args.backend, settings=Settings.create(**settings), **(storage or {}))

@@ -8,33 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .cli_store import MODES
+from .encoders.modes import MODES
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def run_model_benchmark(name: str, model: str | None, device: str | None, measure: Callable[[Any], dict],
-                        out: Path | None = None) -> int:
-    """Load ``model`` (exit status 2 with a hint when it is not found), run ``measure(model)``,
-    add its wall time, print the JSON and also write it to ``out``: the tail of the model
-    benchmarks' ``main``."""
-    import time
-
-    from .encoders import load_model
-
-    try:
-        loaded = load_model(model, device=device)
-    except (FileNotFoundError, ValueError) as exc:  # no such directory / name
-        print(f"{name}: {exc}\n  pass --model NAME_OR_DIR", file=sys.stderr)
-        return 2
-    t0 = time.perf_counter()
-    result = measure(loaded)
-    result["seconds"] = round(time.perf_counter() - t0, 1)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if out:
-        Path(out).write_text(text + "\n")
-    return 0
 
 
 def run_train(argv: Sequence[str]) -> int:
@@ -71,7 +47,9 @@ def eval_parser() -> argparse.ArgumentParser:
     ap.add_argument("--split", help="keep only this split (e.g. test)")
     ap.add_argument("--max-images", type=int, help="evaluate on the first N images only")
     ap.add_argument("--model", help="model name or directory (default: the bundled model)")
-    ap.add_argument("--mode", choices=MODES, default="vitr", help="score to evaluate (global: the CLIP baseline)")
+    ap.add_argument("--mode", choices=MODES, default=None,
+                    help="score to evaluate: default vitr, or global for a model without a trained head "
+                    "(global: the CLIP baseline)")
     ap.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
     return ap
 
@@ -89,9 +67,10 @@ def eval_dataset(argv: Sequence[str]) -> int:
         raise SystemExit(f"vitr eval: no images in {args.data} (split {args.split})")
     model = load_model(args.model, device=args.device)
     texts = [c for r in records for c in r.captions]
-    scores = model.score([r.image for r in records], texts, mode=args.mode)
+    mode = model.resolve_mode(args.mode)
+    scores = model.score([r.image for r in records], texts, mode=mode)
     result = evaluate_retrieval(scores, relevant_by_counts([len(r.captions) for r in records]))
-    print(json.dumps({"data": args.data, "mode": args.mode, "images": len(records), "texts": len(texts),
+    print(json.dumps({"data": args.data, "mode": mode, "images": len(records), "texts": len(texts),
                       "model": model.fingerprint, "metrics": result}, indent=2))
     return 0
 

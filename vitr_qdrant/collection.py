@@ -7,13 +7,14 @@ import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import indexing, search
+from . import ingest, search
 from .connectors import STORAGE_OPTIONS, CollectionSpec, StoreBackend, create_backend, point_id
 from .encoders import VitrModel, load_model
-from .ingest import Source, load_source
+from .errors import InputError
+from .inputs import Source, load_source
 from .results import AddReport, Hit, ItemId, Record, user_id
 from .settings import Settings
-from .store_info import TEXTS_SUFFIX, sibling_backend
+from .store_info import TEXTS_SUFFIX, sibling_store
 
 logger = logging.getLogger(__name__)
 
@@ -52,21 +53,21 @@ class VitrCollection:
         storage = {k: options.pop(k) for k in STORAGE_OPTIONS if k in options}
         if isinstance(backend, StoreBackend):
             if any(v is not None for v in (path, location, url, api_key)) or options:
-                raise ValueError("a backend instance already knows its store: drop path=/location=/url=/options")
-            self._backend = backend
+                raise InputError("a backend instance already knows its store: drop path=/location=/url=/options")
+            self._store = backend
         else:
             if path is None and location is None and url is None and backend != "qdrant-remote":
                 path = self.settings.resolved_data_dir()
                 if backend == "qdrant-local":
                     path = Path(path) / "qdrant-local"
-            self._backend = create_backend(path=path, location=location, url=url, api_key=api_key,
+            self._store = create_backend(path=path, location=location, url=url, api_key=api_key,
                                            backend=backend, **options)
         self._texts: StoreBackend | None = None
         self._spec = self._make_spec(name, **storage)
         try:
-            self._backend.open_collection(self._spec)
+            self._store.open_collection(self._spec)
         except BaseException:
-            self._backend.close()
+            self._store.close()
             raise
 
     def _make_spec(self, name: str, **storage: Any) -> CollectionSpec:
@@ -96,20 +97,20 @@ class VitrCollection:
             An :class:`AddReport`: ``added``, ``skipped``, ``failed`` ((item, reason) pairs), ``ids``.
             Everything added is durable when this returns.
         """
-        return indexing.add_images(self._backend, self.model, items, ids, metadata, self.settings,
+        return ingest.add_images(self._store, self.model, items, ids, metadata, self.settings,
                                    batch_size, progress)
 
     def add_texts(self, texts: str | Sequence[str], ids: Sequence[int | str] | None = None,
                   metadata: Any = None) -> AddReport:
         """Add texts to the companion collection ``<name>__texts`` for :meth:`search_texts`."""
-        return indexing.add_texts(self._text_backend(), self.model, texts, ids, metadata)
+        return ingest.add_texts(self._text_store(), self.model, texts, ids, metadata)
 
     def delete(self, ids: ItemId | Sequence[ItemId]) -> None:
         """Delete images by id (the ids given when adding, or the ids of hits); missing ids are ignored."""
-        self._backend.delete(_point_ids(ids))
+        self._store.delete(_point_ids(ids))
 
     # --- reading ----------------------------------------------------------------------------
-    def search(self, text: str, limit: int = 10, filter: Any = None, mode: str = "vitr",
+    def search(self, text: str, limit: int = 10, filter: Any = None, mode: str | None = None,
                prefetch: int = 200, candidates: int = 50) -> list[Hit]:
         """Find images matching ``text``, best first.
 
@@ -117,15 +118,17 @@ class VitrCollection:
             text: The query, e.g. ``"red circle left of blue square"``.
             limit: Number of hits.
             filter: A dict (``{"category": "dog", "year": {"gte": 2020}}``) or a Qdrant ``models.Filter``.
-            mode: ``"vitr"`` (fusion rerank, default), ``"late"`` (MaxSim) or ``"global"`` (CLIP baseline).
+            mode: ``"vitr"`` (fusion rerank), ``"late"`` (MaxSim) or ``"global"`` (CLIP baseline);
+                None: ``vitr``, or ``global`` for a model without a trained head.
             prefetch: Stage 1 size N (top N by the global vector, filters applied).
             candidates: Stage 2 size M (top M by MaxSim, reranked in ``vitr`` mode).
 
         Raises:
-            ValueError: empty query, ``limit <= 0`` or an unknown mode.
+            InputError: empty query, ``limit <= 0`` or an unknown mode.
+            HeadNotTrainedError: ``mode="vitr"`` with a model without a trained head.
         """
         _check_query(text, limit)
-        return search.text_to_image(self._backend, self.model, text, limit=limit, filter=filter, mode=mode,
+        return search.text_to_image(self._store, self.model, text, limit=limit, filter=filter, mode=mode,
                                     prefetch=prefetch, candidates=candidates)
 
     def search_by_image(self, image: Any, limit: int = 10, filter: Any = None, prefetch: int = 200,
@@ -133,37 +136,37 @@ class VitrCollection:
         """Find images similar to ``image`` (global vector, then region MaxSim)."""
         _check_limit(limit)
         emb, _ = self._encode_query(image)
-        return search.image_to_image(self._backend, emb, limit=limit, filter=filter, prefetch=prefetch,
+        return search.image_to_image(self._store, emb, limit=limit, filter=filter, prefetch=prefetch,
                                      candidates=candidates)
 
-    def search_texts(self, image: Any, limit: int = 10, filter: Any = None, mode: str = "vitr",
+    def search_texts(self, image: Any, limit: int = 10, filter: Any = None, mode: str | None = None,
                      prefetch: int = 200, candidates: int = 50) -> list[Hit]:
         """Find the texts (added with :meth:`add_texts`) that best describe ``image``."""
         _check_limit(limit)
         emb, size = self._encode_query(image)
-        return search.image_to_text(self._text_backend(), self.model, emb, size, limit=limit, filter=filter,
+        return search.image_to_text(self._text_store(), self.model, emb, size, limit=limit, filter=filter,
                                     mode=mode, prefetch=prefetch, candidates=candidates)
 
     def get(self, ids: ItemId | Sequence[ItemId]) -> list[Record]:
         """The stored images among ``ids`` (missing ones are left out)."""
-        return [Record(user_id(p.id, p.payload), p.payload) for p in self._backend.retrieve(_point_ids(ids))]
+        return [Record(user_id(p.id, p.payload), p.payload) for p in self._store.retrieve(_point_ids(ids))]
 
     def __len__(self) -> int:
-        return self._backend.count()
+        return self._store.count()
 
     def info(self) -> dict[str, Any]:
         """Collection statistics and the model fingerprint."""
-        texts = self._text_backend().count() if self._has_texts() else 0
-        return {"name": self.name, "backend": self._backend.name, "images": len(self), "texts": texts,
-                "location": str(getattr(self._backend, "path", "") or ""),
-                "model": self.model.fingerprint, "stored": self._backend.read_metadata(self.name)}
+        texts = self._text_store().count() if self._has_texts() else 0
+        return {"name": self.name, "backend": self._store.name, "images": len(self), "texts": texts,
+                "location": str(getattr(self._store, "path", "") or ""),
+                "model": self.model.fingerprint, "stored": self._store.read_metadata(self.name)}
 
     # --- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
         """Flush and release the store (idempotent)."""
-        for backend in (self._texts, self._backend):
-            if backend is not None:
-                backend.close()
+        for store in (self._texts, self._store):
+            if store is not None:
+                store.close()
         self._texts = None
 
     def __enter__(self) -> "VitrCollection":
@@ -173,21 +176,21 @@ class VitrCollection:
         self.close()
 
     def __repr__(self) -> str:
-        return f"VitrCollection({self.name!r}, backend={self._backend.name!r}, model={self.model.cfg.name!r})"
+        return f"VitrCollection({self.name!r}, backend={self._store.name!r}, model={self.model.cfg.name!r})"
 
     # --- helpers ----------------------------------------------------------------------------
     def _encode_query(self, image: Any) -> tuple[Any, tuple[int, int]]:
         item = load_source(Source(image, "query image", 0), self.settings.fetch_cfg())
         if not item.ok:
-            raise ValueError(f"cannot use the query image: {item.error}")
+            raise InputError(f"cannot use the query image: {item.error}")
         return self.model.encode_images([item.image]), item.image.size
 
     def _has_texts(self) -> bool:
-        return self._texts is not None or self._backend.read_metadata(self.name + TEXTS_SUFFIX) is not None
+        return self._texts is not None or self._store.read_metadata(self.name + TEXTS_SUFFIX) is not None
 
-    def _text_backend(self) -> StoreBackend:
+    def _text_store(self) -> StoreBackend:
         if self._texts is None:
-            backend = sibling_backend(self._backend)
+            backend = sibling_store(self._store)
             try:
                 backend.open_collection(self._make_spec(self.name + TEXTS_SUFFIX))
             except BaseException:
@@ -199,13 +202,13 @@ class VitrCollection:
 
 def _check_query(text: Any, limit: int) -> None:
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"the query must be a non-empty string, got {text!r}")
+        raise InputError(f"the query must be a non-empty string, got {text!r}")
     _check_limit(limit)
 
 
 def _check_limit(limit: int) -> None:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
-        raise ValueError(f"limit must be a positive int, got {limit!r}")
+        raise InputError(f"limit must be a positive int, got {limit!r}")
 
 
 def _point_ids(ids: ItemId | Sequence[ItemId]) -> list[Any]:

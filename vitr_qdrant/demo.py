@@ -157,12 +157,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; prints the comparison and the paths of the contact sheet."""
     args = build_parser().parse_args(argv)
     from .encoders import load_model
+    from .errors import ModelNotFoundError
 
     try:
         model = load_model(args.model, device=args.device)
-    except FileNotFoundError as exc:
+    except ModelNotFoundError as exc:
         print(f"vitr demo: {exc}\n  pass --model NAME_OR_DIR (e.g. a directory written by `vitr train`)",
               file=sys.stderr)
+        return 2
+    if not model.head_trained:   # the demo compares the fused score with the baseline
+        print(f"vitr demo: model {model.cfg.name} has no trained VITR head\n  pass --model with a trained head "
+              f"(vitr train stage=head ...)", file=sys.stderr)
         return 2
     out = Path(args.out or tempfile.mkdtemp(prefix="vitr-demo-"))
     world = get_world(model.cfg.world or "relation-scenes")

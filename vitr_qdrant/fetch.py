@@ -1,4 +1,4 @@
-"""Fetch images over http(s): bounded retries on transient errors only, timeouts, a size cap."""
+"""Fetch images over http(s): the retry policy of :mod:`vitr_qdrant.connectors.retry`, timeouts, a size cap."""
 from __future__ import annotations
 
 import logging
@@ -6,26 +6,22 @@ import re
 from dataclasses import dataclass
 
 import httpx
-import tenacity
+
+from .connectors.retry import TRANSIENT_STATUS, RetryPolicy, call_with_retry
+from .errors import FetchError
 
 logger = logging.getLogger(__name__)
 
 SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 ALLOWED_SCHEMES = ("http", "https")
-TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-MAX_WAIT_S = 10.0
-
-
-class FetchError(Exception):
-    """A URL that could not be fetched; the message says why."""
 
 
 class _Transient(FetchError):
-    """A failure worth another attempt (timeout, refused connection, 429/5xx)."""
+    """A failure worth another attempt (timeout, refused connection, a status in TRANSIENT_STATUS)."""
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after_s: float | None = None):
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -59,33 +55,16 @@ def fetch_url(url: str, cfg: FetchCfg = FetchCfg(), client: httpx.Client | None 
     scheme = url_scheme(url)
     if scheme not in ALLOWED_SCHEMES:
         raise FetchError(f"unsupported URL scheme {scheme!r}: only http and https are fetched")
-    retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(max(1, cfg.attempts)),
-        wait=_wait(cfg.backoff),
-        retry=tenacity.retry_if_exception_type(_Transient), reraise=True,
-        before_sleep=lambda s: logger.info("retrying %s (attempt %d): %s", url, s.attempt_number,
-                                           s.outcome.exception() if s.outcome else ""))
     own = client is None
     client = client or new_client(cfg)
     try:
-        return retrying(_get, client, url, cfg.max_bytes)
+        return call_with_retry(lambda: _get(client, url, cfg.max_bytes), RetryPolicy(cfg.attempts, cfg.backoff),
+                               lambda exc: isinstance(exc, _Transient), url)
     except _Transient as exc:
         raise FetchError(f"{exc} (gave up after {cfg.attempts} attempt(s))") from exc
     finally:
         if own:
             client.close()
-
-
-def _wait(backoff: float):
-    """Exponential backoff from ``backoff`` seconds, or the server's ``Retry-After`` (both at most 10 s)."""
-    exponential = tenacity.wait_exponential(multiplier=backoff, max=MAX_WAIT_S)
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        after = getattr(exc, "retry_after", None)
-        return min(after, MAX_WAIT_S) if after is not None else exponential(state)
-
-    return wait
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -32,14 +32,6 @@ class AddReport:
         """How many items were skipped (see ``skipped_items`` for which and why)."""
         return len(self.skipped_items)
 
-    def merge(self, other: "AddReport") -> "AddReport":
-        """Add ``other``'s counts and lists to this report (for sharded or resumed runs)."""
-        self.added += other.added
-        self.skipped_items.extend(other.skipped_items)
-        self.failed.extend(other.failed)
-        self.ids.extend(other.ids)
-        return self
-
     def __str__(self) -> str:
         lines = [f"added {self.added}, skipped {self.skipped}, failed {len(self.failed)}"]
         lines += [f"  failed: {item}: {reason}" for item, reason in self.failed]

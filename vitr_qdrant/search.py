@@ -1,39 +1,27 @@
-"""The search pipelines behind VitrCollection: text-to-image, image-to-image, image-to-text.
+"""The searches behind VitrCollection: text to image, image to image, image to text.
 
-Stages 1 (global HNSW, filters) and 2 (MaxSim) run inside Qdrant through the connectors;
-stage 3 (the model's fusion head) reranks the candidates on their stored vectors here.
+Each is one call of the connectors' staged query (:func:`vitr_qdrant.connectors.search`): stages 1
+(global HNSW, filters) and 2 (MaxSim) run inside Qdrant; in ``vitr`` mode stage 3, the model's
+fusion head, reranks the candidates on their stored vectors here.
 """
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
 
-from .connectors import (Candidate, StageCfg, StoreBackend, apply_rerank, fetch_candidates, global_search,
-                         image_search)
+from .connectors import Candidate, StageCfg, StoreBackend
+from .connectors import search as staged_search
 from .encoders import ImageEmbeddings, TextEmbeddings, VitrModel
+from .errors import InputError
 from .grounding import Grounding, ground, word_spans
 from .results import Hit, user_id
-
-logger = logging.getLogger(__name__)
-MODES = ("vitr", "late", "global")
-
-
-def resolve_mode(model: VitrModel, mode: str) -> str:
-    """Check ``mode``; a model without a trained head can only search in ``global`` mode."""
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
-    if mode != "global" and not model.head_trained:
-        logger.warning("model %s has no trained VITR head: searching in global mode", model.cfg.name)
-        return "global"
-    return mode
 
 
 def stages_for(limit: int, prefetch: int, candidates: int) -> StageCfg:
     """Stage sizes: N = prefetch and M = candidates, each at least ``limit``."""
     if limit <= 0 or prefetch <= 0 or candidates <= 0:
-        raise ValueError(f"limit, prefetch and candidates must be positive, got {limit}, {prefetch}, {candidates}")
+        raise InputError(f"limit, prefetch and candidates must be positive, got {limit}, {prefetch}, {candidates}")
     return StageCfg(prefetch_limit=max(prefetch, candidates, limit), late_limit=max(candidates, limit))
 
 
@@ -43,57 +31,47 @@ def to_hit(c: Candidate, grounding: list[Grounding] | None = None) -> Hit:
     return Hit(user_id(c.id, c.payload), float(c.score), scores, c.payload, grounding or [])
 
 
-def text_to_image(backend: StoreBackend, model: VitrModel, text: str, *, limit: int, filter: Any,
-                  mode: str, prefetch: int, candidates: int) -> list[Hit]:
+def text_to_image(store: StoreBackend, model: VitrModel, text: str, *, limit: int, filter: Any,
+                  mode: str | None, prefetch: int, candidates: int) -> list[Hit]:
     """Search images by text; hits carry grounding of each query word (not in global mode)."""
-    mode, stages = resolve_mode(model, mode), stages_for(limit, prefetch, candidates)
+    mode, stages = model.resolve_mode(mode), stages_for(limit, prefetch, candidates)
     query = model.encode_texts([text])
     g, words = query.global_vectors[0], query.token_vectors[0]
+
+    def rerank(gv: np.ndarray, regions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return model.rerank(query, gv, np.stack(regions))   # the attention is each hit's detail
+
+    cands = staged_search(store, g, None if mode == "global" else words, limit=limit, filter=filter,
+                          stages=stages, rerank=rerank if mode == "vitr" else None, with_vectors=mode == "late")
     if mode == "global":
-        return [to_hit(c) for c in global_search(backend, g, limit=limit, filter=filter)]
-    if mode == "late":
-        cands = fetch_candidates(backend, g, words, filter=filter, stages=stages, limit=limit)
-        weights = [words @ c.regions.T for c in cands]
-    else:
-        cands = fetch_candidates(backend, g, words, filter=filter, stages=stages, limit=stages.late_limit)
-        position = {id(c): i for i, c in enumerate(cands)}
-        kept: dict[str, np.ndarray] = {}
-
-        def rerank(gv: np.ndarray, rv: np.ndarray) -> np.ndarray:
-            scores, kept["attention"] = model.rerank(query, gv, rv)
-            return scores
-
-        cands = apply_rerank(cands, rerank)[:limit]
-        weights = [kept["attention"][position[id(c)]] for c in cands]
+        return [to_hit(c) for c in cands]
     spans, boxes = word_spans(model, text, len(words)), model.region_boxes
-    return [to_hit(c, ground(spans, w, boxes, c.payload.get("width"), c.payload.get("height")))
-            for c, w in zip(cands, weights)]
+    return [to_hit(c, ground(spans, words @ c.regions.T if mode == "late" else c.detail, boxes,
+                             c.payload.get("width"), c.payload.get("height"))) for c in cands]
 
 
-def image_to_image(backend: StoreBackend, emb: ImageEmbeddings, *, limit: int, filter: Any,
-                   prefetch: int, candidates: int, exclude: list[Any] = ()) -> list[Hit]:
+def image_to_image(store: StoreBackend, emb: ImageEmbeddings, *, limit: int, filter: Any,
+                   prefetch: int, candidates: int) -> list[Hit]:
     """Search images by an image: its global vector, then its regions by MaxSim."""
-    stages = stages_for(limit, prefetch, candidates)
-    cands = image_search(backend, emb.global_vectors[0], emb.region_vectors[0], limit=limit,
-                         filter=filter, stages=stages, exclude_ids=list(exclude))
+    cands = staged_search(store, emb.global_vectors[0], emb.region_vectors[0], limit=limit, filter=filter,
+                          stages=stages_for(limit, prefetch, candidates))
     return [to_hit(c) for c in cands]
 
 
-def image_to_text(backend: StoreBackend, model: VitrModel, emb: ImageEmbeddings, size: tuple[int, int], *,
-                  limit: int, filter: Any, mode: str, prefetch: int, candidates: int) -> list[Hit]:
+def image_to_text(store: StoreBackend, model: VitrModel, emb: ImageEmbeddings, size: tuple[int, int], *,
+                  limit: int, filter: Any, mode: str | None, prefetch: int, candidates: int) -> list[Hit]:
     """Search texts by an image; grounding maps each word of a hit's text to a query-image box."""
-    mode, stages = resolve_mode(model, mode), stages_for(limit, prefetch, candidates)
+    mode, stages = model.resolve_mode(mode), stages_for(limit, prefetch, candidates)
     g, regions = emb.global_vectors[0], emb.region_vectors[0]
-    if mode == "global":
-        return [to_hit(c) for c in global_search(backend, g, limit=limit, filter=filter)]
-    k = limit if mode == "late" else stages.late_limit
-    cands = image_search(backend, g, regions, limit=k, filter=filter, stages=stages, with_vectors=True)
-    if mode == "vitr":
-        def rerank(gv: np.ndarray, _padded: np.ndarray) -> np.ndarray:
-            # the texts' own token lists: padding would change the fusion score
-            return model.score_embeddings(emb, TextEmbeddings(gv, [c.regions for c in cands]), "vitr")[0]
 
-        cands = apply_rerank(cands, rerank)[:limit]
+    def rerank(gv: np.ndarray, tokens: list[np.ndarray]) -> np.ndarray:
+        # the texts' own token lists: padding would change the fusion score
+        return model.score_embeddings(emb, TextEmbeddings(gv, tokens), "vitr")[0]
+
+    cands = staged_search(store, g, None if mode == "global" else regions, limit=limit, filter=filter,
+                          stages=stages, rerank=rerank if mode == "vitr" else None, with_vectors=mode == "late")
+    if mode == "global":
+        return [to_hit(c) for c in cands]
     hits = []
     for c in cands:
         if mode == "late":

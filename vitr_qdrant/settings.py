@@ -27,7 +27,7 @@ class Settings(BaseModel):
         workers: Threads that read, fetch and decode images.
         url_timeout: Seconds per HTTP connect / read.
         url_retries: Attempts per URL in all (transient errors only: timeouts, refused
-            connections, 408/429/5xx).
+            connections, 408/425/429/5xx; the policy of :mod:`vitr_qdrant.connectors.retry`).
         url_backoff: First wait between attempts in seconds (doubles each time, at most 10 s).
         max_bytes: Size cap of one image file or download.
         jpeg_decoder: ``"auto"`` (default): with a model on CUDA, JPEG files and bytes are

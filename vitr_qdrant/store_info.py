@@ -2,24 +2,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from .connectors import CollectionSpec, StoreBackend, create_backend
+from .errors import CollectionNotFoundError
 from .settings import default_data_dir
 
 TEXTS_SUFFIX = "__texts"
-
-
-def disk_bytes(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """(allocated, apparent) bytes of every file under ``path``: what an embedded store takes."""
-    alloc = apparent = 0
-    for f in Path(path).rglob("*"):
-        if f.is_file():
-            st = f.stat()
-            alloc += st.st_blocks * 512
-            apparent += st.st_size
-    return alloc, apparent
 
 
 def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None = None, url: str | None = None,
@@ -29,7 +18,7 @@ def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None =
     ``<name>__texts`` companions of ``add_texts``). ``options`` go to the backend (e.g. ``retries``).
 
     Raises:
-        ValueError: no collection of that name.
+        CollectionNotFoundError: no collection of that name.
     """
     if path is None and url is None and backend != "qdrant-remote":
         path = default_data_dir()
@@ -44,12 +33,12 @@ def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None =
             return {"location": where, "backend": store.name, "collections": names, "text_collections": texts}
         meta = store.read_metadata(name)
         if meta is None:
-            raise ValueError(f"no collection {name!r} at {where}; found: {names or 'none'}")
+            raise CollectionNotFoundError(f"no collection {name!r} at {where}; found: {names or 'none'}")
         info = {"name": name, "backend": store.name, "location": where, "images": _count(store, name, meta),
                 "texts": 0, "model": meta.get("fingerprint"), "stored": meta}
         texts_meta = store.read_metadata(name + TEXTS_SUFFIX)
         if texts_meta is not None:
-            with sibling_backend(store) as texts:
+            with sibling_store(store) as texts:
                 info["texts"] = _count(texts, name + TEXTS_SUFFIX, texts_meta)
         return info
     finally:
@@ -66,7 +55,7 @@ def _count(store: StoreBackend, name: str, meta: dict[str, Any]) -> int:
     return store.count()
 
 
-def sibling_backend(backend: StoreBackend) -> StoreBackend:
+def sibling_store(backend: StoreBackend) -> StoreBackend:
     """A second backend on the same store (shares a qdrant-client; a new Edge shard directory)."""
     client = getattr(backend, "client", None)
     if client is not None:

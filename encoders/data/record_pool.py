@@ -11,10 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
-from ..images import ImageLoadError, load_image
+from ..images import ImageLoadError, load_image, resize_and_crop
 from .formats import ImageCaptions, load_captions
 
 log = logging.getLogger(__name__)
@@ -26,11 +25,7 @@ def _square(path: str, size: int) -> np.ndarray | None:
     except ImageLoadError as e:
         log.warning("skipping %s: %s", path, e)
         return None
-    w, h = img.size
-    s = size / min(w, h)
-    img = img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC)
-    left, top = (img.width - size) // 2, (img.height - size) // 2
-    return np.asarray(img.crop((left, top, left + size, top + size)))
+    return np.asarray(resize_and_crop(img, size))
 
 
 @dataclass

@@ -31,7 +31,7 @@ class VitrRetriever(BaseRetriever):
     Attributes:
         collection: The :class:`~vitr_qdrant.VitrCollection` to search.
         k: Number of documents.
-        mode: ``"vitr"``, ``"late"`` or ``"global"``.
+        mode: ``"vitr"``, ``"late"`` or ``"global"``; None: the model's best (see ``VitrCollection.search``).
         filter: A payload filter (dict or Qdrant ``models.Filter``) applied to every search.
     """
 
@@ -39,7 +39,7 @@ class VitrRetriever(BaseRetriever):
 
     collection: Any = Field(description="the VitrCollection to search")
     k: int = Field(4, gt=0)
-    mode: str = "vitr"
+    mode: str | None = None
     filter: Any = None
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,

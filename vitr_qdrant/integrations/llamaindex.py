@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import InputError
 from ._common import hit_metadata, hit_text, is_url, require
 
 require("llama_index.core", "llamaindex")
@@ -27,14 +28,14 @@ class VitrRetriever(BaseRetriever):
     Args:
         collection: The :class:`~vitr_qdrant.VitrCollection` to search.
         k: Number of nodes.
-        mode: ``"vitr"``, ``"late"`` or ``"global"``.
+        mode: ``"vitr"``, ``"late"`` or ``"global"``; None: the model's best (see ``VitrCollection.search``).
         filter: A payload filter (dict or Qdrant ``models.Filter``).
         **kwargs: Passed to LlamaIndex's ``BaseRetriever`` (``callback_manager``, ``verbose``).
     """
 
-    def __init__(self, collection: Any, k: int = 4, mode: str = "vitr", filter: Any = None, **kwargs: Any):
+    def __init__(self, collection: Any, k: int = 4, mode: str | None = None, filter: Any = None, **kwargs: Any):
         if k <= 0:
-            raise ValueError(f"k must be positive, got {k}")
+            raise InputError(f"k must be positive, got {k}")
         self.collection, self.k, self.mode, self.filter = collection, k, mode, filter
         super().__init__(**kwargs)
 

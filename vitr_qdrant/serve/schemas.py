@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..search import MODES
+from ..encoders.modes import MODES
 
 Mode = Literal[MODES]   # a tuple subscript is the same as listing the values
 ItemIdOut = Union[int, str]

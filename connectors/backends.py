@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+from ..errors import InputError
 from .base import StoreBackend
 
 logger = logging.getLogger(__name__)
@@ -42,22 +43,22 @@ def create_backend(*, path: str | os.PathLike[str] | None = None, location: str 
       ``options`` may hold ``max_search_threads``, ``optimize_every``.
 
     Raises:
-        ValueError: contradictory arguments (e.g. ``url`` with ``path``) or an unknown backend.
+        InputError: contradictory arguments (e.g. ``url`` with ``path``) or an unknown backend.
     """
     options = {k: v for k, v in options.items() if v is not None}
     if backend not in (None, "edge", "qdrant-local", "qdrant-remote"):
-        raise ValueError(f"unknown backend {backend!r}; choose 'edge', 'qdrant-local' or 'qdrant-remote'")
+        raise InputError(f"unknown backend {backend!r}; choose 'edge', 'qdrant-local' or 'qdrant-remote'")
     if url is not None or backend == "qdrant-remote":
         if url is None or path is not None or location is not None:
-            raise ValueError("a remote backend takes url= (and api_key=), not path= or location=")
+            raise InputError("a remote backend takes url= (and api_key=), not path= or location=")
         return _client(url=url, api_key=api_key, **options)
     if api_key is not None:
-        raise ValueError("api_key= only applies to a remote backend (url=...)")
+        raise InputError("api_key= only applies to a remote backend (url=...)")
     if location is not None or backend == "qdrant-local":
         if location not in (None, ":memory:"):
-            raise ValueError(f"location must be ':memory:' (use path= for a directory), got {location!r}")
+            raise InputError(f"location must be ':memory:' (use path= for a directory), got {location!r}")
         if location is not None and path is not None:
-            raise ValueError("give either location=':memory:' or path=, not both")
+            raise InputError("give either location=':memory:' or path=, not both")
         if location is None and path is None:
             path = default_data_dir() / "qdrant-local"
         return _client(location=location, path=None if path is None else str(path), **options)

@@ -1,0 +1,87 @@
+"""The error family: every exception the library raises on purpose derives from :class:`VitrError`.
+
+This module imports nothing, so every layer can raise from it: the encoders and the connectors
+import it (and ``_version``) from the package above them, and nothing else.
+
+* :class:`InputError` (also a ``ValueError``): something the caller passed is wrong.
+* :class:`ModelError`: a model cannot be found, read, or asked for what it cannot do.
+* :class:`StoreError`: the storage layer refuses (missing, locked, or another model's collection).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+
+class VitrError(Exception):
+    """Root of every error vitr-qdrant raises on purpose; the message says what to do."""
+
+
+# --- bad input ------------------------------------------------------------------------------
+class InputError(VitrError, ValueError):
+    """An argument, option, query or item the caller can correct (a ``ValueError`` too)."""
+
+
+class ImageLoadError(InputError):
+    """An input that is not a usable image; the message says why."""
+
+
+class FetchError(InputError):
+    """A URL that could not be fetched; the message says why."""
+
+
+# --- models ---------------------------------------------------------------------------------
+class ModelError(VitrError):
+    """A model cannot be found or read, or cannot do what it was asked."""
+
+
+class ModelNotFoundError(ModelError):
+    """No model of that name or directory (the message lists what there is)."""
+
+
+class ModelFormatError(ModelError):
+    """A model directory this version cannot read (newer format, weights that do not fit)."""
+
+
+class HeadNotTrainedError(ModelError):
+    """``mode="vitr"`` asked of a model whose fusion head was never trained."""
+
+
+# --- the store ------------------------------------------------------------------------------
+class StoreError(VitrError):
+    """The storage layer refused an operation."""
+
+
+class CollectionNotFoundError(StoreError, KeyError):
+    """The collection does not exist and was not asked to be created."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class CollectionNotOpenError(StoreError):
+    """A data operation was called before ``open_collection``."""
+
+
+class FingerprintMismatchError(StoreError):
+    """The collection was built with another model (or other vector sizes)."""
+
+    def __init__(self, collection: str, stored: Mapping[str, Any], given: Mapping[str, Any]):
+        self.collection = collection
+        self.stored = dict(stored)
+        self.given = dict(given)
+        super().__init__(
+            f"collection {collection!r} was built with model {self.stored}, "
+            f"but it was opened with model {self.given}. Open it with the model it was "
+            f"built with, or use another collection name (or drop this one) for the new model."
+        )
+
+
+class StoreLockedError(StoreError):
+    """An embedded store is already open in this or another process."""
+
+
+__all__ = [
+    "CollectionNotFoundError", "CollectionNotOpenError", "FetchError", "FingerprintMismatchError",
+    "HeadNotTrainedError", "ImageLoadError", "InputError", "ModelError", "ModelFormatError",
+    "ModelNotFoundError", "StoreError", "StoreLockedError", "VitrError",
+]
