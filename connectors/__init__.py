@@ -11,8 +11,8 @@ if __name__ != "vitr_qdrant.connectors":  # e.g. `import connectors` in a checko
     raise ImportError(f"this folder is the package vitr_qdrant.connectors: import that, not {__name__!r}")
 
 from .._lazy import lazy_getattr  # noqa: E402
-from ..errors import (CollectionNotFoundError, CollectionNotOpenError, FingerprintMismatchError, StoreError,
-                      StoreLockedError)  # noqa: E402
+from ..errors import (CollectionNotFoundError, CollectionNotOpenError, FingerprintMismatchError,  # noqa: E402
+                      StoreCorruptError, StoreError, StoreFullError, StoreLockedError)
 
 if TYPE_CHECKING:
     from .backends import create_backend, default_data_dir
@@ -31,7 +31,7 @@ _LAZY = {
                                     "CollectionSpec", "QueryPlan", "StoredPoint", "make_payload")},
 }
 __all__ = sorted([*_LAZY, "CollectionNotFoundError", "CollectionNotOpenError", "FingerprintMismatchError",
-                  "StoreError", "StoreLockedError"])
+                  "StoreCorruptError", "StoreError", "StoreFullError", "StoreLockedError"])
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 

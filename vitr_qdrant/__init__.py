@@ -14,7 +14,8 @@ from ._lazy import lazy_getattr
 from ._version import __version__
 from .errors import (CollectionNotFoundError, CollectionNotOpenError, FetchError, FingerprintMismatchError,
                      HeadNotTrainedError, ImageLoadError, InputError, ModelError, ModelFormatError,
-                     ModelNotFoundError, StoreError, StoreLockedError, VitrError)
+                     ModelNotFoundError, StoreCorruptError, StoreError, StoreFullError, StoreLockedError,
+                     URLPolicyError, VitrError)
 from .errors import __all__ as _ERRORS
 
 if TYPE_CHECKING:

@@ -5,7 +5,8 @@ import it (and ``_version``) from the package above them, and nothing else.
 
 * :class:`InputError` (also a ``ValueError``): something the caller passed is wrong.
 * :class:`ModelError`: a model cannot be found, read, or asked for what it cannot do.
-* :class:`StoreError`: the storage layer refuses (missing, locked, or another model's collection).
+* :class:`StoreError`: the storage layer refuses (missing, locked, full, damaged, or another model's
+  collection).
 """
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ class ImageLoadError(InputError):
 
 class FetchError(InputError):
     """A URL that could not be fetched; the message says why."""
+
+
+class URLPolicyError(FetchError):
+    """A URL the URL policy refuses: another scheme than http(s), or a host whose address is not
+    public (loopback, private, link-local, multicast...); the message names the setting that allows it."""
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -80,8 +86,18 @@ class StoreLockedError(StoreError):
     """An embedded store is already open in this or another process."""
 
 
+class StoreFullError(StoreError):
+    """Not enough free disk space for a write (checked before writing: nothing was written)."""
+
+
+class StoreCorruptError(StoreError):
+    """A collection's files cannot be read (its sidecar, or the engine's data); the message names
+    the collection and the file, and how to recover."""
+
+
 __all__ = [
     "CollectionNotFoundError", "CollectionNotOpenError", "FetchError", "FingerprintMismatchError",
     "HeadNotTrainedError", "ImageLoadError", "InputError", "ModelError", "ModelFormatError",
-    "ModelNotFoundError", "StoreError", "StoreLockedError", "VitrError",
+    "ModelNotFoundError", "StoreCorruptError", "StoreError", "StoreFullError", "StoreLockedError",
+    "URLPolicyError", "VitrError",
 ]
