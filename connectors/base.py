@@ -132,20 +132,22 @@ def check_points(points: Sequence[StoredPoint], spec: CollectionSpec) -> list[tu
     Raises:
         InputError: a vector is missing, has the wrong shape, or is not finite.
     """
-    rows = []
-    for p in points:
-        g = np.asarray(p.global_vector, dtype=np.float32) if p.global_vector is not None else None
-        r = np.asarray(p.regions, dtype=np.float32) if p.regions is not None else None
-        if g is None or g.shape != (spec.global_dim,):
-            raise InputError(f"point {p.id!r}: global vector must have shape ({spec.global_dim},), "
-                             f"got {None if g is None else g.shape}")
-        if r is None or r.ndim != 2 or r.shape[0] < 1 or r.shape[1] != spec.region_dim:
-            raise InputError(f"point {p.id!r}: regions must have shape (R>=1, {spec.region_dim}), "
-                             f"got {None if r is None else r.shape}")
-        if not (np.isfinite(g).all() and np.isfinite(r).all()):
-            raise InputError(f"point {p.id!r}: vectors contain NaN or inf")
-        rows.append((p.id, g, r))
-    return rows
+    return [check_point(p, spec) for p in points]
+
+
+def check_point(p: StoredPoint, spec: CollectionSpec) -> tuple[PointId, np.ndarray, np.ndarray]:
+    """One point of :func:`check_points`."""
+    g = np.asarray(p.global_vector, dtype=np.float32) if p.global_vector is not None else None
+    r = np.asarray(p.regions, dtype=np.float32) if p.regions is not None else None
+    if g is None or g.shape != (spec.global_dim,):
+        raise InputError(f"point {p.id!r}: global vector must have shape ({spec.global_dim},), "
+                         f"got {None if g is None else g.shape}")
+    if r is None or r.ndim != 2 or r.shape[0] < 1 or r.shape[1] != spec.region_dim:
+        raise InputError(f"point {p.id!r}: regions must have shape (R>=1, {spec.region_dim}), "
+                         f"got {None if r is None else r.shape}")
+    if not (np.isfinite(g).all() and np.isfinite(r).all()):
+        raise InputError(f"point {p.id!r}: vectors contain NaN or inf")
+    return p.id, g, r
 
 
 def check_plan(plan: QueryPlan, spec: CollectionSpec) -> None:

@@ -46,28 +46,3 @@ def _condition(key: str, value: Any) -> models.FieldCondition:
         return models.FieldCondition(key=key, range=models.Range(**{k: float(v) for k, v in value.items()}))
     raise InputError(f"filter {key!r}: unsupported value {value!r}; use a str/int/bool, a list, "
                      f"or a dict like {{'gte': 1, 'lte': 5}}")
-
-
-def index_kinds(spec: Mapping[str, Any] | models.Filter | None) -> dict[str, str]:
-    """Payload index kind for each key of a simple filter dict (``{}`` for a ``models.Filter``).
-
-    Without an index, every candidate a filtered search visits has its whole payload read.
-    """
-    if not isinstance(spec, Mapping):
-        return {}
-    kinds = {}
-    for key, value in spec.items():
-        sample = list(value) if isinstance(value, (list, tuple, set, frozenset)) else value
-        sample = sample[0] if isinstance(sample, list) and sample else sample
-        if isinstance(sample, bool):
-            kinds[str(key)] = "bool"
-        elif isinstance(sample, str):
-            kinds[str(key)] = "keyword"
-        elif isinstance(sample, int):
-            kinds[str(key)] = "integer"
-        elif isinstance(sample, float):
-            kinds[str(key)] = "float"
-        elif isinstance(sample, Mapping):
-            ints = all(isinstance(v, int) and not isinstance(v, bool) for v in sample.values())
-            kinds[str(key)] = "integer" if ints else "float"
-    return kinds

@@ -15,33 +15,40 @@ ID_NAMESPACE = uuid.UUID("6f1c3c1e-0b7a-5d43-9a52-3e1f6a0c9d21")
 _MAX_INT_ID = 2**64 - 1
 
 
+def user_key(user_id: int | str | uuid.UUID) -> int | str:
+    """The caller's id as it is stored (``external_id``) and shown: an int, or a str; a
+    ``uuid.UUID`` is the same id as its canonical string.
+
+    Raises:
+        InputError: not an int (0 .. 2**64-1) or a non-empty str.
+    """
+    if isinstance(user_id, uuid.UUID):
+        return str(user_id)
+    if isinstance(user_id, bool) or not isinstance(user_id, (int, str)):
+        raise InputError(f"an id must be an int or a str, got {type(user_id).__name__} ({user_id!r})")
+    if isinstance(user_id, int) and not 0 <= user_id <= _MAX_INT_ID:
+        raise InputError(f"an int id must be in 0..2**64-1, got {user_id}")
+    if user_id == "":
+        raise InputError("an id must not be an empty string")
+    return user_id
+
+
 def point_id(user_id: int | str | uuid.UUID | None = None, sha256: str | None = None) -> PointId:
     """Return the Qdrant point id for an item.
 
     Args:
-        user_id: The caller's id. An int is used as is (0 .. 2**64-1); a ``uuid.UUID`` as its
-            canonical string; any other string is mapped to a UUIDv5 in a fixed namespace,
-            so the same string always gives the same point.
+        user_id: The caller's id (see :func:`user_key`). An int is used as is (0 .. 2**64-1);
+            a str (a ``uuid.UUID`` as its canonical string) is mapped to a UUIDv5 in a fixed
+            namespace, so the same string always gives the same point.
         sha256: Hex digest of the image bytes, used when ``user_id`` is None, so re-adding
             the same image overwrites the same point instead of duplicating it.
 
     Raises:
-        InputError: neither is given, the int is out of range, or the digest is not hex.
+        InputError: neither is given, the id is not an int or a non-empty str, or the digest is not hex.
     """
     if user_id is not None:
-        if isinstance(user_id, bool):
-            raise InputError(f"point id must be an int or a str, not bool ({user_id!r})")
-        if isinstance(user_id, int):
-            if not 0 <= user_id <= _MAX_INT_ID:
-                raise InputError(f"int point id must be in 0..2**64-1, got {user_id}")
-            return user_id
-        if isinstance(user_id, uuid.UUID):
-            return str(user_id)
-        if isinstance(user_id, str):
-            if not user_id:
-                raise InputError("point id must not be an empty string")
-            return str(uuid.uuid5(ID_NAMESPACE, "id:" + user_id))
-        raise InputError(f"point id must be an int or a str, got {type(user_id).__name__}")
+        key = user_key(user_id)
+        return key if isinstance(key, int) else str(uuid.uuid5(ID_NAMESPACE, "id:" + key))
     if sha256 is None:
         raise InputError("give either a user id or the sha256 of the image to derive a point id")
     digest = sha256.strip().lower()

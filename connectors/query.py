@@ -13,7 +13,7 @@ from qdrant_client import models
 
 from ..errors import InputError
 from .base import StoreBackend
-from .filters import build_filter, index_kinds
+from .filters import build_filter
 from .schema import Candidate, QueryPlan
 
 RerankFn = Callable[[np.ndarray, list[np.ndarray]], Union[np.ndarray, Sequence[Any]]]
@@ -52,14 +52,14 @@ def search(backend: StoreBackend, global_query: np.ndarray, token_vectors: np.nd
 
     Candidates carry ``stage_scores`` of every stage that ran (``global``, ``late``, ``rerank``),
     their payload, their stored ``global`` vector and, with ``with_vectors`` or ``rerank``, their
-    ``regions``. A simple dict filter's keys get payload indexes on first use.
+    ``regions``. A search writes nothing: a filter on a key without a payload index works, by
+    reading the payloads of the candidates it visits.
 
     Raises:
         InputError: ``limit <= 0``, empty or mis-shaped query vectors, a bad filter or rerank output.
     """
     g, limit = _unit(np.asarray(global_query, dtype=np.float32)), _positive(limit)
     flt = build_filter(filter)
-    backend.ensure_payload_indexes(index_kinds(filter))
     if token_vectors is None:
         return backend.query(QueryPlan(g, None, limit=limit, prefetch_limit=limit, filter=flt,
                                        with_regions=with_vectors))

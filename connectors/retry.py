@@ -1,9 +1,11 @@
-"""The one retry policy at the network edge (Qdrant servers, image URLs): bounded attempts, on
-transient errors only, exponential backoff with jitter, and a server's retry-after honoured."""
+"""The one retry policy at the network edge (Qdrant servers, image URLs): bounded attempts (and
+optionally a deadline), on transient errors only, exponential backoff with jitter, and a server's
+retry-after honoured."""
 from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
@@ -37,14 +39,20 @@ class RetryPolicy:
 
 
 def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, transient: Callable[[BaseException], bool],
-                    what: str) -> T:
+                    what: str, deadline: float | None = None) -> T:
     """Call ``fn``; on an error ``transient`` accepts, wait and try again, up to ``policy.attempts``
-    times in all, then re-raise the last error. ``what`` names the call in the log."""
+    times in all, then re-raise the last error. ``what`` names the call in the log. With a
+    ``deadline`` (a ``time.monotonic()`` value), no attempt starts after it: a wait that would
+    end past it gives up at once."""
     def log(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         logger.warning("transient error from %s (attempt %d of %d), retrying: %s", what, state.attempt_number,
                        policy.attempts, exc)
 
-    retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(max(1, policy.attempts)), wait=policy.wait,
-                                 retry=tenacity.retry_if_exception(transient), before_sleep=log, reraise=True)
+    def past_deadline(state: tenacity.RetryCallState) -> bool:
+        return deadline is not None and time.monotonic() + (state.upcoming_sleep or 0.0) >= deadline
+
+    retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(max(1, policy.attempts)) | past_deadline,
+                                 wait=policy.wait, retry=tenacity.retry_if_exception(transient), before_sleep=log,
+                                 reraise=True)
     return retrying(fn)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
@@ -131,11 +132,16 @@ def make_payload(uri: str | None = None, sha256: str | None = None, width: int |
                  external_id: int | str | None = None) -> dict[str, Any]:
     """Build a point payload: the reserved image fields plus the user's metadata, flat.
 
-    User metadata sits at the top level so simple filters read ``{"category": "dog"}``.
+    User metadata sits at the top level so simple filters read ``{"category": "dog"}``. Its
+    values must be what a Qdrant payload holds (see :func:`payload_value`); numpy scalars become
+    Python numbers and tuples lists.
 
     Raises:
-        InputError: a metadata key collides with a reserved key or is not a string.
+        InputError: ``metadata`` is not a dict, a key collides with a reserved key or is not a
+            string, or a value cannot be stored (the message names the key).
     """
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise InputError(f"metadata must be a dict (or None), got {type(metadata).__name__}")
     payload: dict[str, Any] = {}
     for key, value in (("uri", uri), ("sha256", sha256), ("width", width), ("height", height),
                        ("external_id", external_id)):
@@ -146,8 +152,44 @@ def make_payload(uri: str | None = None, sha256: str | None = None, width: int |
             raise InputError(f"metadata keys must be strings, got {key!r}")
         if key in RESERVED_PAYLOAD_KEYS:
             raise InputError(f"metadata key {key!r} is reserved; reserved: {sorted(RESERVED_PAYLOAD_KEYS)}")
-        payload[key] = value
+        payload[key] = payload_value(key, value)
     return payload
+
+
+_INT64 = (-2**63, 2**63 - 1)
+
+
+def payload_value(key: str, value: Any) -> Any:
+    """``value`` as a payload value: None, bool, str, an int of 64 bits, a finite float, or lists
+    and dicts (str keys) of those; numpy scalars become Python numbers, tuples lists.
+
+    Raises:
+        InputError: anything else (NaN, datetime, set, objects...), naming ``key`` and what to pass.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise InputError(f"metadata {key!r}: {value} does not fit a 64-bit payload integer; store it as a str")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InputError(f"metadata {key!r}: {value} is not a payload number (only finite numbers are "
+                             f"stored); leave the key out or store None")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [payload_value(f"{key}[{i}]", v) for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            raise InputError(f"metadata {key!r}: the keys of a nested dict must be strings")
+        return {k: payload_value(f"{key}.{k}", v) for k, v in value.items()}
+    hint = {"datetime": "store its .isoformat() string (Qdrant filters datetimes as RFC 3339 strings)",
+            "date": "store its .isoformat() string", "set": "pass a list", "frozenset": "pass a list"}
+    kind = type(value).__name__
+    raise InputError(f"metadata {key!r}: a {kind} is not a payload value; "
+                     + hint.get(kind, "use str, int, float, bool, None, or lists and dicts of them"))
 
 
 def check_metadata(collection: str, stored: Mapping[str, Any], spec: CollectionSpec) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Any, Sequence, Union
 
@@ -13,53 +14,100 @@ from PIL import Image, ImageOps
 from ..errors import ImageLoadError, InputError
 
 ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
-MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb threshold
+MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb threshold: the default cap of decoded pixels
+REDUCING_GAP = 2
+"""Images are reduced (JPEG: decoded at a smaller scale) only while their shorter side stays at
+least this many times the model's input size; the bicubic resize does the rest."""
+_ORIENTATION = 0x0112
+_REDUCIBLE = ("L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "I", "F")
 
 
-def load_image(item: Any) -> Image.Image:
-    """Decode one image input to an RGB ``PIL.Image`` (EXIF orientation applied).
+def load_image(item: Any, max_pixels: int = MAX_PIXELS, fit: int | None = None) -> Image.Image:
+    """Decode one image input to an RGB ``PIL.Image`` (EXIF orientation applied); see
+    :func:`decode_image` for ``max_pixels`` and ``fit``."""
+    return decode_image(item, max_pixels, fit)[0]
+
+
+def decode_image(item: Any, max_pixels: int = MAX_PIXELS,
+                 fit: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode one image input to an RGB ``PIL.Image`` (EXIF orientation applied) and the
+    (width, height) of the original, as rotated.
 
     Accepts a local path (str/Path), encoded bytes, a PIL image or an HxWx3 uint8 array. URLs
     are fetched by the caller (``vitr_qdrant``), not here.
+
+    Args:
+        max_pixels: The most pixels decoded for one image (a JPEG counts at the scale it is
+            decoded at); more is an :class:`ImageLoadError`, checked before decoding.
+        fit: The model's input size: the image is reduced while decoding (JPEG: decoded at
+            1/2, 1/4 or 1/8 scale) and right after it (:func:`reduce_for`), so what is kept is
+            about what the model needs, not the original. None keeps the decoded size.
     """
     if isinstance(item, Image.Image):
         img = item
     elif isinstance(item, np.ndarray):
         if item.ndim != 3 or item.shape[2] != 3 or item.dtype != np.uint8:
             raise ImageLoadError(f"arrays must be HxWx3 uint8 (got {item.shape} {item.dtype})")
-        return Image.fromarray(item, "RGB")
+        img = Image.fromarray(item, "RGB")
     elif isinstance(item, (bytes, bytearray)):
-        img = _open(io.BytesIO(item), "bytes")
+        img, size = _open(io.BytesIO(item), "bytes", max_pixels, fit)
     elif isinstance(item, (str, Path)):
         p = Path(item)
         if not p.is_file():
             raise ImageLoadError(f"no such file: {p}")
-        img = _open(p, str(p))
+        img, size = _open(p, str(p), max_pixels, fit)
     else:
         raise ImageLoadError(f"unsupported image type {type(item).__name__}; pass a path, "
                              "bytes, PIL.Image or HxWx3 uint8 array")
-    if img.width * img.height > MAX_PIXELS:
-        raise ImageLoadError(f"image too large ({img.width}x{img.height}): decompression bomb?")
+    if isinstance(item, (Image.Image, np.ndarray)):
+        _check_pixels(img, max_pixels)
+        size = img.size
     try:
-        img = ImageOps.exif_transpose(img)
-        return img.convert("RGB")
+        swap = img.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
+        img = ImageOps.exif_transpose(reduce_for(img, fit)).convert("RGB")
     except (OSError, ValueError) as e:
         raise ImageLoadError(f"cannot decode image: {e}") from e
+    return img, (size[1], size[0]) if swap else size
 
 
-def _open(src: Any, what: str) -> Image.Image:
+def _open(src: Any, what: str, max_pixels: int, fit: int | None) -> tuple[Image.Image, tuple[int, int]]:
+    """The decoded image (at a smaller scale where ``fit`` allows) and the size its header gives."""
     try:
         img = Image.open(src)
-        if img.width * img.height > MAX_PIXELS:
-            raise ImageLoadError(f"image too large ({img.width}x{img.height}): decompression bomb?")
+        size = img.size
+        if fit is not None and img.format == "JPEG":
+            scale = REDUCING_GAP * fit / max(1, min(img.size))
+            if scale < 1:   # the decoder picks the smallest scale at least this size
+                img.draft(None, (math.ceil(img.width * scale), math.ceil(img.height * scale)))
+        _check_pixels(img, max_pixels)
         img.load()
-        return img
+        return img, size
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageLoadError(f"decompression bomb: {e}") from e
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageLoadError(f"not a readable image ({what}): {e}") from e
+
+
+def _check_pixels(img: Image.Image, max_pixels: int) -> None:
+    if img.width == 0 or img.height == 0:
+        raise ImageLoadError(f"the image has no pixels ({img.width}x{img.height})")
+    if img.width * img.height > max_pixels:
+        raise ImageLoadError(f"image too large ({img.width}x{img.height} = {img.width * img.height:,} pixels "
+                             f"decoded, over the cap of {max_pixels:,}; Settings.max_pixels sets it): "
+                             f"decompression bomb?")
+
+
+def reduce_for(img: Image.Image, size: int | None) -> Image.Image:
+    """``img`` reduced by the largest integer factor (box filter) that keeps its shorter side at
+    least ``REDUCING_GAP * size``; ``img`` itself when there is nothing to reduce."""
+    factor = min(img.size) // (REDUCING_GAP * size) if size else 0
+    if factor < 2:
+        return img
+    if img.mode not in _REDUCIBLE:
+        img = img.convert("RGBA" if "A" in img.getbands() or "transparency" in img.info else "RGB")
+    return img.reduce(factor)
 
 
 def cover_crop(width: int, height: int, size: int) -> tuple[int, int, int, int]:
@@ -71,9 +119,11 @@ def cover_crop(width: int, height: int, size: int) -> tuple[int, int, int, int]:
 
 
 def resize_and_crop(img: Image.Image, size: int) -> Image.Image:
-    """The ``size`` x ``size`` square a model sees of ``img`` (bicubic, :func:`cover_crop`)."""
+    """The ``size`` x ``size`` square a model sees of ``img``: :func:`reduce_for`, then bicubic
+    resize and centre crop (:func:`cover_crop`). An image reduced while decoding gives the same."""
     if img.size == (size, size):
         return img
+    img = reduce_for(img, size)
     nw, nh, left, top = cover_crop(img.width, img.height, size)
     return img.resize((nw, nh), Image.BICUBIC).crop((left, top, left + size, top + size))
 

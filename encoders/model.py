@@ -104,8 +104,8 @@ class VitrModel(nn.Module):
     # --- tensor-level encoders (used by the trainer too) ---------------------------------
     def pixels(self, images: Sequence[ImageInput]) -> torch.Tensor:
         bb = self.backbone
-        return torch.stack([preprocess(load_image(im), bb.image_size, bb.image_mean, bb.image_std)
-                            for im in images])
+        size = bb.image_size
+        return torch.stack([preprocess(load_image(im, fit=size), size, bb.image_mean, bb.image_std) for im in images])
 
     def image_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         g, tokens = self.backbone.encode_image(pixels)

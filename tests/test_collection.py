@@ -13,7 +13,7 @@ import vitr_qdrant as vq
 from vitr_qdrant.connectors import FingerprintMismatchError, StoreLockedError
 from vitr_qdrant.encoders.modes import MODES
 
-FAST = {"url_retries": 2, "url_backoff": 0.0, "url_timeout": 1.0}
+FAST = {"url_retries": 2, "url_backoff": 0.0, "url_timeout": 1.0, "url_allow": ["127.0.0.1"]}
 QUERY = "red circle left of blue square"
 
 

@@ -14,7 +14,6 @@ import torch
 from PIL import Image
 
 import vitr_qdrant as vq
-from vitr_qdrant.collection import _point_ids
 from vitr_qdrant.encoders.images import preprocess, preprocess_tensors
 from vitr_qdrant.decoders import DEVICE_DECODER, choose_decoder
 from vitr_qdrant.inputs import Source
@@ -49,7 +48,7 @@ def inputs(tmp_path, scene_images):
 
 
 def vectors(col, ids):
-    pts = col._store.retrieve(list(ids), with_vectors=True)
+    pts = col._store.retrieve(col._stored_ids(ids), with_vectors=True)
     return {p.id: (p.global_vector, p.regions, p.payload) for p in pts}
 
 
@@ -73,7 +72,7 @@ def test_device_path_reports_and_stores_like_the_pil_path(tmp_path, tiny_model, 
         with vq.VitrCollection("d", path=tmp_path / decoder, model=tiny_model,
                                settings={"jpeg_decoder": decoder, "batch_size": 4}) as col:
             reports[decoder] = rep = col.add_images(inputs, progress=False)
-            stored[decoder] = vectors(col, _point_ids(rep.ids))
+            stored[decoder] = vectors(col, rep.ids)
     pil, dev = reports["pil"], reports["torchvision"]
     assert (dev.added, dev.skipped, dev.ids) == (pil.added, pil.skipped, pil.ids) == (pil.added, 0, pil.ids)
     assert pil.added == 9 and [k for k, _ in dev.failed] == [k for k, _ in pil.failed]
@@ -140,10 +139,10 @@ def test_gpu_decode_matches_cpu(tmp_path, tiny_model, inputs):
     assert choose_decoder(gpu_model, Settings(), [Source(inputs[0], str(inputs[0]), 0)]) is DEVICE_DECODER
     with vq.VitrCollection("g", path=tmp_path / "gpu", model=gpu_model) as col:
         rep = col.add_images(inputs, progress=False)
-        got = vectors(col, _point_ids(rep.ids))
+        got = vectors(col, rep.ids)
     with vq.VitrCollection("g", path=tmp_path / "cpu", model=tiny_model, settings={"jpeg_decoder": "pil"}) as col:
         ref = col.add_images(inputs, progress=False)
-        want = vectors(col, _point_ids(ref.ids))
+        want = vectors(col, ref.ids)
     assert (rep.added, rep.ids, dict(rep.failed)) == (ref.added, ref.ids, dict(ref.failed))
     for pid, (g, r, payload) in want.items():
         assert got[pid][2] == payload and float(g @ got[pid][0]) > 0.95   # bf16 on the GPU

@@ -14,10 +14,11 @@ import pytest
 from PIL import Image
 
 from vitr_qdrant.fetch import FetchCfg, FetchError, fetch_url
-from vitr_qdrant.inputs import as_inputs, iter_sources, load_source, load_sources
+from vitr_qdrant.inputs import LoadCfg, as_inputs, iter_sources, load_source, load_sources
 from vitr_qdrant.settings import Settings, default_data_dir
 
-FAST = FetchCfg(timeout=2.0, attempts=3, backoff=0.0, max_bytes=10_000)
+FAST = FetchCfg(timeout=2.0, attempts=3, backoff=0.0, max_bytes=10_000, allow=("127.0.0.1",))
+LOAD = LoadCfg(fetch=FAST)
 
 
 def png_bytes(size=(12, 8), color=(200, 30, 30)) -> bytes:
@@ -94,7 +95,7 @@ def test_fetch_ok_retry_and_failures(server):
 
 def test_urls_through_the_loader(server):
     base, _ = server
-    ok, missing = load_sources(list(iter_sources([base + "/ok.png", base + "/missing"])), FAST, workers=2)
+    ok, missing = load_sources(list(iter_sources([base + "/ok.png", base + "/missing"])), LOAD, workers=2)
     assert ok.ok and ok.uri == base + "/ok.png" and ok.image.size == (12, 8) and len(ok.sha256) == 64
     assert not missing.ok and "HTTP 404" in missing.error
 
@@ -102,7 +103,7 @@ def test_urls_through_the_loader(server):
 def test_unreachable_url_gives_up_after_bounded_attempts():
     url = f"http://127.0.0.1:{free_port()}/x.png"
     with pytest.raises(FetchError, match="gave up after 2 attempt"):
-        fetch_url(url, FetchCfg(timeout=1.0, attempts=2, backoff=0.0))
+        fetch_url(url, FetchCfg(timeout=1.0, attempts=2, backoff=0.0, allow=("127.0.0.1",)))
 
 
 def test_expand_directories_and_inputs(tmp_path):
@@ -131,7 +132,7 @@ def test_load_never_raises_and_says_why(tmp_path):
         (np.zeros((4, 4), np.uint8), "HxWx3"),
         ("ftp://example.com/x.png", "scheme"),
     ]
-    items = load_sources(list(iter_sources([c[0] for c in cases])), FAST, workers=2)
+    items = load_sources(list(iter_sources([c[0] for c in cases])), LOAD, workers=2)
     for item, (_, expected) in zip(items, cases):
         assert not item.ok and expected in item.error, (item.source.key, item.error)
         assert "0x" not in item.error

@@ -148,10 +148,12 @@ def run_reporting_errors(name: str, run: Callable[[], int], debug: bool) -> int:
 
 
 def describe(exc: BaseException) -> str:
-    """One line saying what went wrong: an unreachable server is named as such."""
+    """One line saying what went wrong (no credentials of a URL in it): an unreachable server is named as such."""
     from qdrant_client.http.exceptions import ResponseHandlingException
 
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    from .url_policy import redact_text
+
+    text = redact_text(" ".join(str(exc).split())) or type(exc).__name__
     if isinstance(exc, ResponseHandlingException) or type(exc).__module__.startswith(("httpx", "httpcore")):
         return f"cannot reach the Qdrant server ({text}); check --url and that the server runs"
     return text

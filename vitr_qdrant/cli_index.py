@@ -5,6 +5,7 @@ import argparse
 import csv
 import hashlib
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +22,15 @@ SHOWN = 20   # items listed per reason on the console
 
 @dataclass
 class Entry:
-    """One image to index: ``item`` (path or URL), ``key`` (as written, for sharding), id, metadata."""
+    """One image to index: ``item`` (path or URL), ``key`` (as written, for sharding), id,
+    metadata, and ``where`` it was named (``photos.csv line 33``; None: on the command line or
+    found in a directory)."""
 
     item: str
     key: str
     id: str | None = None
     metadata: dict[str, Any] | None = None
+    where: str | None = None
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -62,10 +66,10 @@ def read_entries(inputs: list[str], image_column: str = "image", id_column: str 
         elif path.suffix.lower() in CSV_SUFFIXES and path.is_file():
             yield from _csv_entries(path, image_column, id_column, metadata_columns)
         elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
                 line = line.strip()
                 if line and not line.startswith("#"):
-                    yield Entry(_relative_to(path, line), line)
+                    yield Entry(_relative_to(path, line), line, where=f"{path} line {number}")
         else:
             yield Entry(inp, inp)
 
@@ -87,15 +91,18 @@ def _csv_entries(path: Path, image_column: str, id_column: str | None,
         for row in reader:
             value = (row.get(image_column) or "").strip()
             meta = {c: _number(row[c]) for c in keep if row.get(c) not in (None, "")}
-            yield Entry(_relative_to(path, value), value, row.get(id_column) if id_column else None, meta)
+            yield Entry(_relative_to(path, value), value, row.get(id_column) if id_column else None, meta,
+                        where=f"{path} line {reader.line_num}")
 
 
 def _number(value: str) -> Any:
+    """A CSV cell as an int or a finite float if it is one, else the text (``nan`` stays text)."""
     for kind in (int, float):
         try:
-            return kind(value)
+            number = kind(value)
         except ValueError:
-            pass
+            continue
+        return number if math.isfinite(number) else value
     return value
 
 
@@ -118,6 +125,13 @@ def add_index_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    f"model is on CUDA, else PIL")
     p.add_argument("--url-retries", type=int,
                    help=f"attempts per URL (transient errors only; default {default.url_retries})")
+    p.add_argument("--url-allow", action="append", metavar="HOST",
+                   help="a host that may be fetched although its address is not public (loopback, private, "
+                   "link-local...): a name, address or network, optionally with :port (repeat for more; "
+                   "default: public addresses only)")
+    p.add_argument("--index-key", action="append", metavar="KEY[:KIND]",
+                   help="index this payload key for fast filtered searches (kind: keyword (default), integer, "
+                   "float, bool, text, datetime, uuid; repeat for more); searches never create indexes")
     p.add_argument("--compact", action="store_true",
                    help="a new collection stores its regions as turbo8, without the payload copy "
                    "(about 5 KB an image instead of about 30; slower reranking)")
@@ -129,7 +143,7 @@ def add_index_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 def check_inputs(args: argparse.Namespace) -> list[Entry]:
     """The entries to index; a missing input, a CSV without the image column or no image at
     all is a :class:`UsageError` (raised before anything is created)."""
-    missing = [i for i in args.inputs if not url_scheme(i) and not Path(i).exists()]
+    missing = [i for i in args.inputs if not url_scheme(i) and not _exists(i)]
     if missing:
         raise UsageError(f"no such file or directory: {', '.join(missing)} (nothing was indexed)")
     try:
@@ -139,6 +153,13 @@ def check_inputs(args: argparse.Namespace) -> list[Entry]:
     if not entries:
         raise UsageError(f"no image files in {', '.join(args.inputs)} (nothing was indexed)")
     return [e for e in entries if in_shard(e.key, args.shard)]
+
+
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):   # a name too long, a NUL in it
+        return False
 
 
 def run_index(args: argparse.Namespace) -> int:
@@ -153,21 +174,28 @@ def run_index(args: argparse.Namespace) -> int:
         return 0
     ids = [e.id for e in entries] if any(e.id for e in entries) else None
     storage = COMPACT_STORAGE if args.compact else None
-    with open_collection(args, storage, batch_size=args.batch_size, url_retries=args.url_retries,
-                         jpeg_decoder=args.jpeg_decoder) as col:
+    with open_collection(args, storage, index_keys=args.index_key, batch_size=args.batch_size,
+                         url_retries=args.url_retries, url_allow=args.url_allow, jpeg_decoder=args.jpeg_decoder) as col:
         report = col.add_images([e.item for e in entries], ids=ids, metadata=[e.metadata for e in entries],
                                 progress=not args.no_progress)
         total = len(col)
-    print(f"{args.collection}: added {report.added}, skipped {report.skipped}, failed {len(report.failed)}; "
-          f"{total} images in the collection")
+    print(f"{args.collection}: {report.summary}; {total} images in the collection")
+    failed = [(named(entries[n], item), reason) for (item, reason), n in zip(report.failed, report.failed_inputs)]
+    print_items("replaced", report.replaced_items, sys.stdout, args.report)
     print_items("skipped", report.skipped_items, sys.stdout, args.report)
-    print_items("failed", report.failed, sys.stderr, args.report)
+    print_items("failed", failed, sys.stderr, args.report)
     if args.report:
         Path(args.report).write_text(json.dumps(
             {"collection": args.collection, "added": report.added,
-             "skipped": [{"item": i, "reason": r} for i, r in report.skipped_items],
-             "failed": [{"item": i, "reason": r} for i, r in report.failed]}, indent=2) + "\n")
+             **{what: [{"item": i, "reason": r} for i, r in items] for what, items in
+                (("replaced", report.replaced_items), ("skipped", report.skipped_items), ("failed", failed))}},
+            indent=2) + "\n")
     return 1 if report.failed else 0
+
+
+def named(entry: Entry, item: str) -> str:
+    """``item`` with the place its entry was named, if not the command line: ``photos.csv line 33: a.png``."""
+    return item if entry.where is None else f"{entry.where}: {item}"
 
 
 def print_items(what: str, items: list[tuple[str, str]], out: TextIO, report: str | None) -> None:

@@ -69,12 +69,14 @@ def require_collection(args: argparse.Namespace, texts: bool = False) -> None:
                          f"created); collections there: {names}")
 
 
-def open_collection(args: argparse.Namespace, storage: dict[str, Any] | None = None, **settings: Any):
+def open_collection(args: argparse.Namespace, storage: dict[str, Any] | None = None,
+                    index_keys: list[str] | None = None, **settings: Any):
     """The :class:`VitrCollection` named by ``args`` (see :func:`add_store_args`); ``storage``:
-    the region storage options of a collection created now."""
+    the region storage options of a collection created now; ``index_keys``: payload keys to index."""
     from .collection import VitrCollection
     from .encoders import load_model
 
     model = load_model(args.model, device=args.device)
     return VitrCollection(args.collection, path=args.path, url=args.url, api_key=args.api_key, model=model,
-                          backend=args.backend, settings=Settings.create(**settings), **(storage or {}))
+                          backend=args.backend, settings=Settings.create(**settings), index_keys=index_keys,
+                          **(storage or {}))

@@ -5,13 +5,14 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from . import ingest, search
-from .connectors import STORAGE_OPTIONS, CollectionSpec, StoreBackend, create_backend, point_id
+from .connectors import STORAGE_OPTIONS, CollectionSpec, PointId, StoreBackend, create_backend, point_id
+from .connectors.ids import user_key
 from .encoders import VitrModel, load_model
 from .errors import InputError
-from .inputs import Source, load_source
+from .inputs import load_one
 from .results import AddReport, Hit, ItemId, Record, user_id
 from .settings import Settings
 from .store_info import TEXTS_SUFFIX, sibling_store
@@ -31,6 +32,10 @@ class VitrCollection:
         backend: ``"edge"`` (embedded default), ``"qdrant-local"``, ``"qdrant-remote"``, or an
             unopened :class:`~vitr_qdrant.connectors.StoreBackend`.
         settings: :class:`~vitr_qdrant.settings.Settings` (or a dict of them).
+        index_keys: Payload keys to index for fast filtered searches: ``{"album": "keyword",
+            "year": "integer"}``, or ``"key"`` / ``"key:kind"`` strings (kind ``keyword`` by
+            default); created now where missing. Searches never create indexes: a filter on a key
+            without one works, reading the payloads of the candidates it visits.
         **options: Backend options: ``shard_number``, ``replication_factor``,
             ``write_consistency_factor``, ``timeout`` (server); ``max_search_threads``
             (embedded); and how region vectors are stored (see
@@ -46,7 +51,7 @@ class VitrCollection:
     def __init__(self, name: str, path: str | os.PathLike[str] | None = None, location: str | None = None,
                  url: str | None = None, api_key: str | None = None, model: VitrModel | str | None = None,
                  backend: str | StoreBackend | None = None, settings: Settings | dict | None = None,
-                 **options: Any):
+                 index_keys: Mapping[str, str] | Sequence[str] | None = None, **options: Any):
         self.name = name
         self.settings = Settings.create(settings)
         self.model = model if isinstance(model, VitrModel) else load_model(model)
@@ -66,6 +71,7 @@ class VitrCollection:
         self._spec = self._make_spec(name, **storage)
         try:
             self._store.open_collection(self._spec)
+            self._store.ensure_payload_indexes(index_kinds(index_keys))
         except BaseException:
             self._store.close()
             raise
@@ -106,8 +112,15 @@ class VitrCollection:
         return ingest.add_texts(self._text_store(), self.model, texts, ids, metadata)
 
     def delete(self, ids: ItemId | Sequence[ItemId]) -> None:
-        """Delete images by id (the ids given when adding, or the ids of hits); missing ids are ignored."""
-        self._store.delete(_point_ids(ids))
+        """Delete images by id: the ids given when adding, or the ids of hits; an id that names
+        no stored item is ignored. A str is first your id; a UUID string that is none of your
+        ids names the item added without an id under that UUID (as hits show it)."""
+        self._store.delete(self._stored_ids(ids))
+
+    def create_payload_index(self, key: str, kind: str = "keyword") -> None:
+        """Index payload ``key`` (kind: keyword, integer, float, bool, text, datetime, uuid), as
+        ``index_keys`` does; filtered searches on it then skip reading whole payloads."""
+        self._store.create_payload_index(key, kind)
 
     # --- reading ----------------------------------------------------------------------------
     def search(self, text: str, limit: int = 10, filter: Any = None, mode: str | None = None,
@@ -149,7 +162,7 @@ class VitrCollection:
 
     def get(self, ids: ItemId | Sequence[ItemId]) -> list[Record]:
         """The stored images among ``ids`` (missing ones are left out)."""
-        return [Record(user_id(p.id, p.payload), p.payload) for p in self._store.retrieve(_point_ids(ids))]
+        return [Record(user_id(p.id, p.payload), p.payload) for p in self._store.retrieve(self._stored_ids(ids))]
 
     def __len__(self) -> int:
         return self._store.count()
@@ -180,10 +193,28 @@ class VitrCollection:
 
     # --- helpers ----------------------------------------------------------------------------
     def _encode_query(self, image: Any) -> tuple[Any, tuple[int, int]]:
-        item = load_source(Source(image, "query image", 0), self.settings.fetch_cfg())
-        if not item.ok:
-            raise InputError(f"cannot use the query image: {item.error}")
-        return self.model.encode_images([item.image]), item.image.size
+        """The query image's embeddings and size: loaded as ingest loads images (the URL policy,
+        the caps), its error raised as such."""
+        try:
+            item = load_one(image, self.settings.load_cfg(self.model.backbone.image_size))
+        except InputError as exc:   # ImageLoadError, FetchError, URLPolicyError: the same kind, said of the query
+            raise type(exc)(f"cannot use the query image: {exc}") from exc
+        return self.model.encode_images([item.image]), item.size
+
+    def _stored_ids(self, ids: ItemId | Sequence[ItemId]) -> list[PointId]:
+        """The point ids of the stored items whose id (as hits show it) is one of ``ids``, in order."""
+        wanted = [user_key(i) for i in ([ids] if isinstance(ids, (int, str, uuid.UUID)) else list(ids))]
+        own = {i: point_id(i) for i in wanted}
+        raw = {i: _uuid_or_none(i) for i in wanted}
+        asked = [pid for pid in [*own.values(), *raw.values()] if pid is not None]
+        stored = {p.id: p.payload for p in self._store.retrieve(list(dict.fromkeys(asked)))}
+        out: list[PointId] = []
+        for i in dict.fromkeys(wanted):
+            if own[i] in stored and stored[own[i]].get("external_id") == i:
+                out.append(own[i])
+            elif raw[i] in stored and stored[raw[i]].get("external_id") is None:
+                out.append(raw[i])
+        return out
 
     def _has_texts(self) -> bool:
         return self._texts is not None or self._store.read_metadata(self.name + TEXTS_SUFFIX) is not None
@@ -211,14 +242,19 @@ def _check_limit(limit: int) -> None:
         raise InputError(f"limit must be a positive int, got {limit!r}")
 
 
-def _point_ids(ids: ItemId | Sequence[ItemId]) -> list[Any]:
-    """Point ids for user ids or hit ids: a UUID string may be either, so both are tried."""
-    out: list[Any] = []
-    for i in [ids] if isinstance(ids, (int, str, uuid.UUID)) else list(ids):
-        out.append(point_id(i))
-        if isinstance(i, str):
-            try:
-                out.append(str(uuid.UUID(i)))
-            except ValueError:
-                pass
-    return list(dict.fromkeys(out))
+def _uuid_or_none(item_id: ItemId) -> str | None:
+    """The canonical UUID string of ``item_id``, if it is one (the point id of an item added without an id)."""
+    try:
+        return str(uuid.UUID(item_id)) if isinstance(item_id, str) else None
+    except ValueError:
+        return None
+
+
+def index_kinds(keys: Mapping[str, str] | Sequence[str] | None) -> dict[str, str]:
+    """``{key: kind}`` of the ``index_keys`` option: a dict, or ``"key"`` / ``"key:kind"`` strings."""
+    if keys is None:
+        return {}
+    if isinstance(keys, Mapping):
+        return {str(k): str(v) for k, v in keys.items()}
+    pairs = (str(entry).partition(":") for entry in ([keys] if isinstance(keys, str) else keys))
+    return {key: kind or "keyword" for key, _, kind in pairs}

@@ -27,10 +27,9 @@ import torch
 from PIL import Image
 
 from .encoders import VitrModel
-from .encoders.images import MAX_PIXELS, load_image, preprocess, preprocess_tensors
+from .encoders.images import load_image, preprocess, preprocess_tensors
 from .errors import ImageLoadError
-from .fetch import FetchCfg
-from .inputs import JPEG_MAGIC, LoadedItem, Source, load_sources, looks_like_jpeg
+from .inputs import JPEG_MAGIC, LoadCfg, LoadedItem, Source, load_sources, looks_like_jpeg
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ class Decoder:
     with ``workers`` threads), ``encode`` in the pipeline's thread (loaded items to embeddings)."""
 
     name: str
-    read: Callable[[Sequence[Source], FetchCfg, int], list[LoadedItem]]
+    read: Callable[[Sequence[Source], LoadCfg, int], list[LoadedItem]]
     encode: Callable[[VitrModel, list[LoadedItem]], list[Encoded]]
 
 
@@ -65,7 +64,7 @@ def encode_decoded(model: VitrModel, items: list[LoadedItem]) -> list[Encoded]:
 
 
 # --- the device decoder: reading ----------------------------------------------------------
-def read_for_device(batch: Sequence[Source], cfg: FetchCfg, workers: int) -> list[LoadedItem]:
+def read_for_device(batch: Sequence[Source], cfg: LoadCfg, workers: int) -> list[LoadedItem]:
     """Plain JPEGs read and hashed (left undecoded); the other sources loaded as by the PIL decoder."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         probed = list(pool.map(lambda s: probe_jpeg(s, cfg), batch))
@@ -73,7 +72,7 @@ def read_for_device(batch: Sequence[Source], cfg: FetchCfg, workers: int) -> lis
     return [p if p is not None else next(rest) for p in probed]
 
 
-def probe_jpeg(src: Source, cfg: FetchCfg) -> LoadedItem | None:
+def probe_jpeg(src: Source, cfg: LoadCfg) -> LoadedItem | None:
     """A :class:`LoadedItem` holding a plain JPEG's bytes, or None for PIL (never raises)."""
     item = src.item
     if not looks_like_jpeg(item):
@@ -83,15 +82,15 @@ def probe_jpeg(src: Source, cfg: FetchCfg) -> LoadedItem | None:
             data, uri = bytearray(item), None
         else:
             path = Path(item).expanduser()
-            if not path.is_file() or path.stat().st_size > cfg.max_bytes:
+            if not path.is_file() or path.stat().st_size > cfg.fetch.max_bytes:
                 return None
             data, uri = _read(path), str(path.resolve())
-    except OSError:
+    except (OSError, ValueError):
         return None
-    size = plain_jpeg_size(data)
-    if size is None or len(data) > cfg.max_bytes:
+    size = plain_jpeg_size(data, cfg.max_pixels)
+    if size is None or len(data) > cfg.fetch.max_bytes:
         return None
-    return LoadedItem(src, uri=uri, sha256=hashlib.sha256(data).hexdigest(), jpeg=data, jpeg_size=size)
+    return LoadedItem(src, uri=uri, sha256=hashlib.sha256(data).hexdigest(), jpeg=data, size=size)
 
 
 def _read(path: Path) -> bytearray:
@@ -100,13 +99,14 @@ def _read(path: Path) -> bytearray:
     return data
 
 
-def plain_jpeg_size(data: bytearray) -> tuple[int, int] | None:
-    """(width, height) of a JPEG the device may decode as is, else None (PIL decides)."""
+def plain_jpeg_size(data: bytearray, max_pixels: int) -> tuple[int, int] | None:
+    """(width, height) of a JPEG the device may decode as is (at full size, so at most
+    ``max_pixels``), else None (PIL decides)."""
     if bytes(data[:3]) != JPEG_MAGIC or not bytes(data[-32:]).rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
         return None  # no end marker: truncated, and PIL reports that
     try:
         with Image.open(io.BytesIO(data)) as im:
-            if im.format != "JPEG" or im.mode not in ("RGB", "L") or im.width * im.height > MAX_PIXELS:
+            if im.format != "JPEG" or im.mode not in ("RGB", "L") or im.width * im.height > max_pixels:
                 return None
             if im.getexif().get(_EXIF_ORIENTATION, 1) != 1:
                 return None  # EXIF rotation: applied by PIL only
@@ -137,7 +137,7 @@ def model_inputs(model: VitrModel, items: list[LoadedItem]) -> tuple[torch.Tenso
         if frame is None:  # refused by the device decoder: PIL has the last word
             del frames[i]
             try:
-                items[i].image = load_image(bytes(items[i].jpeg))
+                items[i].image = load_image(bytes(items[i].jpeg), fit=bb.image_size)
             except ImageLoadError as exc:
                 errors[i] = str(exc)
     parts: dict[int, torch.Tensor] = {}

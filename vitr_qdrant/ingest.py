@@ -12,12 +12,15 @@ import hashlib
 import logging
 import queue
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from tqdm.auto import tqdm
 
-from .connectors import PointId, StoreBackend, StoredPoint, make_payload, point_id
+from .connectors import CollectionSpec, PointId, StoreBackend, StoredPoint, make_payload, point_id
+from .connectors.base import check_point
+from .connectors.ids import user_key
 from .decoders import Encoded, choose_decoder
 from .encoders import VitrModel
 from .errors import InputError
@@ -32,24 +35,44 @@ EncodeFn = Callable[[VitrModel, list["Row"]], list[Encoded]]
 
 @dataclass
 class Row:
-    """One item to write: its report key, point id, id shown to the user, payload and content."""
+    """One item to write: its report key, input position, point id, the caller's id (if given),
+    payload and content."""
 
     key: str
+    index: int
     pid: PointId
-    shown: ItemId
+    ext: ItemId | None
     payload: dict[str, Any]
     item: LoadedItem | None = None  # an image, decoded or not yet (see vitr_qdrant.decoders)
     text: str | None = None
-    keep_stored: bool = False  # no metadata given: an already stored point stays as it is
+    keep_stored: bool = False  # no metadata given: the same item stored already stays as it is
+
+    @property
+    def shown(self) -> ItemId:
+        """The id the caller sees: theirs, else the point id."""
+        return self.pid if self.ext is None else self.ext
 
 
 def aligned(values: Any, n: int, what: str) -> list[Any] | None:
-    """``values`` as a list of ``n`` (None stays None; a mapping is one value for every item)."""
+    """``values`` as a list of ``n`` (None stays None). One id (int, str, UUID) is a list of
+    one; one metadata mapping is the metadata of every item.
+
+    Raises:
+        InputError: not one value per item.
+    """
     if values is None:
         return None
     if what == "metadata" and isinstance(values, Mapping):
         return [values] * n
-    values = list(values)
+    if what == "ids" and isinstance(values, (int, str, uuid.UUID)):
+        values = [values]
+    if isinstance(values, (str, bytes, Mapping)):
+        raise InputError(f"{what} must be one per item (a list), or one dict for every item; "
+                         f"got a {type(values).__name__}")
+    try:
+        values = list(values)
+    except TypeError:
+        raise InputError(f"{what} must be one per item (a list), got a {type(values).__name__}") from None
     if len(values) != n:
         raise InputError(f"{what} has {len(values)} entries for {n} items; give one per item")
     return values
@@ -66,7 +89,8 @@ def add_images(store: StoreBackend, model: VitrModel, items: Any, ids: Sequence[
     if ids_l is not None and [s.index for s in sources] != list(range(len(inputs))):
         raise InputError("ids= needs one image per input; a directory expands to many (or none): "
                          "pass its files instead")
-    decoder, cfg, size = choose_decoder(model, settings, sources), settings.fetch_cfg(), batch_size or settings.batch_size
+    decoder, size = choose_decoder(model, settings, sources), batch_size or settings.batch_size
+    cfg = settings.load_cfg(model.backbone.image_size)
     report = AddReport()
     loads = (decoder.read(sources[i:i + size], cfg, settings.workers) for i in range(0, len(sources), size))
 
@@ -82,26 +106,27 @@ def add_images(store: StoreBackend, model: VitrModel, items: Any, ids: Sequence[
     with tqdm(total=len(sources), unit="img", desc="indexing", disable=not progress) as bar, \
             contextlib.closing(batches(bar)) as rows:   # closing stops the reader thread, even on an error
         write_batches(store, model, rows, encode, report)
-    logger.info("add_images (%s decoder): %s", decoder.name, str(report).splitlines()[0])
+    logger.info("add_images (%s decoder): %s", decoder.name, report.summary)
     return report
 
 
 def image_row(it: LoadedItem, ids: list[Any] | None, metas: list[Any] | None, report: AddReport) -> Row | None:
     """The row to write for a loaded item, or None (the failure is reported)."""
+    index = it.source.index
     if not it.ok:
-        report.failed.append((it.source.key, it.error or "unknown error"))
+        report.fail(it.source.key, it.error or "unknown error", index)
         return None
-    ext = ids[it.source.index] if ids is not None else None
-    meta = metas[it.source.index] if metas is not None else None
+    meta = metas[index] if metas is not None else None
     try:
+        ext = user_key(ids[index]) if ids is not None and ids[index] is not None else None
         pid = point_id(ext, it.sha256)
         width, height = it.size
         payload = make_payload(uri=it.uri, sha256=it.sha256, width=width, height=height,
                                metadata=meta, external_id=ext)
     except InputError as exc:
-        report.failed.append((it.source.key, str(exc)))
+        report.fail(it.source.key, str(exc), index)
         return None
-    return Row(it.source.key, pid, pid if ext is None else ext, payload, item=it, keep_stored=meta is None)
+    return Row(it.source.key, index, pid, ext, payload, item=it, keep_stored=meta is None)
 
 
 def add_texts(store: StoreBackend, model: VitrModel, texts: Any, ids: Sequence[Any] | None,
@@ -115,17 +140,18 @@ def add_texts(store: StoreBackend, model: VitrModel, texts: Any, ids: Sequence[A
         try:
             if not isinstance(text, str) or not text.strip():
                 raise InputError("a text must be a non-empty string")
-            meta = dict(meta_l[i] or {}) if meta_l is not None else {}
-            if "text" in meta:
+            meta = meta_l[i] if meta_l is not None else None
+            if meta is not None and not isinstance(meta, Mapping):
+                raise InputError(f"metadata must be a dict (or None), got {type(meta).__name__}")
+            if "text" in (meta or {}):
                 raise InputError("metadata key 'text' is reserved for the text itself")
-            ext = ids_l[i] if ids_l is not None else None
+            ext = user_key(ids_l[i]) if ids_l is not None and ids_l[i] is not None else None
             sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
-            pid = point_id(ext, sha)
-            payload = make_payload(sha256=sha, metadata={"text": text, **meta}, external_id=ext)
+            payload = make_payload(sha256=sha, metadata={"text": text, **(meta or {})}, external_id=ext)
         except InputError as exc:
-            report.failed.append((key, str(exc)))
+            report.fail(key, str(exc), i)
             continue
-        rows.append(Row(key, pid, pid if ext is None else ext, payload, text=text))
+        rows.append(Row(key, i, point_id(ext, sha), ext, payload, text=text))
     write_batches(store, model, (rows[i:i + batch_size] for i in range(0, len(rows), batch_size)),
                   _encode_texts, report)
     return report
@@ -139,58 +165,87 @@ def _encode_texts(model: VitrModel, rows: list[Row]) -> list[Encoded]:
 # --- the batch loop -----------------------------------------------------------------------
 def write_batches(store: StoreBackend, model: VitrModel, batches: Iterable[list[Row]], encode: EncodeFn,
                   report: AddReport) -> None:
-    """For each batch: skip rows stored unchanged (or repeated in this call), encode the rest and
-    hand them to the writer thread; return when every batch is written (durable)."""
+    """For each batch: sort out what is stored unchanged or repeated in this call, encode the
+    rest and hand it to the writer thread; return when every batch is written (durable)."""
     seen: dict[PointId, Row] = {}
     lock = threading.Lock()  # one store call at a time
     writer = _Writer(store, lock)
     try:
         for rows in batches:
             with lock:
-                todo = select_new(store, rows, seen)
-            points, bad = to_points(todo, encode_rows(model, todo, encode), report)
+                plan, dropped = plan_batch(store, rows, seen, report)
+            todo = [row for row, _ in plan]
+            points, bad = to_points(store.spec, todo, encode_rows(model, todo, encode), report)
             writer.put(points)
-            account(report, rows, todo, len(points), bad, seen)
+            for row, outcome in plan:
+                if id(row) in bad:
+                    continue
+                if outcome == REPLACED:
+                    report.replaced_items.append((row.key, f"replaced what was stored under id {row.ext!r}"))
+                else:
+                    report.added += 1
+            report.ids.extend(r.shown for r in rows if id(r) not in bad | dropped)
     finally:
         writer.close()
 
 
-def account(report: AddReport, rows: list[Row], todo: list[Row], added: int, bad: set[int],
-            seen: dict[PointId, Row]) -> None:
-    """Count a written batch: added, skipped (each with its reason), the ids of the usable rows."""
-    report.added += added
-    written = {id(r) for r in todo}
-    for row in rows:
-        if id(row) not in written:
-            first = seen[row.pid]
-            reason = "already stored" if first is row else f"duplicate of {first.key} in this call"
-            report.skipped_items.append((row.key, reason))
-    report.ids.extend(r.shown for r in rows if id(r) not in bad)
+ADDED, REPLACED = "added", "replaced"
 
 
-def select_new(store: StoreBackend, rows: list[Row], seen: dict[PointId, Row]) -> list[Row]:
-    """The rows to encode: not seen earlier in this call (``seen`` maps each point id to its
-    first row), and not stored already with the same payload (or stored at all, for rows that
-    bring no metadata: re-adding keeps what was set)."""
-    fresh = []
+def plan_batch(store: StoreBackend, rows: list[Row], seen: dict[PointId, Row],
+               report: AddReport) -> tuple[list[tuple[Row, str]], set[int]]:
+    """The rows to encode, each with its outcome (:data:`ADDED` or :data:`REPLACED`), and the
+    ``id()`` of the rows that failed. ``seen`` maps each point id of this call to its first row.
+
+    * An id given again in the same call fails; the same image again without an id is skipped.
+    * Stored already with another image (or text): replaced.
+    * Stored already with the same one: skipped when the row brings no metadata (re-adding keeps
+      what was set) or the same payload, else rewritten (counted as added).
+    """
+    fresh, dropped = [], set()
     for row in rows:
-        if row.pid not in seen:
-            seen[row.pid] = row
+        first = seen.setdefault(row.pid, row)
+        if first is row:
             fresh.append(row)
+        elif row.ext is not None:
+            report.fail(row.key, f"id {row.ext!r} was given to an earlier item of this call ({first.key}); "
+                        f"an id names one item", row.index)
+            dropped.add(id(row))
+        else:
+            report.skipped_items.append((row.key, f"duplicate of {first.key} in this call"))
     stored = {p.id: p.payload for p in store.retrieve([r.pid for r in fresh])} if fresh else {}
-    return [r for r in fresh if r.pid not in stored
-            or (not r.keep_stored and stored[r.pid] != r.payload)]
+    plan = []
+    for row in fresh:
+        old = stored.get(row.pid)
+        if old is None:
+            plan.append((row, ADDED))
+        elif old.get("sha256") != row.payload.get("sha256"):
+            plan.append((row, REPLACED))
+        elif row.keep_stored or old == row.payload:
+            report.skipped_items.append((row.key, "already stored"))
+        else:
+            plan.append((row, ADDED))
+    return plan, dropped
 
 
-def to_points(rows: list[Row], vectors: list[Encoded], report: AddReport) -> tuple[list[StoredPoint], set[int]]:
-    """Points for the encoded rows; rows whose encoding failed are reported (their ``id()`` returned)."""
+def to_points(spec: CollectionSpec, rows: list[Row], vectors: list[Encoded],
+              report: AddReport) -> tuple[list[StoredPoint], set[int]]:
+    """Points for the encoded rows; rows whose encoding failed, or gave vectors the store would
+    refuse, are reported (their ``id()`` returned)."""
     points, bad = [], set()
     for row, vec in zip(rows, vectors):
-        if isinstance(vec, str):
-            report.failed.append((row.key, vec))
-            bad.add(id(row))
+        reason = vec if isinstance(vec, str) else None
+        if reason is None:
+            point = StoredPoint(row.pid, vec[0], vec[1], row.payload)
+            try:
+                check_point(point, spec)
+            except InputError as exc:
+                reason = f"the model gave vectors the store refuses: {exc}"
+        if reason is None:
+            points.append(point)
         else:
-            points.append(StoredPoint(row.pid, vec[0], vec[1], row.payload))
+            report.fail(row.key, reason, row.index)
+            bad.add(id(row))
     return points, bad
 
 

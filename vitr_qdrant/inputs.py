@@ -9,25 +9,27 @@ import hashlib
 import logging
 import os
 import re
+import stat
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import httpx
 import numpy as np
 from PIL import Image
 
-from .encoders.images import load_image
-from .errors import FetchError, ImageLoadError, InputError
-from .fetch import ALLOWED_SCHEMES, FetchCfg, fetch_url, new_client, url_scheme
+from .encoders.images import MAX_PIXELS, decode_image, load_image, reduce_for
+from .errors import FetchError, ImageLoadError
+from .fetch import FetchCfg, fetch_url, new_client, url_scheme
+from .url_policy import redact_url
 
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 JPEG_EXTENSIONS = frozenset({".jpg", ".jpeg"})
 JPEG_MAGIC = b"\xff\xd8\xff"
-_SINGLE = (str, Path, bytes, bytearray, Image.Image)
+_SINGLE = (str, Path, bytes, bytearray, Image.Image, Mapping)
 _BUFFER_RE = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
 
 
@@ -42,12 +44,23 @@ class Source:
     index: int
 
 
+@dataclass(frozen=True)
+class LoadCfg:
+    """How sources are read: URL fetching (and the size cap of files and downloads), the cap of
+    decoded pixels, and ``fit``, the model's input size the images are reduced towards."""
+
+    fetch: FetchCfg = field(default_factory=FetchCfg)
+    max_pixels: int = MAX_PIXELS
+    fit: int | None = None
+
+
 @dataclass
 class LoadedItem:
-    """A decoded image (``image``) or the reason it could not be used (``error``).
+    """A decoded image (``image``, reduced towards the model's input size) or the reason it could
+    not be used (``error``); ``size`` is the (width, height) of the original.
 
-    The device decoder (:mod:`vitr_qdrant.decoders`) leaves a plain JPEG undecoded: ``jpeg`` holds its bytes and
-    ``jpeg_size`` its (width, height) from the header; the model's device decodes it later.
+    The device decoder (:mod:`vitr_qdrant.decoders`) leaves a plain JPEG undecoded: ``jpeg`` holds
+    its bytes and ``size`` its (width, height) from the header; the model's device decodes it later.
     """
 
     source: Source
@@ -56,20 +69,11 @@ class LoadedItem:
     sha256: str | None = None
     error: str | None = None
     jpeg: bytearray | None = None
-    jpeg_size: tuple[int, int] | None = None
+    size: tuple[int, int] | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """(width, height) of the image, decoded or not."""
-        if self.image is not None:
-            return self.image.size
-        if self.jpeg_size is None:
-            raise InputError(f"{self.source.key}: no image")
-        return self.jpeg_size
 
 
 def as_inputs(items: Any) -> list[Any]:
@@ -83,9 +87,9 @@ def as_inputs(items: Any) -> list[Any]:
 
 
 def describe(item: Any) -> str:
-    """A short human-readable description of an input, for reports."""
+    """A short human-readable description of an input, for reports (a URL without its credentials)."""
     if isinstance(item, (str, Path)):
-        return str(item)
+        return redact_url(str(item))
     if isinstance(item, (bytes, bytearray)):
         return f"<bytes: {len(item)} bytes>"
     if isinstance(item, Image.Image):
@@ -107,11 +111,20 @@ def looks_like_jpeg(item: Any) -> bool:
 def iter_sources(items: Iterable[Any]) -> Iterator[Source]:
     """Expand directories (recursively, sorted, hidden entries skipped) into image files."""
     for index, item in enumerate(items):
-        if isinstance(item, (str, Path)) and not url_scheme(str(item)) and Path(item).is_dir():
+        if _is_dir(item):
             for path in _walk(Path(item)):
                 yield Source(path, str(path), index)
         else:
             yield Source(item, describe(item), index)
+
+
+def _is_dir(item: Any) -> bool:
+    if not isinstance(item, (str, Path)) or str(item) == "" or url_scheme(str(item)):
+        return False
+    try:
+        return Path(item).is_dir()
+    except (OSError, ValueError):   # e.g. a name too long: its load says so
+        return False
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -122,7 +135,7 @@ def _walk(root: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
-def load_source(src: Source, cfg: FetchCfg = FetchCfg(), client: httpx.Client | None = None) -> LoadedItem:
+def load_source(src: Source, cfg: LoadCfg = LoadCfg(), client: httpx.Client | None = None) -> LoadedItem:
     """Read, fetch and decode one source; any failure becomes ``error`` (this never raises)."""
     out = LoadedItem(src)
     try:
@@ -137,39 +150,66 @@ def load_source(src: Source, cfg: FetchCfg = FetchCfg(), client: httpx.Client | 
     return out
 
 
-def _load(item: Any, out: LoadedItem, cfg: FetchCfg, client: httpx.Client | None) -> None:
+def load_one(item: Any, cfg: LoadCfg = LoadCfg()) -> LoadedItem:
+    """One input loaded, or its error raised (``ImageLoadError``, ``FetchError``, ``URLPolicyError``)."""
+    out = LoadedItem(Source(item, describe(item), 0))
+    _load(item, out, cfg, None)
+    return out
+
+
+def _load(item: Any, out: LoadedItem, cfg: LoadCfg, client: httpx.Client | None) -> None:
     if isinstance(item, (str, Path)):
-        scheme = url_scheme(str(item))
-        if scheme is not None:
-            if scheme not in ALLOWED_SCHEMES:
-                raise FetchError(f"unsupported URL scheme {scheme!r}: only http and https are fetched")
-            out.uri = str(item)
-            data = fetch_url(str(item), cfg, client)
-        else:
-            path = Path(item).expanduser()
-            if not path.is_file():
-                raise ImageLoadError(f"no such file: {item}")
-            if path.stat().st_size > cfg.max_bytes:
-                raise ImageLoadError(f"file is {path.stat().st_size} bytes, over the {cfg.max_bytes}-byte cap")
-            out.uri = str(path.resolve())
-            data = path.read_bytes()
-        item = data
+        item, out.uri = read_bytes(item, cfg.fetch, client)
     if isinstance(item, (bytes, bytearray)):
-        if len(item) > cfg.max_bytes:
-            raise ImageLoadError(f"{len(item)} bytes, over the {cfg.max_bytes}-byte cap")
+        if len(item) > cfg.fetch.max_bytes:
+            raise ImageLoadError(f"{len(item)} bytes, over the {cfg.fetch.max_bytes}-byte cap")
         out.sha256 = hashlib.sha256(item).hexdigest()
-        out.image = load_image(bytes(item))
+        out.image, out.size = decode_image(bytes(item), cfg.max_pixels, cfg.fit)
         return
     if isinstance(item, Image.Image):
         out.uri = getattr(item, "filename", "") or None
-    out.image = load_image(item)  # PIL, arrays; anything else is an unsupported type
-    out.sha256 = hashlib.sha256(b"rgb:%dx%d:" % out.image.size + out.image.tobytes()).hexdigest()
+    full = load_image(item, cfg.max_pixels)  # PIL, arrays; anything else is an unsupported type
+    # the hash of an image in memory is over its pixels at full size: ids stay what they were
+    out.sha256 = hashlib.sha256(b"rgb:%dx%d:" % full.size + full.tobytes()).hexdigest()
+    out.image, out.size = reduce_for(full, cfg.fit), full.size
 
 
-def load_sources(sources: Sequence[Source], cfg: FetchCfg = FetchCfg(), workers: int = 4) -> list[LoadedItem]:
+def read_bytes(item: str | Path, cfg: FetchCfg, client: httpx.Client | None = None) -> tuple[bytes, str]:
+    """The bytes of a file or http(s) URL and the uri to store (a URL without its credentials).
+
+    Raises:
+        ImageLoadError: an empty path, no such file, not a regular file, over ``cfg.max_bytes``.
+        FetchError: see :func:`~vitr_qdrant.fetch.fetch_url`.
+    """
+    text = str(item)
+    if not text:
+        raise ImageLoadError("an empty path")
+    if url_scheme(text) is not None:
+        return fetch_url(text, cfg, client), redact_url(text)
+    path = Path(item).expanduser()
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageLoadError(f"not a regular file (a {_file_kind(st.st_mode)}): {item}")
+        if st.st_size > cfg.max_bytes:
+            raise ImageLoadError(f"file is {st.st_size} bytes, over the {cfg.max_bytes}-byte cap")
+        return path.read_bytes(), str(path.resolve())
+    except FileNotFoundError:
+        raise ImageLoadError(f"no such file: {item}") from None
+    except (OSError, ValueError) as exc:   # a name too long, no permission, a NUL in the name...
+        raise ImageLoadError(f"cannot read {item}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = {stat.S_ISDIR: "directory", stat.S_ISFIFO: "FIFO", stat.S_ISSOCK: "socket",
+             stat.S_ISCHR: "character device", stat.S_ISBLK: "block device"}
+    return next((name for test, name in kinds.items() if test(mode)), "special file")
+
+
+def load_sources(sources: Sequence[Source], cfg: LoadCfg = LoadCfg(), workers: int = 4) -> list[LoadedItem]:
     """Load many sources with a thread pool (I/O and decoding overlap); order is kept."""
     needs_http = any(isinstance(s.item, str) and url_scheme(s.item) for s in sources)
-    client = new_client(cfg) if needs_http else None
+    client = new_client(cfg.fetch) if needs_http else None
     try:
         if workers <= 1 or len(sources) <= 1:
             return [load_source(s, cfg, client) for s in sources]

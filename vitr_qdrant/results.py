@@ -16,24 +16,46 @@ class AddReport:
 
     Attributes:
         added: Items encoded and written (new, or changed payload).
+        replaced_items: ``(item description, reason)`` for every item written under an id that
+            held another image (or text): the new one replaced it.
         skipped_items: ``(item description, reason)`` for every item not written: stored
             already unchanged, or a duplicate of an earlier item of the same call.
         failed: ``(item description, reason)`` for every item that could not be used.
-        ids: Ids of the added and skipped items, in input order.
+        failed_inputs: For each entry of ``failed``, the position in ``items`` of the input it
+            came from (the files found in a directory share the directory's position).
+        ids: Ids of the added, replaced and skipped items, in input order.
     """
 
     added: int = 0
+    replaced_items: list[tuple[str, str]] = field(default_factory=list)
     skipped_items: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    failed_inputs: list[int] = field(default_factory=list)
     ids: list[ItemId] = field(default_factory=list)
+
+    @property
+    def replaced(self) -> int:
+        """How many items replaced another item under their id (see ``replaced_items``)."""
+        return len(self.replaced_items)
 
     @property
     def skipped(self) -> int:
         """How many items were skipped (see ``skipped_items`` for which and why)."""
         return len(self.skipped_items)
 
+    def fail(self, item: str, reason: str, index: int) -> None:
+        """Report that ``item`` (of input ``index``) could not be used, and why."""
+        self.failed.append((item, reason))
+        self.failed_inputs.append(index)
+
+    @property
+    def summary(self) -> str:
+        """``added 3, skipped 1, failed 0`` (and how many replaced, if any)."""
+        replaced = f", replaced {self.replaced}" if self.replaced else ""
+        return f"added {self.added}{replaced}, skipped {self.skipped}, failed {len(self.failed)}"
+
     def __str__(self) -> str:
-        lines = [f"added {self.added}, skipped {self.skipped}, failed {len(self.failed)}"]
+        lines = [self.summary]
         lines += [f"  failed: {item}: {reason}" for item, reason in self.failed]
         return "\n".join(lines)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
     from .fetch import FetchCfg
+    from .inputs import LoadCfg
 
 
 def default_data_dir() -> Path:
@@ -29,7 +30,16 @@ class Settings(BaseModel):
         url_retries: Attempts per URL in all (transient errors only: timeouts, refused
             connections, 408/425/429/5xx; the policy of :mod:`vitr_qdrant.connectors.retry`).
         url_backoff: First wait between attempts in seconds (doubles each time, at most 10 s).
+        url_deadline: Seconds one URL may take in all: attempts, waits, redirects and the
+            download (a server that drips its bytes is cut off).
+        url_allow: Hosts that may be fetched although their address is not public (loopback,
+            private, link-local, multicast, reserved): host names (``"images.lan"``,
+            ``"*.corp.example"``), addresses or networks (``"10.0.0.0/8"``), each optionally with
+            a port (``"127.0.0.1:8080"``), or ``"*"`` for any address. Default: none (public
+            addresses only). Checked on every redirect too; other schemes than http(s) are never fetched.
         max_bytes: Size cap of one image file or download.
+        max_pixels: Most pixels decoded for one image (a JPEG is decoded at the smallest scale
+            the model can use, and counts at that scale); more is a per-item failure.
         jpeg_decoder: ``"auto"`` (default): with a model on CUDA, JPEG files and bytes are
             decoded in batches on the GPU (nvJPEG) while reading, encoding and writing overlap;
             otherwise PIL. ``"torchvision"``: that batched path on the model's device, whatever
@@ -44,19 +54,41 @@ class Settings(BaseModel):
     url_timeout: float = Field(10.0, gt=0)
     url_retries: int = Field(3, gt=0, le=10)
     url_backoff: float = Field(0.5, ge=0)
+    url_deadline: float = Field(30.0, gt=0)
+    url_allow: tuple[str, ...] = ()
     max_bytes: int = Field(50 * 2**20, gt=0)
+    max_pixels: int = Field(50_000_000, gt=0)
     jpeg_decoder: Literal["auto", "pil", "torchvision"] = "auto"
 
     def resolved_data_dir(self) -> Path:
         """``data_dir`` if set, else :func:`default_data_dir`."""
         return Path(self.data_dir).expanduser() if self.data_dir is not None else default_data_dir()
 
+    @field_validator("url_allow", mode="before")
+    @classmethod
+    def _one_host_is_a_list(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("url_allow")
+    @classmethod
+    def _hosts_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from .url_policy import URLPolicy
+
+        URLPolicy.create(value)   # a ValueError names the bad entry
+        return value
+
     def fetch_cfg(self) -> "FetchCfg":
         """The URL-fetch part of these settings."""
         from .fetch import FetchCfg
 
         return FetchCfg(timeout=self.url_timeout, attempts=self.url_retries, backoff=self.url_backoff,
-                        max_bytes=self.max_bytes)
+                        max_bytes=self.max_bytes, deadline=self.url_deadline, allow=tuple(self.url_allow))
+
+    def load_cfg(self, fit: int | None = None) -> "LoadCfg":
+        """How inputs are read and decoded for a model whose input is ``fit`` pixels square."""
+        from .inputs import LoadCfg
+
+        return LoadCfg(fetch=self.fetch_cfg(), max_pixels=self.max_pixels, fit=fit)
 
     @classmethod
     def create(cls, settings: "Settings | dict[str, Any] | None" = None, **overrides: Any) -> "Settings":

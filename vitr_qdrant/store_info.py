@@ -7,6 +7,7 @@ from typing import Any
 from .connectors import CollectionSpec, StoreBackend, create_backend
 from .errors import CollectionNotFoundError
 from .settings import default_data_dir
+from .url_policy import redact_url
 
 TEXTS_SUFFIX = "__texts"
 
@@ -25,7 +26,7 @@ def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None =
         if backend == "qdrant-local":
             path = path / "qdrant-local"
     store = create_backend(path=path, url=url, api_key=api_key, backend=backend, **options)
-    where = url or str(path)
+    where = redact_url(url) if url else str(path)
     try:
         names = list_collections(store)
         if name is None:
