@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
 import grpc  # ships with qdrant-client
@@ -12,6 +13,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from ..errors import CollectionNotFoundError, InputError, StoreError, StoreLockedError
 from .base import StoreBackend, check_plan, check_points
+from .disk import GROWTH, MARGIN, point_bytes, require_free
 from .ids import PointId, normalize_id
 from .records import candidate_from, payload_with_regions, stored_point_from
 from .retry import TRANSIENT_STATUS, RetryPolicy, call_with_retry
@@ -56,6 +58,7 @@ class QdrantClientBackend(StoreBackend):
         self.client = client
         opts = getattr(client, "init_options", {}) or {}
         self.remote = not (opts.get("location") == ":memory:" or opts.get("path"))
+        self.path = Path(opts["path"]) if opts.get("path") else None
         self.name = "qdrant-remote" if self.remote else "qdrant-local"
         self.cluster = {k: v for k, v in dict(shard_number=shard_number, replication_factor=replication_factor,
                                               write_consistency_factor=write_consistency_factor).items()
@@ -110,6 +113,9 @@ class QdrantClientBackend(StoreBackend):
         structs = [models.PointStruct(id=pid, vector={GLOBAL: g.tolist(), REGIONS: r.tolist()},
                                       payload=payload_with_regions(p.payload, r if spec.regions_in_payload else None))
                    for (pid, g, r), p in zip(rows, points)]
+        if self.path is not None:   # local mode on disk: refuse before writing when there is no room
+            needed = GROWTH * point_bytes([v for _, g, r in rows for v in (g, r)], [s.payload for s in structs])
+            require_free(self.path, needed + MARGIN, f"writing {len(rows)} points in collection {spec.name!r}")
         for start in range(0, len(structs), _BATCH):
             self._call(self.client.upsert, spec.name, structs[start:start + _BATCH], wait=True)
 

@@ -1,6 +1,7 @@
 """Embedded backend: the Qdrant engine in process via ``qdrant-edge-py``."""
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -10,8 +11,10 @@ from typing import Any, Sequence
 
 import qdrant_edge as qe
 
-from ..errors import CollectionNotFoundError, InputError, StoreLockedError
+from ..errors import CollectionNotFoundError, InputError, StoreCorruptError, StoreFullError
 from .base import StoreBackend, check_plan, check_points
+from .disk import GROWTH, MARGIN, point_bytes, require_free, usage
+from .edge_errors import GuardedShard, guarded
 from .edge_filters import to_edge_filter
 from .ids import PointId, normalize_id
 from .locking import DirLock
@@ -22,6 +25,9 @@ from .schema import (GLOBAL, REGIONS, REGIONS_PAYLOAD_KEY, Candidate, Collection
 logger = logging.getLogger(__name__)
 META_FILE = "vitr_collection.json"
 SHARD_DIR = "shard"
+SEGMENT_KB = 256 * 1024
+"""The largest segment the engine builds (of vector data), so that one index rebuild never
+grows with the collection: the rebuilds of a growing collection add up to about linear work."""
 _BATCH = 256
 _INDEX_KINDS = {"keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer,
                 "float": qe.PayloadSchemaType.Float, "bool": qe.PayloadSchemaType.Bool,
@@ -35,9 +41,10 @@ class EdgeBackend(StoreBackend):
     Args:
         path: Data directory; one sub-directory per collection.
         max_search_threads: Search threads of the engine (None: one per CPU).
-        optimize_every: Build indexes (HNSW, quantization) automatically once this many points,
-            and at least half as many as the collection held at the last build, were written
-            since then (amortised linear cost); 0 leaves it to :meth:`optimize`.
+        optimize_every: Build indexes (HNSW, quantization) of the points written since the
+            last build automatically once there are this many; 0 leaves it to :meth:`optimize`.
+            A build takes time in proportion to those points (segments are capped at
+            :data:`SEGMENT_KB`), not to the collection: a bounded pause of the upsert that runs it.
         wal: Keep the engine's write-ahead log (new collections only). Every upsert is flushed
             before it returns either way; without the WAL bulk loads write ~2x faster and use
             ~100 MB less disk, but a crash during a flush has no log to replay.
@@ -52,18 +59,22 @@ class EdgeBackend(StoreBackend):
         self.optimize_every = optimize_every
         self.wal = wal
         self.spec: CollectionSpec | None = None
-        self._shard: qe.EdgeShard | None = None
+        self._shard: GuardedShard | None = None
         self._lock: DirLock | None = None
-        self._pending = self._built = 0
+        self._pending = 0
         self._indexes: dict[str, str] | None = None
 
     def open_collection(self, spec: CollectionSpec, create: bool = True) -> None:
+        """See :meth:`StoreBackend.open_collection`; also raises :class:`StoreCorruptError` (a
+        damaged store, a missing or unreadable sidecar) and :class:`StoreFullError` (no room for
+        what the engine writes when it opens a store)."""
         self.close()
         cdir = self.path / spec.name
         stored = self.read_metadata(spec.name)
         if stored is None and not create:
             raise CollectionNotFoundError(f"no collection {spec.name!r} in {self.path}; "
                                           f"found: {self.list_collections()}")
+        require_free(cdir, usage(cdir)[1] + MARGIN, f"opening collection {spec.name!r}")
         lock = DirLock(cdir)
         lock.acquire()
         try:
@@ -73,34 +84,55 @@ class EdgeBackend(StoreBackend):
                 spec = spec.with_stored_options(stored)
             else:
                 _write_json(cdir / META_FILE, spec.metadata())
-            self._shard = self._open_shard(cdir / SHARD_DIR, spec)
+            shard = self._open_shard(cdir / SHARD_DIR, spec)
         except BaseException:
             lock.release()
             raise
-        self._lock, self.spec, self._indexes = lock, spec, None
-        self._pending, self._built = 0, self._shard.info().points_count
+        self._shard = GuardedShard(shard, spec.name, cdir)
+        self._lock, self.spec, self._indexes, self._pending = lock, spec, None, 0
         logger.info("opened edge collection %s at %s", spec.name, cdir)
 
     def _open_shard(self, sdir: Path, spec: CollectionSpec) -> qe.EdgeShard:
-        try:
-            if (sdir / "edge_config.json").exists():
-                return qe.EdgeShard.load(str(sdir))
-            sdir.mkdir(parents=True, exist_ok=True)
-            return qe.EdgeShard.create(str(sdir), _edge_config(spec, self.max_search_threads, self.wal))
-        except Exception as exc:
-            if "WouldBlock" in str(exc):
-                raise StoreLockedError(f"the embedded store at {sdir} is already open elsewhere") from exc
-            raise
+        if (sdir / "edge_config.json").exists():
+            return guarded(qe.EdgeShard.load, spec.name, sdir.parent, True, str(sdir))
+        sdir.mkdir(parents=True, exist_ok=True)
+        config = _edge_config(spec, self.max_search_threads, self.wal)
+        return guarded(qe.EdgeShard.create, spec.name, sdir.parent, True, str(sdir), config)
 
     def list_collections(self) -> list[str]:
-        """Names of the collections in this data directory."""
+        """Names of the collections in this data directory (those whose sidecar is missing too:
+        opening one says so)."""
         if not self.path.is_dir():
             return []
-        return sorted(p.name for p in self.path.iterdir() if (p / META_FILE).is_file())
+        return sorted(p.name for p in self.path.iterdir()
+                      if (p / META_FILE).is_file() or (p / SHARD_DIR / "edge_config.json").is_file())
 
     def read_metadata(self, name: str) -> dict[str, Any] | None:
-        meta = self.path / name / META_FILE
-        return json.loads(meta.read_text()) if meta.is_file() else None
+        """The collection's sidecar (its model fingerprint and schema), or None if there is no
+        collection ``name``.
+
+        Raises:
+            StoreCorruptError: the collection has data but no sidecar, or the sidecar is unreadable:
+                never guessed, so that another model cannot adopt its vectors.
+        """
+        cdir = self.path / name
+        meta = cdir / META_FILE
+        if not meta.is_file():
+            if (cdir / SHARD_DIR / "edge_config.json").is_file():
+                raise StoreCorruptError(
+                    f"collection {name!r} at {cdir} has data but no {META_FILE}, so the model it was built "
+                    f"with is unknown and it is not opened. Restore {meta} from a backup, or move {cdir} "
+                    f"away and rebuild the collection with `vitr index`.")
+            return None
+        try:
+            data = json.loads(meta.read_text())
+            if not isinstance(data, dict) or not isinstance(data.get("schema"), dict):
+                raise ValueError("not the record of a vitr-qdrant collection")
+        except (OSError, ValueError) as exc:
+            raise StoreCorruptError(
+                f"collection {name!r}: its sidecar {meta} cannot be read ({exc}). Restore it from a backup, "
+                f"or move {cdir} away and rebuild the collection with `vitr index`.") from exc
+        return data
 
     def drop_collection(self, name: str) -> None:
         if self.spec is not None and self.spec.name == name:
@@ -116,21 +148,30 @@ class EdgeBackend(StoreBackend):
             lock.release()
 
     def upsert(self, points: Sequence[StoredPoint]) -> None:
+        """See :meth:`StoreBackend.upsert`; raises :class:`StoreFullError`, before writing
+        anything, when the disk has no room for the points."""
         shard, spec = self._shard_or_raise(), self._require_spec()
         rows = check_points(points, spec)
+        payloads = [payload_with_regions(p.payload, r if spec.regions_in_payload else None)
+                    for (_, _, r), p in zip(rows, points)]
+        self._require_room(GROWTH * point_bytes([v for _, g, r in rows for v in (g, r)], payloads),
+                           f"writing {len(rows)} points")
         for start in range(0, len(rows), _BATCH):
-            batch = [qe.Point(pid, {GLOBAL: g.tolist(), REGIONS: r.tolist()},
-                              payload_with_regions(p.payload, r if spec.regions_in_payload else None))
-                     for (pid, g, r), p in zip(rows[start:start + _BATCH], points[start:start + _BATCH])]
+            batch = [qe.Point(pid, {GLOBAL: g.tolist(), REGIONS: r.tolist()}, payload)
+                     for (pid, g, r), payload in zip(rows[start:start + _BATCH], payloads[start:start + _BATCH])]
             shard.update(qe.UpdateOperation.upsert_points(batch))
         shard.flush()
         self._pending += len(rows)
-        if self.optimize_every and self._pending >= max(self.optimize_every, self._built // 2):
-            self.optimize()
+        if self.optimize_every and self._pending >= self.optimize_every:
+            try:
+                self.optimize()
+            except StoreFullError as exc:   # the points are stored: searches stay exact, only slower
+                logger.warning("indexes not rebuilt: %s", exc)
 
     def delete(self, ids: Sequence[PointId]) -> None:
         shard = self._shard_or_raise()
         if ids:
+            self._require_room(0, f"deleting {len(ids)} points")
             shard.update(qe.UpdateOperation.delete_points(list(ids)))
             shard.flush()
 
@@ -181,6 +222,7 @@ class EdgeBackend(StoreBackend):
         shard = self._shard_or_raise()
         if kind not in _INDEX_KINDS:
             raise InputError(f"unknown payload index kind {kind!r}; choose one of {sorted(_INDEX_KINDS)}")
+        self._require_room(256 * self.count(), f"indexing payload key {field!r}")
         shard.update(qe.UpdateOperation.create_field_index(field, _INDEX_KINDS[kind]))
         shard.flush()
         self._indexes = None
@@ -192,11 +234,22 @@ class EdgeBackend(StoreBackend):
         return self._indexes
 
     def optimize(self) -> None:
-        """Build HNSW and quantized storage for everything written so far (blocks)."""
+        """Build HNSW and quantized storage for everything written so far (blocks); raises
+        :class:`StoreFullError` when the disk has no room for the segments it rebuilds."""
         shard = self._shard_or_raise()
+        segments = usage(self._cdir() / SHARD_DIR / "segments")[0]
+        self._require_room(min(segments, 2 * SEGMENT_KB * 1024), "rebuilding the indexes")
         shard.optimize()
         shard.flush()
-        self._pending, self._built = 0, shard.info().points_count
+        self._pending = 0
+
+    def _require_room(self, needed: int, what: str) -> None:
+        """:func:`~.disk.require_free` for ``needed`` bytes plus the holes of the store's files."""
+        cdir = self._cdir()
+        require_free(cdir, needed + usage(cdir)[1] + MARGIN, f"{what} in collection {cdir.name!r}")
+
+    def _cdir(self) -> Path:
+        return self.path / self._require_spec().name
 
     def close(self) -> None:
         shard, self._shard = self._shard, None
@@ -210,7 +263,7 @@ class EdgeBackend(StoreBackend):
                 self._lock = None
             self.spec = None
 
-    def _shard_or_raise(self) -> qe.EdgeShard:
+    def _shard_or_raise(self) -> GuardedShard:
         self._require_spec()
         assert self._shard is not None  # set together with spec
         return self._shard
@@ -228,13 +281,20 @@ def _edge_config(spec: CollectionSpec, threads: int | None, wal: bool) -> qe.Edg
             size=spec.region_dim, distance=qe.Distance.Cosine, datatype=dtype, quantization_config=quant,
             multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
             hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=spec.hnsw_ef_construct, full_scan_threshold=10_000)),
-    }, max_search_threads=threads, wal_enabled=wal)
+    }, max_search_threads=threads, wal_enabled=wal,
+        optimizers=qe.EdgeOptimizersConfig(max_segment_size=SEGMENT_KB))
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     """Write atomically: a crash leaves the old file or the new one, never half of one."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise StoreFullError(f"no room on the disk to write {path}: nothing was created") from exc
+        raise

@@ -1,10 +1,13 @@
 """An exclusive, process-safe lock file for an embedded store directory."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from ..errors import StoreLockedError
+
+logger = logging.getLogger(__name__)
 
 try:  # POSIX
     import fcntl
@@ -56,9 +59,12 @@ class DirLock:
                 f"the embedded store at {self.path.parent} is already open{holder}. Close the "
                 f"other VitrCollection/backend first, or use a Qdrant server (url=...) for "
                 f"concurrent access.")
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+        try:   # the holder's pid, for the message of a refused open; a full disk may refuse it
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except OSError as exc:
+            logger.debug("could not write the pid into %s: %s", self.path, exc)
 
     def release(self) -> None:
         """Release the lock (idempotent)."""

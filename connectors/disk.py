@@ -1,0 +1,58 @@
+"""Free disk space, checked before a local store writes.
+
+The embedded engine writes through memory-mapped files that it makes sparse and fills as it
+goes; on a full disk such a write is a SIGBUS that kills the process, not an error. So before
+every write the store asks for the room the write needs, plus the holes of its sparse files (the
+engine may fill them: reopening a store does), plus a margin, and refuses with
+:class:`StoreFullError` before writing anything when the disk has less.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import StoreFullError
+
+MARGIN = 16 * 2**20
+"""Room kept free besides what a write needs: file-system metadata, the engine's small files."""
+GROWTH = 4
+"""Bytes on disk per byte of point data written: the segment, the write-ahead log, and slack."""
+
+
+def point_bytes(vectors: Iterable[Any], payloads: Iterable[dict[str, Any]]) -> int:
+    """The bytes of some points' data: their vectors (numpy arrays) and payloads (as JSON)."""
+    return sum(v.nbytes for v in vectors) + sum(len(json.dumps(p, default=str)) for p in payloads)
+
+
+def usage(root: Path) -> tuple[int, int]:
+    """(bytes occupied on disk, bytes of holes) of the files under ``root``: the holes are what
+    sparse files are long but do not occupy, and what the engine may fill without writing data."""
+    occupied = holes = 0
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            try:
+                st = os.stat(os.path.join(dirpath, name))
+            except OSError:   # removed meanwhile
+                continue
+            occupied += st.st_blocks * 512
+            holes += max(0, st.st_size - st.st_blocks * 512)
+    return occupied, holes
+
+
+def require_free(where: Path, needed: int, what: str) -> None:
+    """Raise :class:`StoreFullError` unless the disk of ``where`` (or of its nearest existing
+    parent) has ``needed`` bytes free; ``what`` names the write."""
+    existing = next(p for p in (where, *where.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if free < needed:
+        raise StoreFullError(
+            f"{what} needs about {_mb(needed)} free on the disk of {where}, and {_mb(free)} are free: "
+            f"nothing was written. Free some space there (or move the store elsewhere), then go on: "
+            f"everything stored before is kept.")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB" if n >= 2**20 else f"{n / 1024:,.0f} KB"
