@@ -3,8 +3,10 @@
 The embedded engine writes through memory-mapped files that it makes sparse and fills as it
 goes; on a full disk such a write is a SIGBUS that kills the process, not an error. So before
 every write the store asks for the room the write needs, plus the holes of its sparse files (the
-engine may fill them: reopening a store does), plus a margin, and refuses with
-:class:`StoreFullError` before writing anything when the disk has less.
+engine may fill them: opening a store on tmpfs does), plus :data:`WRITE_RESERVE` (the files a
+write may start), and refuses with :class:`StoreFullError` before writing anything when the disk
+has less. What is left after any write is enough to open the store again: its holes and
+:data:`MARGIN`.
 """
 from __future__ import annotations
 
@@ -17,7 +19,11 @@ from typing import Any, Iterable
 from ..errors import StoreFullError
 
 MARGIN = 16 * 2**20
-"""Room kept free besides what a write needs: file-system metadata, the engine's small files."""
+"""Room kept free besides what an operation needs: file-system metadata, the engine's small files."""
+ENGINE_FILE = 32 * 2**20
+"""The step the engine grows by: a write-ahead-log segment, a vector chunk, a payload page."""
+WRITE_RESERVE = MARGIN + 4 * ENGINE_FILE
+"""Room kept free besides a write's data and the store's holes: the files the write may start."""
 GROWTH = 4
 """Bytes on disk per byte of point data written: the segment, the write-ahead log, and slack."""
 

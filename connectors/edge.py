@@ -13,7 +13,7 @@ import qdrant_edge as qe
 
 from ..errors import CollectionNotFoundError, InputError, StoreCorruptError, StoreFullError
 from .base import StoreBackend, check_plan, check_points
-from .disk import GROWTH, MARGIN, point_bytes, require_free, usage
+from .disk import GROWTH, MARGIN, WRITE_RESERVE, point_bytes, require_free, usage
 from .edge_errors import GuardedShard, guarded
 from .edge_filters import to_edge_filter
 from .ids import PointId, normalize_id
@@ -244,9 +244,10 @@ class EdgeBackend(StoreBackend):
         self._pending = 0
 
     def _require_room(self, needed: int, what: str) -> None:
-        """:func:`~.disk.require_free` for ``needed`` bytes plus the holes of the store's files."""
+        """:func:`~.disk.require_free` for ``needed`` bytes, the holes of the store's files and
+        :data:`~.disk.WRITE_RESERVE`: whatever the write does, the store can be opened again."""
         cdir = self._cdir()
-        require_free(cdir, needed + usage(cdir)[1] + MARGIN, f"{what} in collection {cdir.name!r}")
+        require_free(cdir, needed + usage(cdir)[1] + WRITE_RESERVE, f"{what} in collection {cdir.name!r}")
 
     def _cdir(self) -> Path:
         return self.path / self._require_spec().name

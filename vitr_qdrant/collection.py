@@ -154,9 +154,11 @@ class VitrCollection:
 
     def search_texts(self, image: Any, limit: int = 10, filter: Any = None, mode: str | None = None,
                      prefetch: int = 200, candidates: int = 50) -> list[Hit]:
-        """Find the texts (added with :meth:`add_texts`) that best describe ``image``."""
+        """Find the texts (added with :meth:`add_texts`) that best describe ``image`` (none: no hits)."""
         _check_limit(limit)
         emb, size = self._encode_query(image)
+        if not self._has_texts():   # a search creates nothing, not even an empty texts collection
+            return []
         return search.image_to_text(self._text_store(), self.model, emb, size, limit=limit, filter=filter,
                                     mode=mode, prefetch=prefetch, candidates=candidates)
 
