@@ -1,5 +1,6 @@
 # make demo: index rendered Relation Scenes and search relations with the bundled model; make test: the test suite.
 # Both create $(VENV) when it is missing and install the package (editable) with its dev extra.
+# make test-slow: the long tests (the reliability suite: kills, a full disk, the memory bound), in $(VENV).
 # make test-wheel: the same suite from this checkout with the package installed from a wheel in $(WHEEL_VENV).
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.vitr-installed
 WHEEL_VENV ?= .venv-wheel
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-wheel install bench train-scenes-s eval-scenes-s
+.PHONY: demo test test-slow test-wheel install bench train-scenes-s eval-scenes-s
 
 install: $(STAMP)
 
@@ -23,6 +24,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
 
 test-wheel:
 	rm -rf $(WHEEL_VENV) dist

@@ -13,7 +13,6 @@ resize, encode, store upsert, so a slow end-to-end number names its bottleneck.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -33,6 +32,8 @@ from vitr_qdrant.decoders import choose_decoder, decode_jpegs
 from vitr_qdrant.encoders import VitrModel
 from vitr_qdrant.encoders.images import preprocess_tensors
 from vitr_qdrant.inputs import iter_sources
+
+from common import emit  # benchmarks/common.py
 
 N_BASES = 32
 
@@ -111,10 +112,7 @@ def main() -> None:
         result = run(a, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if a.out:
-        a.out.write_text(text + "\n")
+    emit(result, a.out)
 
 
 def run(a: argparse.Namespace, root: Path) -> dict[str, Any]:

@@ -36,8 +36,13 @@ def run_model_benchmark(name: str, model: str | None, device: str | None, measur
     t0 = time.perf_counter()
     result = measure(loaded)
     result["seconds"] = round(time.perf_counter() - t0, 1)
+    emit(result, out)
+    return 0
+
+
+def emit(result: dict[str, Any], out: Path | None = None) -> None:
+    """Print ``result`` as JSON, and also write it to ``out``."""
     text = json.dumps(result, indent=2)
     print(text)
     if out:
         Path(out).write_text(text + "\n")
-    return 0

@@ -127,3 +127,23 @@ def test_bench_renderer_shift_object_scenes_fields():
     drop, project, other = row["drop"]["vitr"], row["project"]["vitr"], row["other"]["vitr"]
     assert drop["rsum"] == round(project["rsum"] - other["rsum"], 2)
     assert set(drop["by_art"]) == set(project["by_art"])
+
+
+def test_bench_scale_fields(tmp_path):
+    bench = runpy.run_path(str(BENCH / "bench_scale.py"))
+    assert bench["shapes"]("vitr-scenes-s") == (128, 64, 64)
+    out = bench["run"](300, tmp_path / "store", D=8, R=4, d=4, batch=25, optimize_every=100)
+    assert out["points"] == 300 and len(out["rebuilds"]) == 3 and out["longest_stall_s"] >= max(out["rebuilds"])
+    assert set(out) >= {"total_s", "points_per_s", "p50_upsert_ms", "search_ms_p50", "bytes_per_point"}
+
+
+def test_bench_memory_fields(tmp_path, tiny_model):
+    from vitr_qdrant.encoders import save_model
+
+    bench = runpy.run_path(str(BENCH / "bench_memory.py"))
+    files = bench["write_images"](tmp_path / "images", 2, 300, 200)
+    assert [f.suffix for f in files] == [".png", ".jpg"]
+    out = bench["measure"](str(tmp_path / "store"), str(save_model(tiny_model, tmp_path / "model")), 2,
+                           [str(f) for f in files])
+    assert out["added"] == 2 and out["failed"] == [] and out["model_input"] == 32
+    assert out["rss_peak_mb"] >= out["rss_before_mb"] > 0
