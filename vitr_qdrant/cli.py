@@ -81,7 +81,7 @@ def run_search(args: argparse.Namespace) -> int:
         elif args.image:
             hits = col.search_by_image(args.image, **stages)
         else:
-            hits = col.search(args.query, mode=args.mode, **stages)
+            hits = col.search(args.query, mode=args.mode, **stages)   # logs any unknown query words
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], indent=2, default=str))
         return 0

@@ -101,6 +101,9 @@ class ObjectScenes(World):
     """Object Scenes: 118 nouns, four art sets, held-out category pairs, five templates."""
 
     name = "object-scenes"
+    summary = ("Object Scenes v1: 118 everyday objects drawn as emoji by four designers, in "
+               "spatial relations; it knows those 118 nouns and the relation words only, and is "
+               "not a model for photos")
     n_templates = 5
     negative_kinds = ("swap", "opposite", "distractor", "reversed")
     swap_kinds = ("swap", "opposite", "distractor")

@@ -84,6 +84,8 @@ class RelationScenes(World):
     """Relation Scenes: eight colours, four shapes, held-out (colour, shape) pairs."""
 
     name = "relation-scenes"
+    summary = ("Relation Scenes v1: flat coloured shapes (8 colours, 4 shapes) in spatial "
+               "relations; it knows those words only and is not a model for photos")
     n_templates = 4
     negative_kinds = ("swap", "opposite", "attribute", "distractor", "shape")
     swap_kinds = ("swap", "opposite", "attribute")

@@ -150,6 +150,7 @@ class World:
     """
 
     name = "world"
+    summary = ""  # what a model trained on this world knows (and does not)
     n_templates = 4
     negative_kinds: tuple[str, ...] = ("swap", "opposite")
     swap_kinds: tuple[str, ...] = ("swap", "opposite")
