@@ -237,12 +237,5 @@ def _downsample(canvas: Image.Image, scene: Scene, size: int) -> Image.Image:
 
 
 WORLD = RelationScenes()
-sample_scene = WORLD.sample_scene
-render = WORLD.render
-truth = WORLD.truth
-caption = WORLD.caption
-parse_caption = WORLD.parse_caption
-related_pairs = WORLD.related_pairs
-hard_negatives = WORLD.hard_negatives
-swap_centres = WORLD.swap_centres
-pair_example = WORLD.pair_example
+(sample_scene, render, truth, caption, parse_caption, related_pairs, hard_negatives, swap_centres,
+ pair_example) = WORLD.functions()

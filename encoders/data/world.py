@@ -141,6 +141,11 @@ def add_noise(image: Image.Image, sigma: float, rng: np.random.Generator) -> Ima
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
 
 
+# The functions each world module exposes, bound to its world (see World.functions).
+FUNCTIONS = ("sample_scene", "render", "truth", "caption", "parse_caption", "related_pairs",
+             "hard_negatives", "swap_centres", "pair_example")
+
+
 class World:
     """The machinery of a relation world; subclasses name the vocabulary and draw the scenes.
 
@@ -204,6 +209,10 @@ class World:
     def attribute_values(self, obj) -> tuple[str, ...]:
         """``obj``'s value of each of :attr:`attributes`, in order."""
         raise NotImplementedError
+
+    def functions(self) -> tuple:
+        """This world's :data:`FUNCTIONS`, bound: what its module exports as plain functions."""
+        return tuple(getattr(self, name) for name in FUNCTIONS)
 
     # --- captions -------------------------------------------------------------------------
     def _check_template(self, template: int) -> None:
