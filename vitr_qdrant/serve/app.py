@@ -75,7 +75,7 @@ def search_image(file: UploadFile = File(...), stages: StageSizes = Depends(stag
 
 
 @router.post("/search/texts", response_model=SearchResponse, summary="stored texts that describe an uploaded image")
-def search_texts(file: UploadFile = File(...), mode: Mode = Form("vitr"), stages: StageSizes = Depends(stage_form),
+def search_texts(file: UploadFile = File(...), mode: Optional[Mode] = Form(None), stages: StageSizes = Depends(stage_form),
                  service: Service = Depends(get_service)) -> dict[str, Any]:
     data = file.file.read()
     with service.lock:
