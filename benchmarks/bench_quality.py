@@ -23,13 +23,12 @@ from typing import Any, Sequence
 import numpy as np
 
 import vitr_qdrant as vq
-from vitr_qdrant.encoders.evaluation import build_eval_set, recall_at_k
+from vitr_qdrant.encoders.evaluation import KS, build_eval_set, recall_at_k
 from vitr_qdrant.encoders.model_eval import model_world
 from vitr_qdrant.encoders.modes import MODES
 
 from common import disk_bytes, run_model_benchmark  # benchmarks/common.py
 
-KS = (1, 5, 10)
 
 
 def store_recall(hits: list[list[int]], relevance: np.ndarray) -> dict[str, float]:

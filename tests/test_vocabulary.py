@@ -43,3 +43,13 @@ def test_known_words_do_not_warn(tmp_path, caplog, scene_files, text):
     search_module._WARNED.clear()
     assert search_module.warn_unknown_words(model, text) == []
     assert not [r for r in caplog.records if "does not know" in r.getMessage()]
+
+
+def test_word_lists_are_frozen_and_cover_their_worlds():
+    from vitr_qdrant.encoders.data.worlds import get_world
+    from vitr_qdrant.encoders.tokenizer import WORD_TOKENIZERS
+
+    for words, world in WORD_TOKENIZERS.values():
+        assert set(get_world(world).words) <= set(words) and len(set(words)) == len(words)
+    objects, _ = WORD_TOKENIZERS["objects-words"]
+    assert objects == get_world("object-scenes").words   # a shipped model's ids: never renumbered

@@ -68,10 +68,6 @@ class SceneObject:
     def key(self) -> tuple[str]:
         return (self.category,)
 
-    @property
-    def index(self) -> int:
-        return _INDEX[self.category]
-
     def phrase(self, with_size: bool = False) -> str:
         return f"{self.size_name} {self.category}" if with_size else self.category
 
@@ -166,9 +162,7 @@ class ObjectScenes(World):
             art: the scene's art set; a sequence of sets to draw from uniformly; default
                 uniform over :data:`ART_SETS`. The layout does not depend on the art.
         """
-        check_split(split)
-        if n_objects is not None and n_objects not in (2, 3, 4):
-            raise ValueError(f"n_objects must be 2, 3 or 4 (got {n_objects!r})")
+        self._check_sample(split, n_objects)
         sets = list(ART_SETS) if art is None else [art] if isinstance(art, str) else list(art)
         if not sets:
             raise ValueError(f"art names no set; expected some of {ART_SETS}")
@@ -189,8 +183,7 @@ class ObjectScenes(World):
 
         ``sprites(art, category)`` supplies the RGBA sprites (the atlas; training augmentation
         may pass altered ones)."""
-        if size < self.min_render_size:
-            raise ValueError(f"size must be >= {self.min_render_size} (got {size})")
+        self._check_size(size)
         canvas = Image.fromarray(_background_pixels(scene.background, size), "RGB")
         canvas = canvas.convert("RGBA")
         for o in scene.objects:

@@ -60,6 +60,11 @@ def rng_for(seed: int, *salt: str) -> np.random.Generator:
                                   *(zlib.crc32(s.encode()) for s in salt)])
 
 
+def split_rng(seed: int, split: str, what: str) -> np.random.Generator:
+    """A generator for what is drawn about a split's seed (a gallery's captions, an example's)."""
+    return np.random.default_rng([int(seed), zlib.crc32(split.encode()), zlib.crc32(what.encode())])
+
+
 def check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
@@ -161,6 +166,16 @@ class World:
     swap_kinds: tuple[str, ...] = ("swap", "opposite")
     art_sets: tuple[str, ...] = ()  # the drawing styles a scene may be drawn in, if any
     min_render_size = 64
+
+    # --- checks ----------------------------------------------------------------------------
+    def _check_sample(self, split: str, n_objects: int | None) -> None:
+        check_split(split)
+        if n_objects is not None and n_objects not in (2, 3, 4):
+            raise ValueError(f"n_objects must be 2, 3 or 4 (got {n_objects!r})")
+
+    def _check_size(self, size: int) -> None:
+        if size < self.min_render_size:
+            raise ValueError(f"size must be >= {self.min_render_size} (got {size})")
 
     # --- what a world defines --------------------------------------------------------------
     def sample_scene(self, seed: int, split: str = "train", n_objects: int | None = None):
