@@ -1,4 +1,4 @@
-# make demo: index rendered Relation Scenes and search relations with the bundled model; make test: the test suite.
+# make demo: index rendered Object Scenes and search relations with the bundled model; make test: the test suite.
 # Both create $(VENV) when it is missing and install the package (editable) with its dev extra.
 # make test-slow: the long tests (the reliability suite: kills, a full disk, the memory bound), in $(VENV).
 # make test-wheel: the same suite from this checkout with the package installed from a wheel in $(WHEEL_VENV).
@@ -47,4 +47,31 @@ train-scenes-s: $(STAMP)
 
 # The model card's evaluation table (1,000-image galleries, both splits, all three modes).
 eval-scenes-s: $(STAMP)
-	$(PY) -m vitr_qdrant.encoders.model_eval --n-images 1000 --n-pairs 500 --out runs/eval-scenes-s.json --markdown
+	$(PY) -m vitr_qdrant.encoders.model_eval --model vitr-scenes-s --n-images 1000 --n-pairs 500 --out runs/eval-scenes-s.json --markdown
+
+# The default model vitr-objects-s, exactly as trained (see encoders/weights/vitr-objects-s/MODEL_CARD.md):
+# both stages on Object Scenes train, the pool drawn in the training styles (encoders/data/styles.py).
+OBJECTS_POOL := data=object-scenes styles=true pool_size=50000 pool_cache=data/objects-pool-50k-128.npz
+train-objects-s: $(STAMP)
+	$(VENV)/bin/vitr train model=vitr-objects-s stage=clip $(OBJECTS_POOL) augment=0.8 batch_size=128 epochs=3 lr=1e-3 warmup_steps=300 eval_every=1 eval_images=200 eval_pairs=100 threads=2 out=runs/objects-clip
+	$(VENV)/bin/vitr train model=vitr-objects-s stage=head init=runs/objects-clip/last $(OBJECTS_POOL) batch_size=128 epochs=3 lr=2e-3 warmup_steps=100 attr_weight=1.0 eval_every=1 eval_images=200 eval_pairs=100 threads=1 out=runs/objects-head
+
+# The model card's tables: 1,000-image galleries, both splits, all three modes, every art set.
+eval-objects-s: $(STAMP)
+	$(PY) -m vitr_qdrant.encoders.model_eval --model vitr-objects-s --n-images 1000 --n-pairs 500 --out runs/eval-objects-s.json --markdown
+
+# Leave one art set out: a smaller run of the same recipe on three sets, evaluated on the fourth.
+ART_SETS := noto twemoji fluent-flat emojione
+loo-objects-s: $(STAMP)
+	for held in $(ART_SETS); do \
+	  seen=$$(echo $(ART_SETS) | tr ' ' '\n' | grep -vx $$held | sed 's/.*/"&"/' | paste -sd, -); \
+	  pool="data=object-scenes styles=true pool_size=15000 pool_cache=data/loo-$$held-15k-128.npz art=[$$seen] eval_art=$$held"; \
+	  $(VENV)/bin/vitr train model=vitr-objects-s stage=clip $$pool augment=0.8 batch_size=128 epochs=3 lr=1e-3 warmup_steps=150 eval_every=0 threads=1 out=runs/loo-$$held-clip && \
+	  $(VENV)/bin/vitr train model=vitr-objects-s stage=head init=runs/loo-$$held-clip/last $$pool batch_size=128 epochs=2 lr=2e-3 warmup_steps=100 attr_weight=1.0 eval_every=0 threads=1 out=runs/loo-$$held-head && \
+	  $(PY) -m vitr_qdrant.encoders.model_eval --model runs/loo-$$held-head/last --art $$held --n-images 500 --n-pairs 250 --mode vitr --mode global --out runs/loo-$$held.json || exit 1; \
+	done
+
+# The model card's pictures: training curves and the evaluation per art set (with leave-one-out).
+plots-objects-s: $(STAMP)
+	$(PY) -m vitr_qdrant.encoders.plots training --log runs/objects-clip/log.jsonl --log runs/objects-head/log.jsonl --out encoders/weights/vitr-objects-s/training.png
+	$(PY) -m vitr_qdrant.encoders.plots eval --results runs/eval-objects-s.json $(foreach s,$(ART_SETS),--loo runs/loo-$(s).json) --out encoders/weights/vitr-objects-s/evaluation.png

@@ -3,8 +3,8 @@
     python benchmarks/bench_quality.py                       # bundled model, n=1000, both splits
     python benchmarks/bench_quality.py --model DIR --n 200 --out quality.json
 
-For each split, builds the Relation Scenes gallery of the evaluation protocol
-(``build_eval_set(split, n)``: n images, one caption each, relevance by ``truth``), indexes the
+For each split, builds the gallery of the evaluation protocol in the model's own world
+(``build_eval_set(split, n, world=...)``: n images, one caption each, relevance by ``truth``), indexes the
 images in an embedded ``VitrCollection``, runs every caption through ``col.search(caption,
 limit=10)`` (stage 1 prefetch, stage 2 MaxSim, stage 3 fusion) and computes text-to-image
 R@1/5/10 from the hits. The same recalls from exhaustive scoring (every image against every
@@ -23,12 +23,12 @@ from typing import Any, Sequence
 import numpy as np
 
 import vitr_qdrant as vq
-from vitr_qdrant.encoders.evaluation import build_eval_set, recall_at_k
+from vitr_qdrant.encoders.evaluation import KS, build_eval_set, recall_at_k
+from vitr_qdrant.encoders.model_eval import model_world
 from vitr_qdrant.encoders.modes import MODES
 
 from common import disk_bytes, run_model_benchmark  # benchmarks/common.py
 
-KS = (1, 5, 10)
 
 
 def store_recall(hits: list[list[int]], relevance: np.ndarray) -> dict[str, float]:
@@ -52,7 +52,7 @@ def exhaustive_recall(model: Any, images: Any, texts: Any, relevance: np.ndarray
 def run_split(model: Any, split: str, n: int, modes: Sequence[str], root: Path, prefetch: int,
               candidates: int, storage: dict[str, Any]) -> dict[str, Any]:
     """Store and exhaustive recall of ``model`` on one split's gallery of ``n`` images, per mode."""
-    ev = build_eval_set(split, n_images=n, n_pairs=0)
+    ev = build_eval_set(split, n_images=n, n_pairs=0, world=model_world(model))
     out: dict[str, Any] = {"images": len(ev.images), "captions": len(ev.captions)}
     t0 = time.perf_counter()
     with vq.VitrCollection(f"quality-{split}", path=root / split, model=model, **storage) as col:
@@ -94,7 +94,7 @@ def run(model: Any, n: int = 1000, splits: Sequence[str] = ("test-iid", "test-co
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", help="model name or directory (default: the bundled vitr-scenes-s)")
+    ap.add_argument("--model", help="model name or directory (default: the bundled default model)")
     ap.add_argument("--n", type=int, default=1000, help="gallery images per split")
     ap.add_argument("--splits", nargs="+", default=["test-iid", "test-comp"])
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))

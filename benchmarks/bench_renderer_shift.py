@@ -248,7 +248,7 @@ def run(model: Any, n: int = 1000, n_pairs: int = 500, splits: Sequence[str] = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", help="model name or directory (default: the bundled vitr-scenes-s)")
+    ap.add_argument("--model", help="model name or directory (default: the bundled default model)")
     ap.add_argument("--world", choices=WORLD_NAMES, default=None,
                     help="the world whose scenes are drawn twice (default: the model's own)")
     ap.add_argument("--n", type=int, default=1000, help="gallery images per split")

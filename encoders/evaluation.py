@@ -22,33 +22,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
 
-from .data.world import SPLITS, World, check_split
+from .data.world import SPLITS, World, check_split, split_rng
 from .data.worlds import WORLD_NAMES, get_world
 
 __all__ = [
-    "EVAL_SEED", "PAIR_SEED_OFFSET", "KS", "SWAP_KINDS", "ScoreFn", "EvalSet", "build_eval_set", "evaluate",
+    "EVAL_SEED", "PAIR_SEED_OFFSET", "KS", "ScoreFn", "EvalSet", "build_eval_set", "evaluate",
     "evaluate_splits", "evaluate_retrieval", "recall_at_k", "relevance_matrix",
     "relevant_by_counts", "score_lists", "main",
 ]
 
-log = logging.getLogger(__name__)
 
 ScoreFn = Callable[[list[Image.Image], list[str]], np.ndarray]
 # Evaluation scenes come from seeds far above the training stream (train seeds count up from 0).
 EVAL_SEED = 1_000_000_000
 PAIR_SEED_OFFSET = 1 << 30  # pair-test scenes: a stream of their own, apart from the gallery's
 KS = (1, 5, 10)
-SWAP_KINDS = ("swap", "opposite", "attribute")  # Relation Scenes' (each world has its own)
 
 
 @dataclass
@@ -72,10 +68,6 @@ class EvalSet:
     pair_captions: list[tuple[str, str]] = field(default_factory=list)   # (c, c')
     world: World = field(default_factory=lambda: get_world("relation-scenes"))
     art: str | None = None              # the one art set of every scene, if drawn so
-
-
-def _split_rng(seed: int, split: str, what: str) -> np.random.Generator:
-    return np.random.default_rng([int(seed), zlib.crc32(split.encode()), zlib.crc32(what.encode())])
 
 
 def _render(world: World, scene: Any, size: int) -> Image.Image:
@@ -108,7 +100,7 @@ def relevance_matrix(scenes: Sequence[Any], captions: Sequence[str],
 
 def _gallery(world: World, split: str, n_images: int, seed: int, scene_kw: dict
              ) -> tuple[list[Any], list[str], list[dict[str, str]]]:
-    rng = _split_rng(seed, split, "gallery")
+    rng = split_rng(seed, split, "gallery")
     scenes, captions, negatives = [], [], []
     for k in range(n_images):
         scene = world.first_scene(seed + k, split, **scene_kw)

@@ -76,6 +76,7 @@ class VitrModel(nn.Module):
         self.text_local = TextLocalEncoder(bb.text_width, cfg.local)
         self.fusion = FusionHead(cfg.local.dim, cfg.backbone.embed_dim, cfg.fusion)
         self.head_trained = False
+        self.card_text = ""  # a bundled model's MODEL_CARD.md (set when loaded from its directory)
         self._fingerprint: dict | None = None
 
     def __repr__(self) -> str:
@@ -124,6 +125,25 @@ class VitrModel(nn.Module):
         """The words of ``text`` and the positions of their token vectors (as ``encode_texts``
         returns them): ``[(word, [token positions])]``."""
         return self.backbone.tokenizer.word_spans(text)
+
+    def unknown_words(self, text: str) -> list[str]:
+        """The words of ``text`` this model's vocabulary does not have (each once, in order):
+        they reach it as one unknown token and carry no meaning. Empty for open_clip's BPE."""
+        return self.backbone.tokenizer.unknown_words(text)
+
+    @property
+    def card(self) -> str:
+        """What the model is and the world it was trained on, then its model card if it has one."""
+        from .data.worlds import WORLD_NAMES, get_world
+
+        if self.cfg.world in WORLD_NAMES:
+            trained = f"trained on {get_world(self.cfg.world).summary}"
+        elif self.head_trained:
+            trained = "its head trained on its user's data"
+        else:
+            trained = "its VITR head is not trained: it scores in global mode"
+        head = f"{self.cfg.name}: {self.cfg.description or 'a VITR model'} ({trained})."
+        return head + (f"\n\n{self.card_text}" if self.card_text else "")
 
     def text_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         g, tokens, mask = self.text_tokens(texts)

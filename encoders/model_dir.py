@@ -18,7 +18,7 @@ from .model import VitrModel, pick_device
 FORMAT_VERSION = 1
 """The layout written here. A config without ``format_version`` was written before the field
 existed, in this same layout."""
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "MODEL_CARD.md"
 
 
 def save_model(model: VitrModel, directory: str | Path) -> Path:
@@ -73,4 +73,6 @@ def load_model_dir(directory: str | Path, device: str | None = None) -> VitrMode
         raise ModelFormatError(f"weights in {directory} do not fit the config: missing {missing[:5]}, "
                                f"unexpected {unexpected[:5]}")
     model.head_trained = head_trained
+    card = Path(directory) / CARD_FILE
+    model.card_text = card.read_text(encoding="utf-8") if card.is_file() else ""
     return model.to(pick_device(device)).eval()

@@ -5,6 +5,7 @@ task meets DDP, so no rank waits for gradients that never come.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -13,36 +14,34 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .augment import augment_pixels
-from .data.scene_pool import CaptionSampler, PhraseTargets, ScenePool, flip_caption
+from .data.scene_pool import PhraseTargets, ScenePool, flip_caption
 from .local import late_scores
 from .losses import candidate_losses, info_nce
 from .model import VitrModel, autocast
 
 
-def normalise(model: VitrModel, images: np.ndarray, flip: bool, device) -> torch.Tensor:
-    """uint8 (B, S, S, 3) at the model size -> normalised pixels, as inference preprocesses."""
+def normalise(model: VitrModel, images: np.ndarray, flip: bool, device,
+              augment=None) -> torch.Tensor:
+    """uint8 (B, S, S, 3) at the model size -> normalised pixels, as inference preprocesses;
+    ``augment`` (pixels in [0, 1] -> pixels) runs before the normalisation."""
     x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 255.0
     if flip:
         x = torch.flip(x, dims=[3])
-    return _standardise(model, x)
-
-
-def _standardise(model: VitrModel, x: torch.Tensor) -> torch.Tensor:
+    if augment is not None:
+        x = augment(x)
     bb = model.backbone
-    mean = torch.tensor(bb.image_mean, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(bb.image_std, device=x.device).view(1, 3, 1, 1)
+    mean = torch.tensor(bb.image_mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(bb.image_std, device=device).view(1, 3, 1, 1)
     return (x - mean) / std
 
 
 def _pixels(model: VitrModel, cfg, images: np.ndarray, flip: bool, step: int) -> torch.Tensor:
     """Normalised model inputs, augmented where the config asks (deterministic per step)."""
-    if not cfg.augment:
-        return normalise(model, images, flip, model.device)
-    x = torch.from_numpy(images).to(model.device).permute(0, 3, 1, 2).float() / 255.0
-    if flip:
-        x = torch.flip(x, dims=[3])
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    return _standardise(model, augment_pixels(x, cfg.augment, gen))
+    augment = None
+    if cfg.augment:
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        augment = partial(augment_pixels, strength=cfg.augment, gen=gen)
+    return normalise(model, images, flip, model.device, augment)
 
 
 class Task(torch.nn.Module):

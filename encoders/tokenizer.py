@@ -6,17 +6,31 @@ import re
 import torch
 
 from .data.relation_scenes import COLORS, SHAPES, SIZES
-from .data.worlds import get_world
 
 # A word's id is its position + 2: these lists may only grow at their end (shipped models).
 SCENE_WORDS = (*COLORS, *SHAPES, *SIZES, "left", "right", "of", "above", "below", "to",
                "the", "a", "an", "is", "there", "and", "on", "in")
-WORD_TOKENIZERS = {"scenes-words": "relation-scenes", "objects-words": "object-scenes"}
+OBJECT_WORDS = ("dog", "cat", "horse", "cow", "pig", "sheep", "goat", "rabbit", "mouse",
+                "chicken", "duck", "owl", "eagle", "penguin", "fish", "whale", "dolphin",
+                "octopus", "crab", "frog", "turtle", "snake", "crocodile", "elephant", "lion",
+                "tiger", "bear", "koala", "monkey", "gorilla", "camel", "deer", "fox", "wolf",
+                "rhino", "squirrel", "snail", "butterfly", "bee", "ant", "ladybug", "spider",
+                "car", "bus", "truck", "tractor", "ambulance", "bicycle", "motorcycle", "scooter",
+                "train", "airplane", "helicopter", "rocket", "sailboat", "ship", "canoe", "apple",
+                "banana", "orange", "pear", "strawberry", "cherry", "lemon", "watermelon",
+                "pineapple", "peach", "kiwi", "avocado", "tomato", "carrot", "potato", "eggplant",
+                "mushroom", "pepper", "pizza", "burger", "hot", "croissant", "cake", "egg",
+                "cheese", "donut", "cookie", "ice", "cream", "cup", "bottle", "wine", "glass",
+                "knife", "spoon", "bed", "light", "bulb", "clock", "book", "phone", "laptop",
+                "television", "camera", "key", "umbrella", "soccer", "ball", "basketball",
+                "guitar", "hat", "shoe", "handbag", "backpack", "pencil", "door", "balloon",
+                "gift", "candle", "tree", "cactus", "rose", "sunflower", "house", "castle",
+                "small", "large", "left", "right", "of", "above", "below", "to", "the", "a", "an",
+                "is", "there", "with", "its", "it")
+# each word tokenizer's list, and the world whose vocabulary it holds (a test checks they agree)
+WORD_TOKENIZERS = {"scenes-words": (SCENE_WORDS, "relation-scenes"),
+                   "objects-words": (OBJECT_WORDS, "object-scenes")}
 PAD, UNK = 0, 1
-
-
-def _words(kind: str) -> tuple[str, ...]:
-    return SCENE_WORDS if kind == "scenes-words" else get_world(WORD_TOKENIZERS[kind]).words
 
 
 class WordTokenizer:
@@ -99,7 +113,7 @@ class OpenClipTokenizer:
 def create_tokenizer(kind: str | None, model_name: str | None, vocab_size: int,
                      context_length: int):
     if kind in WORD_TOKENIZERS:
-        return WordTokenizer(_words(kind), vocab_size, context_length)
+        return WordTokenizer(WORD_TOKENIZERS[kind][0], vocab_size, context_length)
     if kind is not None:
         raise ValueError(f"unknown tokenizer {kind!r}; expected one of {tuple(WORD_TOKENIZERS)} "
                          "or None (the open_clip model's own)")

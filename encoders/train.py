@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,10 +29,11 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from ..errors import InputError
 from .config import checked
 from .data.record_pool import RecordSampler, build_record_pool
 from .data.scene_pool import CaptionSampler, build_pool, render_default
-from .data.worlds import WORLD_NAMES
+from .data.worlds import WORLD_NAMES, get_world
 from .factory import create_model
 from .model import VitrModel
 from .model_dir import load_model_dir, load_weights
@@ -180,21 +182,27 @@ class Schedule:
 
 def _build(cfg: TrainCfg, device: torch.device) -> VitrModel:
     """The model to train: ``cfg.model`` fresh (pretrained backbone where it has one), or for
-    ``init``: the whole model (clip stage) or its backbone under a fresh head (head stage)."""
+    ``init``: the whole model (clip stage) or its backbone under a fresh head (head stage).
+    Its config records the world it is trained on (None for a dataset file)."""
     if cfg.init is None:
-        return create_model(cfg.model, device=str(device)).train()
-    if cfg.stage == "clip":
-        return load_model_dir(cfg.init, device=str(device)).train()
-    model = create_model(cfg.model, device=str(device), load_pretrained=False)
-    state = load_weights(cfg.init)
-    model.backbone.load_state_dict({k.removeprefix("backbone."): v for k, v in state.items()
-                                    if k.startswith("backbone.")})
+        model = create_model(cfg.model, device=str(device))
+    elif cfg.stage == "clip":
+        model = load_model_dir(cfg.init, device=str(device))
+    else:
+        model = create_model(cfg.model, device=str(device), load_pretrained=False)
+        state = load_weights(cfg.init)
+        model.backbone.load_state_dict({k.removeprefix("backbone."): v for k, v in state.items()
+                                        if k.startswith("backbone.")})
+    model.cfg.world = cfg.data if cfg.data in WORLD_NAMES else None
     return model.train()
 
 
 def _data(cfg: TrainCfg, size: int, rank: int):
     """The training pool and its caption sampler: a world's scenes or a real dataset."""
     if cfg.data in WORLD_NAMES:
+        if (cfg.styles or cfg.art) and not get_world(cfg.data).art_sets:
+            raise InputError(f"styles= and art= need a world with art sets (object-scenes), not "
+                             f"{cfg.data}")
         renderer = render_default
         if cfg.styles:
             from .data.styles import StyledRenderer
@@ -236,30 +244,55 @@ def _eval(model: VitrModel, cfg: TrainCfg) -> dict:
 def _headline(results: dict, stage: str) -> float:
     """What ``best/`` keeps: test-iid rsum plus swap accuracy, both in percent."""
     r = results[f"test-iid/{'global' if stage == 'clip' else 'vitr'}"]
-    return float(r["rsum"]) + float(r["swap_acc"])
+    return float(r["rsum"]) + float(r["swap_acc"] or 0.0)
 
 
 class Checkpoint:
-    """``out/last``: the model (its own save format), optimizer, task extras, step, best."""
+    """``out/last``: the model (its own save format), optimizer, task extras, step, best.
+
+    Written whole to ``last.new`` first and swapped in by renames, so a kill at any moment
+    leaves one complete checkpoint (``last``, else ``last.new``, else ``last.old``)."""
 
     def __init__(self, out: Path):
-        self.last = out / "last"
+        self.out, self.last = out, out / "last"
 
     def save(self, model: VitrModel, opt, task: Task, step: int, best: float, cfg: TrainCfg):
-        model.save(self.last)
-        extras = {k: v for k, v in task.state_dict().items() if not k.startswith("model.")}
-        tmp = self.last / "trainer.pt.tmp"
+        new, old = self.out / "last.new", self.out / "last.old"
+        shutil.rmtree(new, ignore_errors=True)
+        model.save(new)
         torch.save({"optimizer": opt.state_dict(), "step": step, "best": best,
-                    "cfg": asdict(cfg), "task": extras}, tmp)
-        tmp.replace(self.last / "trainer.pt")  # a kill mid-write leaves the previous one
+                    "cfg": asdict(cfg), "task": _extras(task)}, new / "trainer.pt")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.last.exists():
+            self.last.rename(old)
+        new.rename(self.last)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def found(self) -> Path | None:
+        """The newest complete checkpoint, if any."""
+        for d in (self.last, self.out / "last.new", self.out / "last.old"):
+            if (d / "trainer.pt").is_file():
+                return d
+        return None
 
     def restore(self, model: VitrModel, opt, task: Task, device) -> tuple[int, float]:
-        state = torch.load(self.last / "trainer.pt", map_location=device, weights_only=True)
-        model.load_state_dict(load_model_dir(self.last, str(device)).state_dict())
+        where = self.found()
+        state = torch.load(where / "trainer.pt", map_location=device, weights_only=True)
+        model.load_state_dict(load_weights(where))
+        expected = set(_extras(task))
+        if set(state["task"]) != expected:
+            raise InputError(f"the checkpoint in {where} was made by another task setup (its extras "
+                             f"{sorted(state['task'])}, this run's {sorted(expected)}): resume "
+                             "with its options, or start in a new out= folder")
         task.load_state_dict(state["task"], strict=False)
         opt.load_state_dict(state["optimizer"])
-        log.info("resumed from %s at step %d", self.last, state["step"])
+        log.info("resumed from %s at step %d", where, state["step"])
         return state["step"], state["best"]
+
+
+def _extras(task: Task) -> dict[str, torch.Tensor]:
+    """The task's own state (e.g. the late-score scale, the attribute probe), not the model's."""
+    return {k: v for k, v in task.state_dict().items() if not k.startswith("model.")}
 
 
 def _evaluate_and_keep(model, cfg, out: Path, step: int, best: float, logf) -> float:
@@ -288,7 +321,7 @@ def train(cfg: TrainCfg) -> Path:
     opt = make_optimizer(params, cfg, fused=device.type == "cuda")
     ckpt = Checkpoint(out)
     step, best = 0, -math.inf
-    if cfg.resume and (ckpt.last / "trainer.pt").is_file():
+    if cfg.resume and ckpt.found() is not None:
         step, best = ckpt.restore(model, opt, task, device)
     wrapped = ddp.wrap(task)
     plan = Schedule(len(pool), cfg.batch_size, ddp.world, cfg.seed, cfg.epochs, cfg.flip,

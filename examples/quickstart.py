@@ -17,8 +17,9 @@ from typing import Sequence
 import vitr_qdrant as vq
 from vitr_qdrant.datasets.relation_scenes import caption, related_pairs, render, sample_scene, truth
 from vitr_qdrant.encoders import VitrModel
+from vitr_qdrant.encoders.evaluation import EVAL_SEED
 
-FIRST_SEED = 1_000_000_000   # evaluation scenes, far from the seeds the model was trained on
+FIRST_SEED = EVAL_SEED       # evaluation scenes, far from the seeds the model was trained on
 HOLDS = {True: "yes", False: "NO", None: "n/a"}
 
 

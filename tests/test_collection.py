@@ -245,8 +245,12 @@ def test_wrong_model_is_a_clear_error(tmp_path, tiny_model, scene_images):
     with vq.VitrCollection("fp", path=tmp_path, model=tiny_model) as c:
         c.add_images(scene_images[:1], progress=False)
     other = vq.create_model("vitr-tiny-test", device="cpu")   # other random weights
-    with pytest.raises(FingerprintMismatchError, match="built with model"):
+    with pytest.raises(FingerprintMismatchError, match="built with model vitr-tiny-test") as err:
         vq.VitrCollection("fp", path=tmp_path, model=other)
+    assert "load_model('vitr-tiny-test')" in str(err.value) and "--model vitr-tiny-test" in str(err.value)
+    objects = vq.create_model("vitr-tiny-objects", device="cpu")   # another model altogether
+    with pytest.raises(FingerprintMismatchError, match="opened with model vitr-tiny-objects"):
+        vq.VitrCollection("fp", path=tmp_path, model=objects)
     with vq.VitrCollection("fp", path=tmp_path, model=tiny_model) as c:   # lock was released
         assert len(c) == 1
 

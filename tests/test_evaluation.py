@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from vitr_qdrant.encoders import evaluation as ev
+from vitr_qdrant.datasets import relation_scenes as rs
 from vitr_qdrant.encoders.baselines import color_scorer, oracle_scorer, random_scorer
 from vitr_qdrant.datasets.relation_scenes import HELD_OUT, parse_caption, truth
 
@@ -98,7 +99,7 @@ def test_eval_set_contents(eval_set):
         (size_a, *pair_a), _, (size_b, *pair_b) = parse_caption(text)
         assert size_a is size_b is None
         assert tuple(pair_a) in HELD_OUT or tuple(pair_b) in HELD_OUT
-        assert {"swap", "opposite"} <= set(negs) <= set(ev.SWAP_KINDS)
+        assert {"swap", "opposite"} <= set(negs) <= set(rs.WORLD.swap_kinds)
         assert all(truth(scene, n) is False for n in negs.values())
 
 

@@ -20,7 +20,7 @@ def test_make_example_is_true_with_false_negatives():
         scene, rec = sd.make_example(seed, "train")
         assert rec == sd.make_example(seed, "train")[1]
         assert truth(scene, rec["caption"]) is True
-        assert set(rec["negatives"]) == set(sd.NEGATIVE_KINDS)
+        assert set(rec["negatives"]) == set(sd.RELATION_SCENES.negative_kinds)
         assert rec["negatives"]["swap"] and rec["negatives"]["opposite"]
         assert all(truth(scene, n) is False for n in rec["negatives"].values() if n)
         assert rec["positives"] and all(truth(scene, p) is True for p in rec["positives"])

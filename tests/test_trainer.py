@@ -149,3 +149,38 @@ def test_trains_on_a_real_format_dataset(tmp_path):
     log = [json.loads(line) for line in open(tmp_path / "head" / "log.jsonl")]
     assert [r["step"] for r in log] == [1, 2]
     assert all(np.isfinite(r["loss"]) for r in log)
+
+
+@pytest.mark.parametrize("stage", ["clip", "head"])
+def test_an_interrupted_run_resumes_exactly(tmp_path, monkeypatch, stage):
+    from safetensors.torch import load_file
+
+    import vitr_qdrant.encoders.train as T
+
+    common = dict(model="vitr-tiny-objects", data="object-scenes", styles=True, pool_size=24,
+                  render_size=96, batch_size=4, epochs=2, eval_every=0, workers=1, device="cpu",
+                  threads=1, warmup_steps=2, checkpoint_minutes=0, log_every=1, augment=0.5,
+                  in_batch_negatives=2, attr_weight=1.0)
+    if stage == "head":
+        train(TrainCfg(out=str(tmp_path / "clip"), max_steps=2, **common))
+        common.update(stage="head", init=str(tmp_path / "clip" / "last"), augment=0.0)
+    train(TrainCfg(out=str(tmp_path / "whole"), **common))
+
+    real = T.get_lr
+
+    def stop_at_step_4(step, total, cfg):
+        if step == 4:
+            raise KeyboardInterrupt   # the machine going away mid-run
+        return real(step, total, cfg)
+
+    monkeypatch.setattr(T, "get_lr", stop_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainCfg(out=str(tmp_path / "split"), **common))
+    monkeypatch.setattr(T, "get_lr", real)
+    train(TrainCfg(out=str(tmp_path / "split"), **common))   # resumes at step 4
+    whole = load_file(str(tmp_path / "whole" / "last" / "model.safetensors"))
+    split = load_file(str(tmp_path / "split" / "last" / "model.safetensors"))
+    for name, value in whole.items():
+        torch.testing.assert_close(split[name], value, rtol=0, atol=1e-6)
+    steps = [json.loads(line)["step"] for line in open(tmp_path / "split" / "log.jsonl")]
+    assert steps == list(range(1, len(steps) + 1))   # each step logged once: none redone, none lost

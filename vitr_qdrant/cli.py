@@ -10,7 +10,8 @@ from typing import Any, Callable, Sequence
 
 from .cli_index import add_index_parser, run_index
 from .cli_serve import add_serve_parser, run_serve
-from .cli_store import EXIT_STATUS, UsageError, add_store_args, list_store, open_collection, require_collection
+from .cli_store import (EXIT_STATUS, UsageError, add_store_args, list_store, open_collection, require_collection,
+                        server_key)
 from .cli_tools import TOOLS, add_tool_parsers
 from .encoders.modes import MODES
 
@@ -81,7 +82,7 @@ def run_search(args: argparse.Namespace) -> int:
         elif args.image:
             hits = col.search_by_image(args.image, **stages)
         else:
-            hits = col.search(args.query, mode=args.mode, **stages)
+            hits = col.search(args.query, mode=args.mode, **stages)   # logs any unknown query words
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], indent=2, default=str))
         return 0
@@ -102,7 +103,7 @@ def run_info(args: argparse.Namespace) -> int:
         print(json.dumps(list_store(args), indent=2))
         return 0
     require_collection(args, texts=True)
-    print(json.dumps(store_info(args.collection, path=args.path, url=args.url, api_key=args.api_key,
+    print(json.dumps(store_info(args.collection, path=args.path, url=args.url, api_key=server_key(args),
                                 backend=args.backend), indent=2, default=str))
     return 0
 

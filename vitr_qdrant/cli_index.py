@@ -9,7 +9,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, TextIO, get_args
+from typing import Any, Iterator, TextIO, get_args
 
 from .cli_store import EXIT_STATUS, UsageError, add_store_args, list_store, open_collection, store_path
 from .fetch import url_scheme

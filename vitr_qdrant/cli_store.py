@@ -18,6 +18,11 @@ class UsageError(Exception):
     nothing was created or written."""
 
 
+def server_key(args: argparse.Namespace) -> str | None:
+    """``--api-key``, else ``$QDRANT_API_KEY`` when a server is named (never for a local store)."""
+    return args.api_key or (os.environ.get("QDRANT_API_KEY") if args.url else None)
+
+
 def add_store_args(p: argparse.ArgumentParser, model: bool = True, required: bool = True) -> None:
     """Options naming a collection, its store and (optionally) the model."""
     g = p.add_argument_group("collection")
@@ -25,8 +30,7 @@ def add_store_args(p: argparse.ArgumentParser, model: bool = True, required: boo
                    help="collection name" if required else "collection name (default: list the collections)")
     g.add_argument("--path", help="embedded store directory (default: $VITR_QDRANT_HOME or the user data dir)")
     g.add_argument("--url", help="Qdrant server or cluster URL (e.g. http://host:6333)")
-    g.add_argument("--api-key", default=os.environ.get("QDRANT_API_KEY"),
-                   help="the Qdrant server's API key (default: $QDRANT_API_KEY)")
+    g.add_argument("--api-key", help="the Qdrant server's API key (default with --url: $QDRANT_API_KEY)")
     g.add_argument("--backend", choices=("edge", "qdrant-local", "qdrant-remote"),
                    help="storage backend (default: chosen by --path / --url)")
     if model:
@@ -56,7 +60,7 @@ def list_store(args: argparse.Namespace) -> dict[str, Any]:
                          f"first with `vitr index`")
     # One attempt: an unreachable server is reported at once, not after a round of retries.
     options = {"retries": 1} if path is None else {}
-    return store_info(None, path=path, url=args.url, api_key=args.api_key, backend=args.backend, **options)
+    return store_info(None, path=path, url=args.url, api_key=server_key(args), backend=args.backend, **options)
 
 
 def require_collection(args: argparse.Namespace, texts: bool = False) -> None:
@@ -77,6 +81,6 @@ def open_collection(args: argparse.Namespace, storage: dict[str, Any] | None = N
     from .encoders import load_model
 
     model = load_model(args.model, device=args.device)
-    return VitrCollection(args.collection, path=args.path, url=args.url, api_key=args.api_key, model=model,
+    return VitrCollection(args.collection, path=args.path, url=args.url, api_key=server_key(args), model=model,
                           backend=args.backend, settings=Settings.create(**settings), index_keys=index_keys,
                           **(storage or {}))

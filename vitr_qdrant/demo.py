@@ -27,9 +27,10 @@ import numpy as np
 from .demo_page import write_page
 from .encoders.data.world import FALLBACK_STRIDE, World
 from .encoders.data.worlds import get_world
+from .encoders.evaluation import EVAL_SEED
 from .sheet import MARKS, SheetRow, render_sheet
 
-DEMO_SEED = 1_000_000_000   # the evaluation range: far from the training seeds
+DEMO_SEED = EVAL_SEED       # the evaluation range: far from the training seeds
 SPLIT = "test-iid"
 PAIR_SCENES = 8             # scenes holding each demo query's pair, added to the gallery
 DESCRIPTION = ("Relation queries on a rendered gallery of the model's world: VITR next to the global "
@@ -84,7 +85,12 @@ def gallery_jobs(world: World, n: int, queries: Sequence[tuple[str, str, str]]
 
 def render_gallery(folder: Path, world: World, jobs: Sequence[tuple[int, str]], size: int = 128,
                    workers: int | None = None) -> list[Path]:
-    """Render the scenes of ``jobs`` to ``folder/NNNNN.png`` (existing files kept)."""
+    """Render the scenes of ``jobs`` to ``folder/NNNNN.png``; files of an earlier run with the
+    same scenes are kept (``folder/scenes.json`` says which), any others are drawn anew."""
+    listing = folder / "scenes.json"
+    wanted = json.loads(json.dumps({"world": world.name, "size": size, "scenes": list(jobs)}))
+    if listing.is_file() and json.loads(listing.read_text()) != wanted:
+        shutil.rmtree(folder)   # another gallery: its files would be indexed under these seeds
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{k:05d}.png" for k in range(len(jobs))]
     todo = [(world.name, seed, split, size, str(p)) for (seed, split), p in zip(jobs, paths)
@@ -96,6 +102,7 @@ def render_gallery(folder: Path, world: World, jobs: Sequence[tuple[int, str]], 
     else:
         for job in todo:
             _render_one(job)
+    listing.write_text(json.dumps(wanted) + "\n")
     return paths
 
 
@@ -175,7 +182,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     jobs = gallery_jobs(world, args.n, fixed)
     paths = render_gallery(out / "images", world, jobs, args.size, args.workers)
-    (out / "images" / "scenes.json").write_text(json.dumps(jobs) + "\n")
     t1 = time.perf_counter()
     print(f"rendered {len(paths)} {world.name} scenes ({args.n} {SPLIT}, {len(paths) - args.n} "
           f"holding the demo queries' pairs) in {t1 - t0:.1f}s -> {out / 'images'}")

@@ -75,11 +75,20 @@ class FingerprintMismatchError(StoreError):
         self.collection = collection
         self.stored = dict(stored)
         self.given = dict(given)
+        built, opened = _model_name(self.stored), _model_name(self.given)
+        how = (f" Open it with that model: VitrCollection({collection!r}, model=vitr_qdrant.load_model("
+               f"{built!r})) or `--model {built}` on the command line (a model directory works too);"
+               if built else " Open it with the model it was built with;")
         super().__init__(
-            f"collection {collection!r} was built with model {self.stored}, "
-            f"but it was opened with model {self.given}. Open it with the model it was "
-            f"built with, or use another collection name (or drop this one) for the new model."
+            f"collection {collection!r} was built with model {built or '?'} ({self.stored}), but it "
+            f"was opened with model {opened or '?'} ({self.given}).{how} or use another collection "
+            f"name (or drop this one) for the new model."
         )
+
+
+def _model_name(fingerprint: Mapping[str, Any]) -> str | None:
+    inner = fingerprint.get("fingerprint")
+    return fingerprint.get("name") or (inner.get("name") if isinstance(inner, Mapping) else None)
 
 
 class StoreLockedError(StoreError):

@@ -6,6 +6,7 @@ fusion head, reranks the candidates on their stored vectors here.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,8 @@ from .encoders import ImageEmbeddings, TextEmbeddings, VitrModel
 from .errors import InputError
 from .grounding import Grounding, ground, word_spans
 from .results import Hit, user_id
+
+logger = logging.getLogger(__name__)
 
 
 def stages_for(limit: int, prefetch: int, candidates: int) -> StageCfg:
@@ -31,10 +34,28 @@ def to_hit(c: Candidate, grounding: list[Grounding] | None = None) -> Hit:
     return Hit(user_id(c.id, c.payload), float(c.score), scores, c.payload, grounding or [])
 
 
+_WARNED: set[tuple[str, tuple[str, ...]]] = set()
+
+
+def warn_unknown_words(model: VitrModel, text: str) -> list[str]:
+    """The query words ``model`` does not know; a warning names them and the model, once per
+    (model, words)."""
+    unknown = model.unknown_words(text)
+    key = (model.cfg.name, tuple(unknown))
+    if unknown and key not in _WARNED:
+        _WARNED.add(key)
+        world = f", {model.cfg.world}" if model.cfg.world else ""
+        logger.warning("model %s%s does not know the query words %s: they carry no meaning for it "
+                       "(model.card says what it was trained on)", model.cfg.name, world,
+                       ", ".join(map(repr, unknown)))
+    return unknown
+
+
 def text_to_image(store: StoreBackend, model: VitrModel, text: str, *, limit: int, filter: Any,
                   mode: str | None, prefetch: int, candidates: int) -> list[Hit]:
     """Search images by text; hits carry grounding of each query word (not in global mode)."""
     mode, stages = model.resolve_mode(mode), stages_for(limit, prefetch, candidates)
+    warn_unknown_words(model, text)
     query = model.encode_texts([text])
     g, words = query.global_vectors[0], query.token_vectors[0]
 

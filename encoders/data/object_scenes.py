@@ -68,10 +68,6 @@ class SceneObject:
     def key(self) -> tuple[str]:
         return (self.category,)
 
-    @property
-    def index(self) -> int:
-        return _INDEX[self.category]
-
     def phrase(self, with_size: bool = False) -> str:
         return f"{self.size_name} {self.category}" if with_size else self.category
 
@@ -101,6 +97,9 @@ class ObjectScenes(World):
     """Object Scenes: 118 nouns, four art sets, held-out category pairs, five templates."""
 
     name = "object-scenes"
+    summary = ("Object Scenes v1: 118 everyday objects drawn as emoji by four designers, in "
+               "spatial relations; it knows those 118 nouns and the relation words only, and is "
+               "not a model for photos")
     n_templates = 5
     negative_kinds = ("swap", "opposite", "distractor", "reversed")
     swap_kinds = ("swap", "opposite", "distractor")
@@ -163,9 +162,7 @@ class ObjectScenes(World):
             art: the scene's art set; a sequence of sets to draw from uniformly; default
                 uniform over :data:`ART_SETS`. The layout does not depend on the art.
         """
-        check_split(split)
-        if n_objects is not None and n_objects not in (2, 3, 4):
-            raise ValueError(f"n_objects must be 2, 3 or 4 (got {n_objects!r})")
+        self._check_sample(split, n_objects)
         sets = list(ART_SETS) if art is None else [art] if isinstance(art, str) else list(art)
         if not sets:
             raise ValueError(f"art names no set; expected some of {ART_SETS}")
@@ -186,8 +183,7 @@ class ObjectScenes(World):
 
         ``sprites(art, category)`` supplies the RGBA sprites (the atlas; training augmentation
         may pass altered ones)."""
-        if size < self.min_render_size:
-            raise ValueError(f"size must be >= {self.min_render_size} (got {size})")
+        self._check_size(size)
         canvas = Image.fromarray(_background_pixels(scene.background, size), "RGB")
         canvas = canvas.convert("RGBA")
         for o in scene.objects:
@@ -273,12 +269,5 @@ def _composite(canvas: Image.Image, im: Image.Image, o: SceneObject, size: int) 
 
 
 WORLD = ObjectScenes()
-sample_scene = WORLD.sample_scene
-render = WORLD.render
-truth = WORLD.truth
-caption = WORLD.caption
-parse_caption = WORLD.parse_caption
-related_pairs = WORLD.related_pairs
-hard_negatives = WORLD.hard_negatives
-swap_centres = WORLD.swap_centres
-pair_example = WORLD.pair_example
+(sample_scene, render, truth, caption, parse_caption, related_pairs, hard_negatives, swap_centres,
+ pair_example) = WORLD.functions()

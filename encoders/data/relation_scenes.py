@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .world import (OPPOSITE, RELATIONS, SPLITS, TEMPLATES as _ALL_TEMPLATES, World, add_noise,
-                    check_split, place, placement_ok, relation, rng_for)
+                    place, placement_ok, relation, rng_for)
 
 __all__ = [
     "SHAPES", "COLORS", "SIZES", "HELD_OUT", "ALL_PAIRS", "TRAIN_PAIRS", "SPLITS", "RELATIONS",
@@ -84,6 +84,8 @@ class RelationScenes(World):
     """Relation Scenes: eight colours, four shapes, held-out (colour, shape) pairs."""
 
     name = "relation-scenes"
+    summary = ("Relation Scenes v1: flat coloured shapes (8 colours, 4 shapes) in spatial "
+               "relations; it knows those words only and is not a model for photos")
     n_templates = 4
     negative_kinds = ("swap", "opposite", "attribute", "distractor", "shape")
     swap_kinds = ("swap", "opposite", "attribute")
@@ -140,9 +142,7 @@ class RelationScenes(World):
     def sample_scene(self, seed: int, split: str = "train", n_objects: int | None = None
                      ) -> Scene:
         """Draw one scene of ``split`` (train, test-iid, test-comp), deterministic per seed."""
-        check_split(split)
-        if n_objects is not None and n_objects not in (2, 3, 4):
-            raise ValueError(f"n_objects must be 2, 3 or 4 (got {n_objects!r})")
+        self._check_sample(split, n_objects)
         rng = rng_for(seed, split)
         n = int(n_objects or rng.integers(2, 5))
         while True:
@@ -164,8 +164,7 @@ class RelationScenes(World):
 
     def render(self, scene: Scene, size: int = 128) -> Image.Image:
         """Render ``scene`` as an RGB image of ``size`` x ``size`` pixels (spec section 1)."""
-        if size < self.min_render_size:
-            raise ValueError(f"size must be >= {self.min_render_size} (got {size})")
+        self._check_size(size)
         big = size * SUPERSAMPLE
         bg = scene.background
         canvas = Image.new("RGB", (big, big), (bg, bg, bg))
@@ -235,12 +234,5 @@ def _downsample(canvas: Image.Image, scene: Scene, size: int) -> Image.Image:
 
 
 WORLD = RelationScenes()
-sample_scene = WORLD.sample_scene
-render = WORLD.render
-truth = WORLD.truth
-caption = WORLD.caption
-parse_caption = WORLD.parse_caption
-related_pairs = WORLD.related_pairs
-hard_negatives = WORLD.hard_negatives
-swap_centres = WORLD.swap_centres
-pair_example = WORLD.pair_example
+(sample_scene, render, truth, caption, parse_caption, related_pairs, hard_negatives, swap_centres,
+ pair_example) = WORLD.functions()

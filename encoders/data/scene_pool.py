@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..images import resize_and_crop
 from .world import World, rng_for
 from .worlds import get_world
 
@@ -66,13 +67,8 @@ def render_default(world: World, scene: Any, size: int) -> Image.Image:
 def _render_entry(args: tuple) -> list[np.ndarray]:
     world_name, scenes, render_size, model_size, renderer = args
     world = get_world(world_name)
-    out = []
-    for s in scenes:
-        im = renderer(world, s, render_size)
-        if im.size != (model_size, model_size):
-            im = im.resize((model_size, model_size), Image.BICUBIC)
-        out.append(np.asarray(im))
-    return out
+    return [np.asarray(resize_and_crop(renderer(world, s, render_size), model_size))
+            for s in scenes]
 
 
 def build_pool(n: int, model_size: int, render_size: int = 128, seed: int = 0,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import zlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -28,15 +27,12 @@ import torch
 from PIL import Image
 
 from .relation_scenes import WORLD as RELATION_SCENES
-from .world import SPLITS, World, check_split
+from .world import SPLITS, World, check_split, split_rng
 from .worlds import WORLD_NAMES, get_world
 
-__all__ = ["NEGATIVE_KINDS", "make_example", "render_batch", "ScenesDataset",
+__all__ = ["make_example", "render_batch", "ScenesDataset",
            "RelationScenesDataset", "ObjectScenesDataset", "SceneFolder", "write_split",
            "load_split", "main"]
-
-NEGATIVE_KINDS = RELATION_SCENES.negative_kinds  # Relation Scenes' (each world has its own)
-
 
 def _object_record(o) -> dict[str, Any]:
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(o).items()}
@@ -58,7 +54,7 @@ def make_example(seed: int, split: str = "train", world: str | World = RELATION_
     world = get_world(world)
     check_split(split)
     scene = world.first_scene(seed, split)
-    rng = np.random.default_rng([int(seed), zlib.crc32(split.encode()), zlib.crc32(b"caption")])
+    rng = split_rng(seed, split, "caption")
     (a, rel, b), template, with_size = world.sample_caption(scene, rng)
     negs = world.hard_negatives(scene, a, rel, b, with_size=with_size, template=template)
     record = {

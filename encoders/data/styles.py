@@ -9,7 +9,6 @@ the four sets of the atlas.
 """
 from __future__ import annotations
 
-import colorsys
 from dataclasses import dataclass
 from typing import Any
 

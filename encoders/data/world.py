@@ -60,6 +60,11 @@ def rng_for(seed: int, *salt: str) -> np.random.Generator:
                                   *(zlib.crc32(s.encode()) for s in salt)])
 
 
+def split_rng(seed: int, split: str, what: str) -> np.random.Generator:
+    """A generator for what is drawn about a split's seed (a gallery's captions, an example's)."""
+    return np.random.default_rng([int(seed), zlib.crc32(split.encode()), zlib.crc32(what.encode())])
+
+
 def check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
@@ -141,6 +146,11 @@ def add_noise(image: Image.Image, sigma: float, rng: np.random.Generator) -> Ima
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
 
 
+# The functions each world module exposes, bound to its world (see World.functions).
+FUNCTIONS = ("sample_scene", "render", "truth", "caption", "parse_caption", "related_pairs",
+             "hard_negatives", "swap_centres", "pair_example")
+
+
 class World:
     """The machinery of a relation world; subclasses name the vocabulary and draw the scenes.
 
@@ -150,11 +160,22 @@ class World:
     """
 
     name = "world"
+    summary = ""  # what a model trained on this world knows (and does not)
     n_templates = 4
     negative_kinds: tuple[str, ...] = ("swap", "opposite")
     swap_kinds: tuple[str, ...] = ("swap", "opposite")
     art_sets: tuple[str, ...] = ()  # the drawing styles a scene may be drawn in, if any
     min_render_size = 64
+
+    # --- checks ----------------------------------------------------------------------------
+    def _check_sample(self, split: str, n_objects: int | None) -> None:
+        check_split(split)
+        if n_objects is not None and n_objects not in (2, 3, 4):
+            raise ValueError(f"n_objects must be 2, 3 or 4 (got {n_objects!r})")
+
+    def _check_size(self, size: int) -> None:
+        if size < self.min_render_size:
+            raise ValueError(f"size must be >= {self.min_render_size} (got {size})")
 
     # --- what a world defines --------------------------------------------------------------
     def sample_scene(self, seed: int, split: str = "train", n_objects: int | None = None):
@@ -203,6 +224,10 @@ class World:
     def attribute_values(self, obj) -> tuple[str, ...]:
         """``obj``'s value of each of :attr:`attributes`, in order."""
         raise NotImplementedError
+
+    def functions(self) -> tuple:
+        """This world's :data:`FUNCTIONS`, bound: what its module exports as plain functions."""
+        return tuple(getattr(self, name) for name in FUNCTIONS)
 
     # --- captions -------------------------------------------------------------------------
     def _check_template(self, template: int) -> None:

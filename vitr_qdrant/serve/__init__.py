@@ -10,6 +10,6 @@ try:
 except ImportError as exc:   # pragma: no cover - the extra is part of dev
     raise ImportError(f"the search service needs the serve extra: pip install 'vitr-qdrant[serve]' ({exc})") from exc
 
-from .app import create_app, unknown_words
+from .app import create_app
 
-__all__ = ["create_app", "unknown_words"]
+__all__ = ["create_app"]

@@ -49,23 +49,13 @@ def create_app(collection: VitrCollection, *, api_key: str | None = None,
     return app
 
 
-def unknown_words(model: Any, text: str) -> list[str]:
-    """The words of ``text`` that ``model`` does not know.
-
-    Stopgap: ``model.unknown_words`` (DESIGN section 5) where the model has it; until it does,
-    its tokenizer's ``unknown_words``.
-    """
-    ask = getattr(model, "unknown_words", None) or model.backbone.tokenizer.unknown_words
-    return list(ask(text))
-
-
 @router.post("/search", response_model=SearchResponse, summary="images for a text")
 def search(req: SearchRequest, service: Service = Depends(get_service)) -> dict[str, Any]:
     col = service.collection
     with service.lock:
         hits = col.search(req.text, limit=req.limit, filter=req.filter, mode=req.mode, prefetch=req.prefetch,
                           candidates=req.candidates)
-        unknown = unknown_words(col.model, req.text)
+        unknown = col.model.unknown_words(req.text)
     return {"hits": [h.to_dict() for h in hits], "unknown_words": unknown}
 
 
@@ -85,7 +75,7 @@ def search_image(file: UploadFile = File(...), stages: StageSizes = Depends(stag
 
 
 @router.post("/search/texts", response_model=SearchResponse, summary="stored texts that describe an uploaded image")
-def search_texts(file: UploadFile = File(...), mode: Mode = Form("vitr"), stages: StageSizes = Depends(stage_form),
+def search_texts(file: UploadFile = File(...), mode: Optional[Mode] = Form(None), stages: StageSizes = Depends(stage_form),
                  service: Service = Depends(get_service)) -> dict[str, Any]:
     data = file.file.read()
     with service.lock:

@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from ..errors import HeadNotTrainedError
+
 logger = logging.getLogger(__name__)
 KEY_HEADER = "X-API-Key"
 
@@ -82,6 +84,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ValueError)
     async def bad_value(request: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse(error_body(str(exc)), status_code=400)
+
+    @app.exception_handler(HeadNotTrainedError)   # a mode this collection's model cannot give
+    async def refused_mode(request: Request, exc: HeadNotTrainedError) -> JSONResponse:
+        return JSONResponse(error_body(str(exc)), status_code=409)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:

@@ -29,7 +29,8 @@ class SearchRequest(StageSizes):
     """``POST /search``: images for a text."""
 
     text: str = Field(..., min_length=1, max_length=1000, description="the query, e.g. 'dog left of cat'")
-    mode: Mode = Field("vitr", description="vitr (fused score), late (MaxSim) or global (the CLIP baseline)")
+    mode: Optional[Mode] = Field(None, description="vitr (fused score), late (MaxSim) or global (the CLIP "
+                                 "baseline); null: vitr, or global for a model without a trained head")
 
 
 class GroundingOut(BaseModel):

@@ -182,7 +182,7 @@ async function loadInfo() {
     const info = await call("info");
     const model = info.model || {};
     $("about").textContent = `collection ${info.name}: ${info.images} images · model ${model.name}` +
-      (model.head_trained === false ? " (no trained VITR head: every mode searches globally)" : "");
+      (model.head_trained === false ? " (no trained VITR head: vitr mode is refused, late is MaxSim, the default is global)" : "");
     document.title = `${info.name} · vitr-qdrant`;
   } catch (err) {
     showError(err.message, err.status);
