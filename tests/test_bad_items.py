@@ -27,7 +27,8 @@ def bad_cases(tmp_path, image):
     os.mkfifo(fifo)
     return [
         (image, 101, {"score": float("nan")}, "metadata 'score': nan is not a payload number"),
-        (image, 102, {"taken": datetime.datetime(2024, 5, 1)}, "a datetime is not a payload value; store its .isoformat()"),
+        (image, 102, {"taken": datetime.datetime(2024, 5, 1)}, "a datetime is not a payload value; store its "
+                                                               ".isoformat()"),
         (image, 103, {"tags": {"a", "b"}}, "metadata 'tags': a set is not a payload value; pass a list"),
         (image, 104, {"owner": object()}, "metadata 'owner': a object is not a payload value"),
         (image, 105, ["not", "a dict"], "metadata must be a dict (or None), got list"),
@@ -115,4 +116,5 @@ def test_the_cli_names_the_row_and_stores_the_rest(tmp_path, model_dir, scene_im
         assert col.get("c")[0].payload["score"] == "nan"                    # a nan cell is text, not NaN
         assert col.get("a")[0].payload["score"] == 1.5
     assert main(["index", str(tmp_path / "urls.txt"), *args]) == 1
-    assert f"failed: {tmp_path / 'urls.txt'} line 4: {tmp_path / 'not-there.png'}: no such file" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"failed: {tmp_path / 'urls.txt'} line 4: {tmp_path / 'not-there.png'}: no such file" in err

@@ -35,3 +35,19 @@ def test_pictures_exist_and_stay_small():
     for name in pictures:
         path = README.parent / name
         assert path.is_file() and path.stat().st_size < 300_000, name
+
+
+def test_every_setting_is_in_the_settings_table():
+    from vitr_qdrant.settings import Settings
+
+    rows = tables(README.read_text())["| setting | default | meaning |"]
+    names = " ".join(r.split("|")[1] for r in rows)
+    for field in Settings.model_fields:
+        assert f"`{field}`" in names, field
+
+
+def test_one_table_says_what_ids_mean():
+    rows = tables(README.read_text())["| the item | what is stored under its id | result, in the report |"]
+    results = " ".join(r.split("|")[3] for r in rows)
+    for outcome in ("`added`", "`replaced_items`", "`skipped_items`", "`failed`"):
+        assert outcome in results, outcome
