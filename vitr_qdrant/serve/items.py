@@ -55,7 +55,7 @@ def item_image(item_id: str, size: int = Query(256, ge=16, le=1024), service: Se
         raise HTTPException(404, f"the image file of item {item_id!r} is no longer there")
     if path.stat().st_size > service.collection.settings.max_bytes:
         raise HTTPException(413, f"the image file of item {item_id!r} is over the collection's max_bytes")
-    image = load_image(path)
+    image = load_image(path, service.collection.settings.max_pixels, fit=size)   # decoded about as small as shown
     image.thumbnail((size, size))
     buf = io.BytesIO()
     image.save(buf, "JPEG", quality=90)
