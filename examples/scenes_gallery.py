@@ -13,6 +13,7 @@ from pathlib import Path
 import vitr_qdrant as vq
 from vitr_qdrant.demo import SPLIT, gallery_jobs, render_gallery, scene_of
 from vitr_qdrant.encoders.data.worlds import get_world
+from vitr_qdrant.encoders.model_eval import model_world
 
 
 def describe(world, seed: int) -> str:
@@ -30,7 +31,7 @@ def open_gallery(model: str | None, images: str | None, n: int, store: str | Non
     if images:
         print(col.add_images(images))
     else:   # the payload's caption becomes the document text of each hit
-        world = get_world(model.cfg.world or "relation-scenes")
+        world = get_world(model_world(model))
         jobs = gallery_jobs(world, n, [])
         paths = render_gallery(store / "images", world, jobs)
         print(col.add_images(paths, metadata=[{"caption": describe(world, seed)} for seed, _ in jobs]))

@@ -13,21 +13,20 @@ from .cli_serve import add_serve_parser, run_serve
 from .cli_store import (EXIT_STATUS, UsageError, add_store_args, list_store, open_collection, require_collection,
                         server_key)
 from .cli_tools import TOOLS, add_tool_parsers
+from ._json import json_object
 from .encoders.modes import MODES
+from .errors import InputError
 
 logger = logging.getLogger(__name__)
 GLOBAL_FLAGS = {"-v": "verbose", "--verbose": "verbose", "--debug": "debug"}
 
 
-def json_object(text: str) -> dict[str, Any]:
+def filter_option(text: str) -> dict[str, Any] | None:
     """``--filter``: a JSON object."""
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not JSON ({exc.msg} at character {exc.pos}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f'a JSON object is needed, e.g. \'{{"kind": "dog"}}\', got {text!r}')
-    return value
+        return json_object(text, "--filter")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_search_args(p: argparse.ArgumentParser) -> None:
@@ -37,7 +36,7 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
                    help="vitr: all three stages (default; global for a model without a trained "
                    "head); late: MaxSim of words over regions; global: the CLIP baseline of the "
                    "same model")
-    p.add_argument("--filter", type=json_object, help='payload filter as JSON, e.g. \'{"kind": "dog"}\'')
+    p.add_argument("--filter", type=filter_option, help='payload filter as JSON, e.g. \'{"kind": "dog"}\'')
     p.add_argument("--prefetch", type=int, default=200, help="stage 1 size: candidates by the global vector")
     p.add_argument("--candidates", type=int, default=50, help="stage 2 size: candidates reranked in vitr mode")
 

@@ -28,6 +28,7 @@ from .demo_page import write_page
 from .encoders.data.world import FALLBACK_STRIDE, World
 from .encoders.data.worlds import get_world
 from .encoders.evaluation import EVAL_SEED
+from .encoders.model_eval import model_world
 from .sheet import MARKS, SheetRow, render_sheet
 
 DEMO_SEED = EVAL_SEED       # the evaluation range: far from the training seeds
@@ -177,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(vitr train stage=head ...)", file=sys.stderr)
         return 2
     out = Path(args.out or tempfile.mkdtemp(prefix="vitr-demo-"))
-    world = get_world(model.cfg.world or "relation-scenes")
+    world = get_world(model_world(model))
     fixed = list(OBJECT_QUERIES) if world.name == "object-scenes" else []
     t0 = time.perf_counter()
     jobs = gallery_jobs(world, args.n, fixed)

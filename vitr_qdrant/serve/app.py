@@ -12,7 +12,8 @@ from .._version import __version__
 from ..collection import VitrCollection
 from .guards import BodyLimit, install_error_handlers, key_checker
 from .items import router as items_router
-from .schemas import Mode, SearchRequest, SearchResponse, StageSizes, json_object
+from .._json import json_object
+from .schemas import Mode, SearchRequest, SearchResponse, StageSizes
 from .state import DEFAULT_MAX_BODY, Service, get_service
 
 router = APIRouter()

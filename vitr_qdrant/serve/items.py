@@ -17,7 +17,8 @@ from PIL import Image
 from ..encoders.images import load_image
 from ..fetch import url_scheme
 from ..results import Record
-from .schemas import AddResponse, RecordOut, json_object
+from .._json import json_object
+from .schemas import AddResponse, RecordOut
 from .state import Service, get_service
 
 router = APIRouter()

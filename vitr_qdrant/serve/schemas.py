@@ -2,7 +2,6 @@
 them at ``/docs``)."""
 from __future__ import annotations
 
-import json
 from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,14 +81,4 @@ class AddResponse(BaseModel):
     ids: list[ItemIdOut]
 
 
-def json_object(text: str | None, what: str) -> dict[str, Any] | None:
-    """A form field holding a JSON object (empty: None); anything else is a ValueError naming ``what``."""
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{what} is not JSON: {exc.msg} at character {exc.pos}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} must be a JSON object, got {type(value).__name__}")
-    return value
+
