@@ -33,8 +33,9 @@ class CollectionSpec:
         name: Collection name (letters, digits, ``_ . -``; it is also a directory name).
         global_dim: Size D of the ``global`` vector.
         region_dim: Size d of each ``regions`` vector (the count per point may vary).
-        fingerprint: The model fingerprint (e.g. ``{"name", "dims", "weights_hash"}``);
-            stored at creation and compared on every later open. None skips the check.
+        fingerprint: The model fingerprint (``name``, ``global_dim``, ``region_dim``,
+            ``n_regions``, ``head_trained``, ``weights_sha256``); stored at creation and
+            compared on every later open. None skips the check.
         quantize_regions: int8 scalar quantization of ``regions`` (queries rescore).
         regions_datatype: Storage type of the region vectors: ``float32``, ``float16``, or
             ``turbo8`` (Qdrant's TurboQuant 8-bit storage: about 1 byte a dimension, the floats

@@ -68,8 +68,8 @@ class VitrCollection:
             self._store = create_backend(path=path, location=location, url=url, api_key=api_key,
                                            backend=backend, **options)
         self._texts: StoreBackend | None = None
-        self._spec = self._make_spec(name, **storage)
         try:
+            self._spec = self._make_spec(name, **storage)   # a bad name or option closes the store too
             self._store.open_collection(self._spec)
             self._store.ensure_payload_indexes(index_kinds(index_keys))
         except BaseException:

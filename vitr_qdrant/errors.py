@@ -1,7 +1,7 @@
 """The error family: every exception the library raises on purpose derives from :class:`VitrError`.
 
 This module imports nothing, so every layer can raise from it: the encoders and the connectors
-import it (and ``_version``) from the package above them, and nothing else.
+import it (and ``_version`` and ``_lazy``) from the package above them, and nothing else.
 
 * :class:`InputError` (also a ``ValueError``): something the caller passed is wrong.
 * :class:`ModelError`: a model cannot be found, read, or asked for what it cannot do.
