@@ -9,7 +9,7 @@ STAMP := $(VENV)/.vitr-installed
 WHEEL_VENV ?= .venv-wheel
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-slow test-wheel install bench train-scenes-s eval-scenes-s
+.PHONY: demo test test-slow test-wheel install bench train-scenes-s eval-scenes-s train-objects-s eval-objects-s loo-objects-s plots-objects-s
 
 install: $(STAMP)
 
