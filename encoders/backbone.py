@@ -101,6 +101,13 @@ class Backbone(nn.Module):
             pooled = proj(pooled) if isinstance(proj, nn.Linear) else pooled @ proj
         return pooled, x
 
+    def token_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
+        """The text tower's input embedding of each token (B, L, text_width)."""
+        if hasattr(self.clip, "text"):
+            raise ValueError("word_embed needs open_clip's built-in text tower (this model's is "
+                             f"{type(self.clip.text).__name__})")
+        return self.clip.token_embedding(ids)
+
     def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.tokenizer(texts)
 

@@ -36,6 +36,9 @@ class LocalCfg:
     pool: int | None = None  # pool the region grid to pool x pool regions
     stem: int = 0  # channels of a convolutional region stem on the pixels (0: none)
     stem_widths: list[int] | None = None  # its five convolutions' channels (default c/2, c x4)
+    # The text local encoder also reads each token's input embedding (the word itself): a frozen
+    # CLIP text tower trained on global vectors alone may leave its token outputs nearly equal.
+    word_embed: bool = False
 
 
 @dataclass

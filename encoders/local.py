@@ -106,14 +106,24 @@ class ImageLocalEncoder(nn.Module):
 
 
 class TextLocalEncoder(nn.Module):
-    """Token features -> projection -> L2-normalised token vectors (padding zeroed)."""
+    """Token features -> projection -> L2-normalised token vectors (padding zeroed).
+
+    With ``cfg.word_embed`` the features are followed by each token's input embedding
+    (``in_dim`` wide too), normalised and projected on its own and added: the word itself
+    reaches the head even where the tower's outputs for two words are nearly equal."""
 
     def __init__(self, in_dim: int, cfg: LocalCfg):
         super().__init__()
+        self.in_dim = in_dim
         self.proj = nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, cfg.dim))
+        self.word = (nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, cfg.dim))
+                     if cfg.word_embed else None)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.proj(tokens), dim=-1) * mask.unsqueeze(-1).to(tokens.dtype)
+        h = self.proj(tokens[..., :self.in_dim])
+        if self.word is not None:
+            h = h + self.word(tokens[..., self.in_dim:])
+        return F.normalize(h, dim=-1) * mask.unsqueeze(-1).to(tokens.dtype)
 
 
 def late_scores(words: torch.Tensor, mask: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:

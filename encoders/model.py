@@ -113,10 +113,13 @@ class VitrModel(nn.Module):
         return g, self.image_local(tokens, pixels)
 
     def text_tokens(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Backbone (global, token features, mask) with the valid tokens first."""
+        """Backbone (global, token features, mask) with the valid tokens first; with
+        ``local.word_embed`` each token's input embedding follows its features."""
         ids, mask = self.backbone.tokenize(texts)
         ids, mask = ids.to(self.device), mask.to(self.device)
         g, tokens = self.backbone.encode_text(ids)
+        if self.cfg.local.word_embed:
+            tokens = torch.cat([tokens, self.backbone.token_embeddings(ids).to(tokens.dtype)], -1)
         # Valid tokens first (open_clip's start-of-text token is masked out), padding after.
         order = torch.argsort((~mask).int(), dim=1, stable=True)
         return g, tokens.gather(1, order.unsqueeze(-1).expand_as(tokens)), mask.gather(1, order)

@@ -137,6 +137,36 @@ def test_conv_region_stem_feeds_the_regions(images, tmp_path):
     np.testing.assert_array_equal(loaded.score(images, TEXTS), m.score(images, TEXTS))
 
 
+
+@pytest.mark.parametrize("word_embed", [False, True])
+def test_word_embeddings_reach_the_head_when_the_text_tower_collapses(word_embed, images,
+                                                                      tmp_path, monkeypatch):
+    # vitr-objects-s's stage-1 text tower gave "left" and "right" token outputs of cosine 0.9995:
+    # here the tower's outputs are made equal outright, so only the word embedding can tell them.
+    torch.manual_seed(0)
+    m = E.create_model("vitr-tiny-test", device="cpu", local={"word_embed": word_embed})
+    real = m.backbone.encode_text
+
+    def collapsed(ids):
+        pooled, tokens = real(ids)
+        return pooled, torch.ones_like(tokens)  # every token of every text alike
+
+    monkeypatch.setattr(m.backbone, "encode_text", collapsed)
+    with torch.no_grad():
+        _, words, _ = m.text_features(["red circle left of blue square",
+                                       "red circle right of blue square"])
+    k = dict(m.word_spans("red circle left of blue square"))["left"][0]
+    left, right = words[0, k], words[1, k]
+    if word_embed:
+        assert torch.nn.functional.cosine_similarity(left, right, 0) < 0.99
+        monkeypatch.undo()
+        m.head_trained = True
+        loaded = E.load_model(m.save(tmp_path / "words"), device="cpu")
+        assert loaded.cfg.local.word_embed
+        np.testing.assert_array_equal(loaded.score(images, TEXTS), m.score(images, TEXTS))
+    else:
+        torch.testing.assert_close(left, right)
+
 def test_a_head_less_model_honours_or_refuses_each_mode(images):
     m = E.create_model("vitr-tiny-test", device="cpu")
     assert not m.head_trained
