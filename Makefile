@@ -54,7 +54,7 @@ eval-scenes-s: $(STAMP)
 OBJECTS_POOL := data=object-scenes styles=true pool_size=50000 pool_cache=data/objects-pool-50k-128.npz
 train-objects-s: $(STAMP)
 	$(VENV)/bin/vitr train model=vitr-objects-s stage=clip $(OBJECTS_POOL) augment=0.8 batch_size=128 epochs=3 lr=1e-3 warmup_steps=300 eval_every=1 eval_images=200 eval_pairs=100 threads=2 out=runs/objects-clip
-	$(VENV)/bin/vitr train model=vitr-objects-s stage=head init=runs/objects-clip/last $(OBJECTS_POOL) batch_size=128 epochs=3 lr=2e-3 warmup_steps=100 attr_weight=1.0 eval_every=1 eval_images=200 eval_pairs=100 threads=1 out=runs/objects-head
+	$(VENV)/bin/vitr train model=vitr-objects-s stage=head init=runs/objects-clip/last $(OBJECTS_POOL) batch_size=128 epochs=3 lr=2e-3 warmup_steps=100 attr_weight=1.0 eval_every=1 eval_images=200 eval_pairs=100 threads=2 out=runs/objects-head
 
 # The model card's tables: 1,000-image galleries, both splits, all three modes, every art set.
 eval-objects-s: $(STAMP)

@@ -100,15 +100,17 @@ def markdown_table(results: dict[str, dict[str, dict]], world: str = "relation-s
     """One row per (split, mode), and per art set where the world has them; the protocol's
     figures as columns (percent; – where there was nothing to count)."""
     keys = table_keys(world)
-    rows = ["| split | mode | art | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 3)]
+    arts = bool(get_world(world).art_sets)  # an art column only where the world has art sets
+    head = ["split", "mode", *(["art"] if arts else []), *keys]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for split, by_mode in results.items():
         for mode, m in by_mode.items():
             groups = [(m.get("art", "all"), m)] + sorted(m.get("by_art", {}).items())
             if m.get("art"):  # one art set throughout: its by_art row repeats the first
                 groups = groups[:1]
             for art, figures in groups:
-                rows.append(f"| {split} | {mode} | {art} | "
-                            + " | ".join(_cell(figures.get(k)) for k in keys) + " |")
+                cells = [split, mode, *([art] if arts else []), *(_cell(figures.get(k)) for k in keys)]
+                rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 

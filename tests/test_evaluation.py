@@ -205,3 +205,18 @@ def test_evaluate_splits_and_cli(capsys):
                     "--scorer", "random"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["scorer"] == "random" and set(report["splits"]) == {"test-iid"}
+
+
+def test_markdown_table_has_an_art_column_only_in_worlds_with_art_sets():
+    from vitr_qdrant.encoders.model_eval import markdown_table
+
+    figures = {"t2i_r1": 50.0, "swap_acc": 75.0}
+    shapes = markdown_table({"test-iid": {"vitr": dict(figures)}}, "relation-scenes").splitlines()
+    assert shapes[0].startswith("| split | mode | t2i_r1 |")
+    assert shapes[2].startswith("| test-iid | vitr | 50.0 |") and "attribute_acc" in shapes[0]
+    by_art = {"noto": dict(figures, t2i_r1=40.0), "emojione": dict(figures, t2i_r1=60.0)}
+    objects = markdown_table({"test-iid": {"vitr": dict(figures, by_art=by_art)}},
+                             "object-scenes").splitlines()
+    assert objects[0].startswith("| split | mode | art | t2i_r1 |") and "distractor_acc" in objects[0]
+    assert [r.split(" | ")[2:4] for r in objects[2:]] == [["all", "50.0"], ["emojione", "60.0"],
+                                                          ["noto", "40.0"]]
