@@ -11,7 +11,7 @@ from .model_dir import WEIGHTS_FILE, load_model_dir
 
 log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "vitr-scenes-s"
+DEFAULT_MODEL = "vitr-objects-s"
 
 
 def create_model(name: str, pretrained: str | None = None, device: str | None = None,
@@ -40,7 +40,7 @@ def load_model(name_or_dir: str | Path | None = None, device: str | None = None)
     """Load a VITR model.
 
     Args:
-        name_or_dir: None for the bundled default (``vitr-scenes-s``, offline); a model
+        name_or_dir: None for the bundled default (``vitr-objects-s``, offline); a model
             directory (``config.json`` + ``model.safetensors``); or a registered name. A name
             with bundled weights loads them; other names (e.g. ``vitr-ViT-B-32``) build the
             pretrained open_clip backbone with an untrained head, which scores in global mode.

@@ -149,7 +149,7 @@ def test_demo_without_model_explains(monkeypatch, capsys):
     from vitr_qdrant import ModelNotFoundError
 
     def missing(*a, **k):
-        raise ModelNotFoundError("the bundled default model vitr-scenes-s is not installed")
+        raise ModelNotFoundError("the bundled default model vitr-objects-s is not installed")
 
     monkeypatch.setattr(E, "load_model", missing)
     assert main(["demo", "--n", "1"]) == 2

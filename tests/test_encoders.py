@@ -31,7 +31,7 @@ def images():
 
 def test_registry_lists_named_models():
     names = E.list_models()
-    for name in ("vitr-scenes-s", "vitr-ViT-B-32", "vitr-ViT-B-16", "vitr-ViT-L-14"):
+    for name in ("vitr-objects-s", "vitr-scenes-s", "vitr-ViT-B-32", "vitr-ViT-B-16", "vitr-ViT-L-14"):
         assert name in names
 
 

@@ -43,7 +43,7 @@ def test_quickstart_without_the_bundled_model_falls_back(tmp_path, monkeypatch, 
     import vitr_qdrant as vq
 
     def missing(name=None, device=None):
-        raise vq.ModelNotFoundError("the bundled default model vitr-scenes-s is not installed")
+        raise vq.ModelNotFoundError("the bundled default model vitr-objects-s is not installed")
 
     monkeypatch.setattr(vq, "load_model", missing)
     monkeypatch.setattr(vq, "create_model", lambda name: vq.encoders.create_model("vitr-tiny-test", device="cpu"))
