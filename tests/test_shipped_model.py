@@ -60,7 +60,7 @@ def test_default_tells_a_caption_from_its_swap_on_held_out_pairs(objects_model):
     wins, global_wins, n = swap_wins(objects_model, object_scenes, "test-comp",
                                      range(2_000_000, 2_000_060))
     assert n >= 40
-    assert wins / n >= SWAP_FLOOR  # see the model card for the 1,000-item figure
+    assert wins / n >= 0.9  # measured 99.9 % on 1,000 test-comp items (model card)
     assert wins > global_wins  # the CLIP baseline is near chance here
 
 
