@@ -278,16 +278,23 @@ class Checkpoint:
     def restore(self, model: VitrModel, opt, task: Task, device) -> tuple[int, float]:
         where = self.found()
         state = torch.load(where / "trainer.pt", map_location=device, weights_only=True)
-        model.load_state_dict(load_weights(where))
-        expected = set(_extras(task))
-        if set(state["task"]) != expected:
-            raise InputError(f"the checkpoint in {where} was made by another task setup (its extras "
-                             f"{sorted(state['task'])}, this run's {sorted(expected)}): resume "
-                             "with its options, or start in a new out= folder")
+        weights = load_weights(where)
+        _check_same_keys(where, "model (its config)", weights, model.state_dict())
+        _check_same_keys(where, "task setup (its extras)", state["task"], _extras(task))
+        model.load_state_dict(weights)
         task.load_state_dict(state["task"], strict=False)
         opt.load_state_dict(state["optimizer"])
         log.info("resumed from %s at step %d", where, state["step"])
         return state["step"], state["best"]
+
+
+def _check_same_keys(where: Path, what: str, saved: dict, expected: dict) -> None:
+    """A checkpoint resumes only into the run that made it: the same model and task tensors."""
+    if set(saved) != set(expected):
+        missing, extra = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
+        raise InputError(f"the checkpoint in {where} was made by another {what}: it lacks "
+                         f"{missing[:5]} and has {extra[:5]} beyond this run's; resume with its "
+                         "options, or start in a new out= folder")
 
 
 def _extras(task: Task) -> dict[str, torch.Tensor]:

@@ -184,3 +184,20 @@ def test_an_interrupted_run_resumes_exactly(tmp_path, monkeypatch, stage):
         torch.testing.assert_close(split[name], value, rtol=0, atol=1e-6)
     steps = [json.loads(line)["step"] for line in open(tmp_path / "split" / "log.jsonl")]
     assert steps == list(range(1, len(steps) + 1))   # each step logged once: none redone, none lost
+
+
+def test_a_checkpoint_resumes_only_into_the_run_that_made_it(tmp_path):
+    from vitr_qdrant.errors import InputError
+
+    common = dict(data="object-scenes", pool_size=12, render_size=96, batch_size=4, epochs=2,
+                  eval_every=0, workers=1, device="cpu", threads=1, warmup_steps=1,
+                  checkpoint_minutes=0, log_every=1, in_batch_negatives=2)
+    clip = tmp_path / "clip"
+    train(TrainCfg(model="vitr-tiny-objects", out=str(clip), max_steps=2, **common))
+    # another model config (vitr-tiny-test has no conv region stem and no word-embedding input)
+    with pytest.raises(InputError, match=r"another model \(its config\).*has \['image_local\.stem"):
+        train(TrainCfg(model="vitr-tiny-test", out=str(clip), **common))
+    head = dict(common, model="vitr-tiny-objects", stage="head", init=str(clip / "last"))
+    train(TrainCfg(out=str(tmp_path / "head"), max_steps=2, attr_weight=1.0, **head))
+    with pytest.raises(InputError, match=r"another task setup \(its extras\).*attr"):
+        train(TrainCfg(out=str(tmp_path / "head"), attr_weight=0.0, **head))
