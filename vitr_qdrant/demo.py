@@ -1,7 +1,8 @@
 """``vitr demo``: relation queries on a rendered gallery, VITR next to the global baseline.
 
 Renders a gallery of the model's world (Object Scenes for the bundled default: about 2,000
-test-iid scenes, plus a few scenes holding each demo query's two objects), indexes it in an
+test-iid scenes, plus for each demo query a few scene pairs where it holds in one scene and its
+swap in the other, the pair test's exchange of centres), indexes it in an
 embedded collection, runs the user's relation queries and their swapped versions (``dog left
 of cat`` / ``cat left of dog``, template-5 forms, size words, a held-out pair), prints the top
 hits of both modes with truth marks, and writes a contact sheet (PNG) and a page (HTML) of the
@@ -33,7 +34,7 @@ from .sheet import MARKS, SheetRow, render_sheet
 
 DEMO_SEED = EVAL_SEED       # the evaluation range: far from the training seeds
 SPLIT = "test-iid"
-PAIR_SCENES = 8             # scenes holding each demo query's pair, added to the gallery
+PAIR_SCENES = 5             # scene pairs added per demo query: the query holds in one, its swap in the other
 DESCRIPTION = ("Relation queries on a rendered gallery of the model's world: VITR next to the global "
                "(CLIP) baseline of the same model, with truth marks, a contact sheet and an HTML page.")
 LABELS = {"vitr": "VITR", "global": "global (CLIP baseline)"}
@@ -54,37 +55,52 @@ LEGEND = {
 }
 
 
-def _render_one(job: tuple[str, int, str, int, str]) -> None:
-    world, seed, split, size, path = job
-    w = get_world(world)
-    w.render(w.sample_scene(seed, split), size).save(path)
+# A gallery scene: (seed, split, swap). ``swap`` is () for the scene of the seed as sampled, or
+# the indices (i, j) of two of its objects whose centres are exchanged (relation-scenes.md 7.3).
+Job = tuple[int, str, tuple[int, ...]]
 
 
-def _pair_seeds(world: World, query: str, split: str, k: int) -> list[int]:
-    """Seeds of the first ``k`` scenes of a stream that hold both objects the query names (in
-    either relation: the query or its swap may be the true one)."""
+def _render_one(job: tuple[str, Job, int, str]) -> None:
+    world, (seed, split, swap), size, path = job
+    get_world(world).render(scene_of(world, seed, split, swap), size).save(path)
+
+
+def _pair_jobs(task: tuple[str, str, str, str, int]) -> list[Job]:
+    """``k`` scene pairs for ``query``: the first scenes of a stream (one per query) where the
+    query or its swap holds, each followed by its twin with the two objects' centres exchanged.
+    In each pair the query holds in one scene and its swap in the other, so the gallery has
+    true hits for both."""
+    world, query, swapped, split, k = get_world(task[0]), *task[1:]
     np_a, _, np_b = world.parse_caption(query)
-    keys = {tuple(np_a[1:]), tuple(np_b[1:])}
-    base = DEMO_SEED + (zlib.crc32(query.encode()) % 1000 + 1) * FALLBACK_STRIDE  # one per query
+    base = DEMO_SEED + (zlib.crc32(query.encode()) % 1000 + 1) * FALLBACK_STRIDE
     out, s = [], 0
-    while len(out) < k and s < 2_000_000:
+    while len(out) < 2 * k and s < 5_000_000:
         scene = world.sample_scene(base + s, split)
-        if keys <= {o.key for o in scene.objects}:
-            out.append(base + s)
+        if world.truth(scene, query) or world.truth(scene, swapped):
+            a, b = world.matches(scene, np_a)[0], world.matches(scene, np_b)[0]
+            if world.swap_centres(scene, a, b) is not None:
+                out += [(base + s, split, ()),
+                        (base + s, split, (scene.objects.index(a), scene.objects.index(b)))]
         s += 1
     return out
 
 
-def gallery_jobs(world: World, n: int, queries: Sequence[tuple[str, str, str]]
-                 ) -> list[tuple[int, str]]:
-    """(seed, split) of every gallery scene: ``n`` test-iid scenes, then each query's pair scenes."""
-    jobs = [(DEMO_SEED + k, SPLIT) for k in range(n)]
-    for query, _, split in queries:
-        jobs += [(s, split) for s in _pair_seeds(world, query, split, PAIR_SCENES)]
-    return jobs
+def gallery_jobs(world: World, n: int, queries: Sequence[tuple[str, str, str]],
+                 workers: int | None = None) -> list[Job]:
+    """Every gallery scene: ``n`` test-iid scenes, then each query's scene pairs (the queries'
+    streams are searched in ``workers`` processes)."""
+    jobs: list[Job] = [(DEMO_SEED + k, SPLIT, ()) for k in range(n)]
+    tasks = [(world.name, query, swapped, split, PAIR_SCENES) for query, swapped, split in queries]
+    workers = min(workers or os.cpu_count() or 1, len(tasks))
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            found = list(pool.map(_pair_jobs, tasks))
+    else:
+        found = [_pair_jobs(t) for t in tasks]
+    return jobs + [job for pairs in found for job in pairs]
 
 
-def render_gallery(folder: Path, world: World, jobs: Sequence[tuple[int, str]], size: int = 128,
+def render_gallery(folder: Path, world: World, jobs: Sequence[Job], size: int = 128,
                    workers: int | None = None) -> list[Path]:
     """Render the scenes of ``jobs`` to ``folder/NNNNN.png``; files of an earlier run with the
     same scenes are kept (``folder/scenes.json`` says which), any others are drawn anew."""
@@ -94,8 +110,7 @@ def render_gallery(folder: Path, world: World, jobs: Sequence[tuple[int, str]], 
         shutil.rmtree(folder)   # another gallery: its files would be indexed under these seeds
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{k:05d}.png" for k in range(len(jobs))]
-    todo = [(world.name, seed, split, size, str(p)) for (seed, split), p in zip(jobs, paths)
-            if not p.exists()]
+    todo = [(world.name, job, size, str(p)) for job, p in zip(jobs, paths) if not p.exists()]
     workers = workers or os.cpu_count() or 1
     if workers > 1 and len(todo) > 64:
         with ProcessPoolExecutor(workers) as pool:
@@ -108,9 +123,13 @@ def render_gallery(folder: Path, world: World, jobs: Sequence[tuple[int, str]], 
 
 
 @lru_cache(maxsize=None)
-def scene_of(world: str, seed: int, split: str) -> Any:
-    """The gallery scene of a seed (scenes are deterministic per seed)."""
-    return get_world(world).sample_scene(seed, split)
+def scene_of(world: str, seed: int, split: str, swap: tuple[int, ...] = ()) -> Any:
+    """The gallery scene of a job (scenes are deterministic per seed)."""
+    w = get_world(world)
+    scene = w.sample_scene(seed, split)
+    if swap:
+        scene = w.swap_centres(scene, scene.objects[swap[0]], scene.objects[swap[1]])
+    return scene
 
 
 def pick_queries(world: World, n_queries: int, n_scenes: int, seed: int = 0
@@ -181,15 +200,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     world = get_world(model_world(model))
     fixed = list(OBJECT_QUERIES) if world.name == "object-scenes" else []
     t0 = time.perf_counter()
-    jobs = gallery_jobs(world, args.n, fixed)
+    jobs = gallery_jobs(world, args.n, fixed, args.workers)
     paths = render_gallery(out / "images", world, jobs, args.size, args.workers)
     t1 = time.perf_counter()
     print(f"rendered {len(paths)} {world.name} scenes ({args.n} {SPLIT}, {len(paths) - args.n} "
-          f"holding the demo queries' pairs) in {t1 - t0:.1f}s -> {out / 'images'}")
+          f"in pairs for the demo queries: one where the query holds, one where its swap does) "
+          f"in {t1 - t0:.1f}s -> {out / 'images'}")
     rows: list[SheetRow] = []
     with _open_store(out / "store", model, world.name) as col:
-        report = col.add_images(paths, metadata=[{"seed": seed, "split": split}
-                                                 for seed, split in jobs])
+        report = col.add_images(paths, metadata=[{"seed": seed, "split": split, "swap": list(swap)}
+                                                 for seed, split, swap in jobs])
         print(f"indexed in {time.perf_counter() - t1:.1f}s: {report.added} added, {report.skipped} "
               f"already there, {len(report.failed)} failed; model {model.cfg.name} "
               f"(head trained: {model.head_trained})")
@@ -231,8 +251,8 @@ def _compare(col, world: World, text: str, top: int, precision: dict[str, list[f
         t = time.perf_counter()
         hits = col.search(text, limit=top, mode=mode)
         ms = 1000 * (time.perf_counter() - t)
-        marks = [world.truth(scene_of(world.name, int(h.payload["seed"]),
-                                      h.payload.get("split", SPLIT)), text) for h in hits]
+        marks = [world.truth(scene_of(world.name, int(h.payload["seed"]), h.payload.get("split", SPLIT),
+                                      tuple(h.payload.get("swap", ()))), text) for h in hits]
         p = precision_of(marks)
         if p is not None:
             precision[mode].append(p)
