@@ -15,7 +15,7 @@ from ..errors import (CollectionNotFoundError, CollectionNotOpenError, Fingerpri
                       StoreCorruptError, StoreError, StoreFullError, StoreLockedError)
 
 if TYPE_CHECKING:
-    from .backends import create_backend, default_data_dir
+    from .backends import create_backend, default_data_dir, default_store_path
     from .base import StoreBackend
     from .filters import build_filter
     from .ids import ID_NAMESPACE, PointId, point_id
@@ -24,7 +24,8 @@ if TYPE_CHECKING:
                          StoredPoint, make_payload)
 
 _LAZY = {
-    "create_backend": ".backends", "default_data_dir": ".backends", "StoreBackend": ".base",
+    "create_backend": ".backends", "default_data_dir": ".backends",
+    "default_store_path": ".backends", "StoreBackend": ".base",
     "build_filter": ".filters", "ID_NAMESPACE": ".ids", "PointId": ".ids", "point_id": ".ids",
     "RerankFn": ".query", "StageCfg": ".query", "search": ".query",
     **{name: ".schema" for name in ("COMPACT_STORAGE", "GLOBAL", "REGIONS", "STORAGE_OPTIONS", "Candidate",

@@ -29,6 +29,14 @@ def default_data_dir() -> Path:
     return base / "vitr-qdrant"
 
 
+def default_store_path(backend: str | None = None, data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The embedded store's directory when no ``path`` is given: ``data_dir`` (default:
+    :func:`default_data_dir`), or its ``qdrant-local`` sub-directory for qdrant-client local mode
+    (the two engines' files never share a directory)."""
+    base = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
+    return base / "qdrant-local" if backend == "qdrant-local" else base
+
+
 def create_backend(*, path: str | os.PathLike[str] | None = None, location: str | None = None,
                    url: str | None = None, api_key: str | None = None, backend: BackendName | None = None,
                    **options: Any) -> StoreBackend:
@@ -60,11 +68,11 @@ def create_backend(*, path: str | os.PathLike[str] | None = None, location: str 
         if location is not None and path is not None:
             raise InputError("give either location=':memory:' or path=, not both")
         if location is None and path is None:
-            path = default_data_dir() / "qdrant-local"
+            path = default_store_path("qdrant-local")
         return _client(location=location, path=None if path is None else str(path), **options)
     from .edge import EdgeBackend
 
-    return EdgeBackend(default_data_dir() if path is None else path, **options)
+    return EdgeBackend(default_store_path() if path is None else path, **options)
 
 
 def _client(**kwargs: Any) -> StoreBackend:

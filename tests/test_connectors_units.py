@@ -9,7 +9,8 @@ from qdrant_client import models
 from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import UnexpectedResponse
 
-from vitr_qdrant.connectors import build_filter, create_backend, default_data_dir, make_payload, point_id
+from vitr_qdrant.connectors import (build_filter, create_backend, default_data_dir, default_store_path,
+                                    make_payload, point_id)
 from vitr_qdrant.connectors.edge_filters import to_edge_filter
 from vitr_qdrant.connectors.client import is_transient
 from vitr_qdrant.connectors.retry import MAX_WAIT_S, RetryPolicy, call_with_retry
@@ -70,6 +71,21 @@ def test_make_payload_flattens_metadata_and_guards_reserved_keys():
     assert p == {"uri": "a.png", "sha256": SHA, "width": 3, "height": 4, "k": 1}
     with pytest.raises(ValueError, match="reserved"):
         make_payload(metadata={"uri": "x"})
+
+
+def test_the_cli_and_the_library_put_a_default_store_in_one_place(tmp_path, monkeypatch):
+    import argparse
+
+    from vitr_qdrant.cli_store import store_path
+    from vitr_qdrant.store_info import store_info
+
+    monkeypatch.setenv("VITR_QDRANT_HOME", str(tmp_path / "home"))
+    for backend, where in ((None, tmp_path / "home"), ("edge", tmp_path / "home"),
+                           ("qdrant-local", tmp_path / "home" / "qdrant-local")):
+        assert default_store_path(backend) == where
+        assert store_path(argparse.Namespace(url=None, path=None, backend=backend)) == where
+        assert store_info(backend=backend)["location"] == str(where)
+    assert default_store_path("qdrant-local", "~/x") == default_store_path(data_dir="~/x") / "qdrant-local"
 
 
 def test_factory_chooses_by_arguments(tmp_path, monkeypatch):

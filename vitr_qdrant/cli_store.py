@@ -44,9 +44,9 @@ def store_path(args: argparse.Namespace) -> Path | None:
         return None
     if args.path is not None:
         return Path(args.path).expanduser()
-    from .settings import default_data_dir
+    from .connectors import default_store_path
 
-    return default_data_dir() / "qdrant-local" if args.backend == "qdrant-local" else default_data_dir()
+    return default_store_path(args.backend)
 
 
 def list_store(args: argparse.Namespace) -> dict[str, Any]:

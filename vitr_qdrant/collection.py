@@ -4,11 +4,11 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from . import ingest, search
-from .connectors import STORAGE_OPTIONS, CollectionSpec, PointId, StoreBackend, create_backend, point_id
+from .connectors import (STORAGE_OPTIONS, CollectionSpec, PointId, StoreBackend, create_backend,
+                         default_store_path, point_id)
 from .connectors.ids import user_key
 from .encoders import VitrModel, load_model
 from .errors import InputError
@@ -62,9 +62,7 @@ class VitrCollection:
             self._store = backend
         else:
             if path is None and location is None and url is None and backend != "qdrant-remote":
-                path = self.settings.resolved_data_dir()
-                if backend == "qdrant-local":
-                    path = Path(path) / "qdrant-local"
+                path = default_store_path(backend, self.settings.resolved_data_dir())
             self._store = create_backend(path=path, location=location, url=url, api_key=api_key,
                                            backend=backend, **options)
         self._texts: StoreBackend | None = None

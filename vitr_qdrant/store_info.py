@@ -4,9 +4,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .connectors import CollectionSpec, StoreBackend, create_backend
+from .connectors import CollectionSpec, StoreBackend, create_backend, default_store_path
 from .errors import CollectionNotFoundError
-from .settings import default_data_dir
 from .url_policy import redact_url
 
 TEXTS_SUFFIX = "__texts"
@@ -22,9 +21,7 @@ def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None =
         CollectionNotFoundError: no collection of that name.
     """
     if path is None and url is None and backend != "qdrant-remote":
-        path = default_data_dir()
-        if backend == "qdrant-local":
-            path = path / "qdrant-local"
+        path = default_store_path(backend)
     store = create_backend(path=path, url=url, api_key=api_key, backend=backend, **options)
     where = redact_url(url) if url else str(path)
     try:
