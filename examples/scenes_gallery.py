@@ -34,7 +34,7 @@ def open_gallery(model: str | None, images: str | None, n: int, store: str | Non
         world = get_world(model_world(model))
         jobs = gallery_jobs(world, n, [])
         paths = render_gallery(store / "images", world, jobs)
-        print(col.add_images(paths, metadata=[{"caption": describe(world, seed)} for seed, _ in jobs]))
+        print(col.add_images(paths, metadata=[{"caption": describe(world, seed)} for seed, _, _ in jobs]))
     return col
 
 
