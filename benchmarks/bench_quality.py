@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 import vitr_qdrant as vq
+from vitr_qdrant.cli import prefetch_option
 from vitr_qdrant.encoders.evaluation import KS, build_eval_set, recall_at_k
 from vitr_qdrant.encoders.model_eval import model_world
 from vitr_qdrant.encoders.modes import MODES
@@ -49,7 +50,7 @@ def exhaustive_recall(model: Any, images: Any, texts: Any, relevance: np.ndarray
     return {f"t2i_r{k}": round(v, 2) for k, v in found.items()}
 
 
-def run_split(model: Any, split: str, n: int, modes: Sequence[str], root: Path, prefetch: int,
+def run_split(model: Any, split: str, n: int, modes: Sequence[str], root: Path, prefetch: int | None,
               candidates: int, storage: dict[str, Any]) -> dict[str, Any]:
     """Store and exhaustive recall of ``model`` on one split's gallery of ``n`` images, per mode."""
     ev = build_eval_set(split, n_images=n, n_pairs=0, world=model_world(model))
@@ -75,7 +76,7 @@ def run_split(model: Any, split: str, n: int, modes: Sequence[str], root: Path, 
 
 
 def run(model: Any, n: int = 1000, splits: Sequence[str] = ("test-iid", "test-comp"),
-        modes: Sequence[str] = MODES, prefetch: int = 200, candidates: int = 50,
+        modes: Sequence[str] = MODES, prefetch: int | None = 200, candidates: int = 50,
         workdir: Path | None = None, storage: dict[str, Any] | None = None) -> dict[str, Any]:
     """The benchmark's JSON object (see the module docstring)."""
     root = Path(tempfile.mkdtemp(prefix="vitr-bench-quality-", dir=workdir))
@@ -98,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=1000, help="gallery images per split")
     ap.add_argument("--splits", nargs="+", default=["test-iid", "test-comp"])
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
-    ap.add_argument("--prefetch", type=int, default=200, help="stage 1 size N")
+    ap.add_argument("--prefetch", type=prefetch_option, default=200,
+                    help="stage 1 size N, or 'all': no global stage, MaxSim over every image")
     ap.add_argument("--candidates", type=int, default=50, help="stage 2 size M")
     ap.add_argument("--regions-datatype", choices=("float32", "float16", "turbo8"), default="float32")
     ap.add_argument("--no-regions-copy", action="store_true",

@@ -21,6 +21,8 @@ import numpy as np
 from vitr_qdrant.connectors import (COMPACT_STORAGE, CollectionSpec, StageCfg, StoredPoint, create_backend,
                                     make_payload, search)
 
+from vitr_qdrant.cli import prefetch_option
+
 from common import disk_bytes  # benchmarks/common.py
 
 logger = logging.getLogger("bench_store")
@@ -117,7 +119,8 @@ def main() -> None:
     p.add_argument("--R", type=int, default=64)
     p.add_argument("--d", type=int, default=64)
     p.add_argument("--m", type=int, default=8, help="query tokens")
-    p.add_argument("--prefetch", type=int, default=200, help="stage 1 size N")
+    p.add_argument("--prefetch", type=prefetch_option, default=200,
+                   help="stage 1 size N, or 'all': no global stage, MaxSim over every point")
     p.add_argument("--late", type=int, default=50, help="stage 2 size M")
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS),
                    help="edge variants at sizes <= 10k")

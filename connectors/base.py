@@ -152,7 +152,8 @@ def check_point(p: StoredPoint, spec: CollectionSpec) -> tuple[PointId, np.ndarr
 
 def check_plan(plan: QueryPlan, spec: CollectionSpec) -> None:
     """Validate a query plan's shapes and limits against ``spec``."""
-    if plan.limit <= 0 or plan.prefetch_limit <= 0:
+    if plan.limit <= 0 or (plan.prefetch_limit is not None and plan.prefetch_limit <= 0) \
+            or (plan.prefetch_limit is None and plan.token_vectors is None):
         raise InputError(f"limits must be positive, got limit={plan.limit}, prefetch={plan.prefetch_limit}")
     if np.shape(plan.global_vector) != (spec.global_dim,):
         raise InputError(f"query global vector must have shape ({spec.global_dim},), got {np.shape(plan.global_vector)}")

@@ -156,12 +156,14 @@ class QdrantClientBackend(StoreBackend):
             res = self._call(self.client.query_points, spec.name, query=plan.global_vector.tolist(), using=GLOBAL,
                              query_filter=plan.filter, **common)
             return [candidate_from(p, "global", spec.region_dim) for p in res.points]
-        prefetch = models.Prefetch(query=plan.global_vector.tolist(), using=GLOBAL, limit=plan.prefetch_limit,
-                                   filter=plan.filter)
+        everything = plan.prefetch_limit is None   # MaxSim over every point the filter lets through
+        prefetch = None if everything else models.Prefetch(query=plan.global_vector.tolist(), using=GLOBAL,
+                                                           limit=plan.prefetch_limit, filter=plan.filter)
         quant = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=True)) \
             if spec.quantize_regions and self.remote else None  # local mode is exact: no params
         res = self._call(self.client.query_points, spec.name, prefetch=prefetch, query=plan.token_vectors.tolist(),
-                         using=REGIONS, search_params=quant, **common)
+                         using=REGIONS, query_filter=plan.filter if everything else None, search_params=quant,
+                         **common)
         return [candidate_from(p, "late", spec.region_dim) for p in res.points]
 
     def _user_payload(self) -> Any:

@@ -207,9 +207,11 @@ class EdgeBackend(StoreBackend):
                                   with_vector=vectors)
             return [candidate_from(p, "global", spec.region_dim) for p in shard.query(req)]
         quant = qe.QuantizationSearchParams(rescore=True) if spec.quantize_regions else None
+        everything = plan.prefetch_limit is None   # MaxSim over every point the filter lets through
         req = qe.QueryRequest(
             limit=plan.limit,
-            prefetches=[qe.Prefetch(limit=plan.prefetch_limit, query=g_query, filter=flt)],
+            prefetches=None if everything else [qe.Prefetch(limit=plan.prefetch_limit, query=g_query, filter=flt)],
+            filter=flt if everything else None,
             query=qe.Query.Nearest(plan.token_vectors.tolist(), using=REGIONS),
             params=qe.SearchParams(quantization=quant) if quant else None,
             with_payload=payload, with_vector=vectors)

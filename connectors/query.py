@@ -27,15 +27,17 @@ class StageCfg:
     """Stage sizes of a staged query.
 
     Attributes:
-        prefetch_limit: Stage 1 keeps the top N by ``global`` cosine (filters apply here).
+        prefetch_limit: Stage 1 keeps the top N by ``global`` cosine (filters apply here); None:
+            no global stage, stage 2 ranks every point by MaxSim (exact; its cost grows with
+            the collection, for models whose global vector is a weak prefetch).
         late_limit: Stage 2 keeps the top M by MaxSim for the rerank (at least ``limit``).
     """
 
-    prefetch_limit: int = 200
+    prefetch_limit: int | None = 200
     late_limit: int = 50
 
     def __post_init__(self) -> None:
-        if self.prefetch_limit <= 0 or self.late_limit <= 0:
+        if (self.prefetch_limit is not None and self.prefetch_limit <= 0) or self.late_limit <= 0:
             raise InputError(f"stage sizes must be positive, got N={self.prefetch_limit}, M={self.late_limit}")
 
 
@@ -67,7 +69,8 @@ def search(backend: StoreBackend, global_query: np.ndarray, token_vectors: np.nd
     if tokens.ndim != 2 or tokens.shape[0] == 0:
         raise InputError(f"token vectors must be a non-empty (m, d) array, got shape {tokens.shape}")
     keep = max(stages.late_limit, limit) if rerank is not None else limit
-    plan = QueryPlan(g, tokens, limit=keep, prefetch_limit=max(stages.prefetch_limit, keep), filter=flt,
+    n = None if stages.prefetch_limit is None else max(stages.prefetch_limit, keep)
+    plan = QueryPlan(g, tokens, limit=keep, prefetch_limit=n, filter=flt,
                      with_regions=with_vectors or rerank is not None)
     cands = _with_global_scores(backend.query(plan), g)
     return cands if rerank is None else _rerank(cands, rerank)[:limit]

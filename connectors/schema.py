@@ -118,12 +118,13 @@ class Candidate:
 
 @dataclass(frozen=True)
 class QueryPlan:
-    """A backend-level query: stage 1 on ``global``, optional stage 2 MaxSim on ``regions``."""
+    """A backend-level query: stage 1 on ``global``, optional stage 2 MaxSim on ``regions``
+    (``prefetch_limit`` None with token vectors: no global stage, MaxSim over every point)."""
 
     global_vector: np.ndarray
     token_vectors: np.ndarray | None
     limit: int
-    prefetch_limit: int
+    prefetch_limit: int | None
     filter: Any = None  # a qdrant_client ``models.Filter`` or None
     with_regions: bool = False
 

@@ -204,6 +204,18 @@ def test_pipeline_stage_sizes(col, monkeypatch):
     assert len(col.search(QUERY, limit=5, prefetch=1, candidates=1)) == 5   # stages grow to the limit
 
 
+def test_no_global_stage_ranks_every_image_by_maxsim(col):
+    """prefetch=None skips stage 1: late-mode hits are the MaxSim order of the whole collection,
+    which a prefetch as large as the collection also gives, and vitr mode reranks that order."""
+    n = len(col)
+    every = [(h.id, round(h.score, 5)) for h in col.search(QUERY, limit=n, mode="late", prefetch=None)]
+    assert every == [(h.id, round(h.score, 5)) for h in col.search(QUERY, limit=n, mode="late", prefetch=n)]
+    assert [h.id for h in col.search(QUERY, limit=3, prefetch=None)] == \
+        [h.id for h in col.search(QUERY, limit=3, prefetch=n)]
+    from vitr_qdrant.cli import prefetch_option
+    assert prefetch_option("all") is None and prefetch_option("30") == 30
+
+
 def test_delete_get_and_search_by_image(col, scene_images):
     ids = col.add_images(scene_images[:6], progress=False).ids
     assert len(col) == 6

@@ -106,11 +106,11 @@ def test_upsert_count_retrieve_roundtrip(store, data):
     assert store.retrieve([2])[0].global_vector is None
 
 
-@pytest.mark.parametrize("n_prefetch", [N, 20])
+@pytest.mark.parametrize("n_prefetch", [N, 20, None])   # None: no global stage, MaxSim over all
 def test_staged_ranking_equals_brute_force(store, data, n_prefetch):
     for qg, qt in data[3]:
         cands = search(store, qg, qt, limit=10, stages=StageCfg(prefetch_limit=n_prefetch), with_vectors=True)
-        want_ids, want_scores = _brute(data, qg, qt, n_prefetch)
+        want_ids, want_scores = _brute(data, qg, qt, N if n_prefetch is None else n_prefetch)
         assert [c.id for c in cands] == want_ids[:10]
         np.testing.assert_allclose([c.stage_scores["late"] for c in cands], want_scores[:10], atol=1e-4)
         np.testing.assert_allclose([c.stage_scores["global"] for c in cands],
@@ -141,6 +141,8 @@ def test_filters_match_brute_force(store, data, flt, keep):
     mask = np.array([keep(m) for m in data[2]])
     hits = search(store, qg, qt, limit=5, filter=flt, stages=StageCfg(prefetch_limit=N))
     assert [h.id for h in hits] == _brute(data, qg, qt, N, mask)[0][:5]
+    hits = search(store, qg, qt, limit=5, filter=flt, stages=StageCfg(prefetch_limit=None))
+    assert [h.id for h in hits] == _brute(data, qg, qt, N, mask)[0][:5]   # the filter holds without stage 1
     assert store.count(filter=models.Filter(must=[models.FieldCondition(
         key="color", match=models.MatchValue(value="red"))])) == sum(m["color"] == "red" for m in data[2])
 

@@ -29,6 +29,11 @@ def filter_option(text: str) -> dict[str, Any] | None:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def prefetch_option(text: str) -> int | None:
+    """``--prefetch``: a stage 1 size, or ``all`` (no global stage: MaxSim over every image)."""
+    return None if text == "all" else int(text)
+
+
 def add_search_args(p: argparse.ArgumentParser) -> None:
     """Options every search takes: limit, mode, filter and the stage sizes."""
     p.add_argument("-k", "--limit", type=int, default=10, help="number of hits (default: 10)")
@@ -37,7 +42,9 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
                    "head); late: MaxSim of words over regions; global: the CLIP baseline of the "
                    "same model")
     p.add_argument("--filter", type=filter_option, help='payload filter as JSON, e.g. \'{"kind": "dog"}\'')
-    p.add_argument("--prefetch", type=int, default=200, help="stage 1 size: candidates by the global vector")
+    p.add_argument("--prefetch", type=prefetch_option, default=200,
+                   help="stage 1 size: candidates by the global vector; 'all': no global stage, MaxSim over "
+                   "every image (exact, slower on large collections)")
     p.add_argument("--candidates", type=int, default=50, help="stage 2 size: candidates reranked in vitr mode")
 
 

@@ -122,7 +122,7 @@ class VitrCollection:
 
     # --- reading ----------------------------------------------------------------------------
     def search(self, text: str, limit: int = 10, filter: Any = None, mode: str | None = None,
-               prefetch: int = 200, candidates: int = 50) -> list[Hit]:
+               prefetch: int | None = 200, candidates: int = 50) -> list[Hit]:
         """Find images matching ``text``, best first.
 
         Args:
@@ -131,7 +131,10 @@ class VitrCollection:
             filter: A dict (``{"category": "dog", "year": {"gte": 2020}}``) or a Qdrant ``models.Filter``.
             mode: ``"vitr"`` (fusion rerank), ``"late"`` (MaxSim) or ``"global"`` (CLIP baseline);
                 None: ``vitr``, or ``global`` for a model without a trained head.
-            prefetch: Stage 1 size N (top N by the global vector, filters applied).
+            prefetch: Stage 1 size N (top N by the global vector, filters applied); None: no
+                global stage, every image the filter lets through is ranked by MaxSim (exact,
+                slower as the collection grows; for models with a weak global vector such as
+                ``vitr-objects-s``).
             candidates: Stage 2 size M (top M by MaxSim, reranked in ``vitr`` mode).
 
         Raises:
@@ -142,7 +145,7 @@ class VitrCollection:
         return search.text_to_image(self._store, self.model, text, limit=limit, filter=filter, mode=mode,
                                     prefetch=prefetch, candidates=candidates)
 
-    def search_by_image(self, image: Any, limit: int = 10, filter: Any = None, prefetch: int = 200,
+    def search_by_image(self, image: Any, limit: int = 10, filter: Any = None, prefetch: int | None = 200,
                         candidates: int = 50) -> list[Hit]:
         """Find images similar to ``image`` (global vector, then region MaxSim)."""
         _check_limit(limit)
@@ -151,7 +154,7 @@ class VitrCollection:
                                      candidates=candidates)
 
     def search_texts(self, image: Any, limit: int = 10, filter: Any = None, mode: str | None = None,
-                     prefetch: int = 200, candidates: int = 50) -> list[Hit]:
+                     prefetch: int | None = 200, candidates: int = 50) -> list[Hit]:
         """Find the texts (added with :meth:`add_texts`) that best describe ``image`` (none: no hits)."""
         _check_limit(limit)
         emb, size = self._encode_query(image)

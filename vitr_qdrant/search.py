@@ -21,11 +21,13 @@ from .results import Hit, user_id
 logger = logging.getLogger(__name__)
 
 
-def stages_for(limit: int, prefetch: int, candidates: int) -> StageCfg:
-    """Stage sizes: N = prefetch and M = candidates, each at least ``limit``."""
-    if limit <= 0 or prefetch <= 0 or candidates <= 0:
+def stages_for(limit: int, prefetch: int | None, candidates: int) -> StageCfg:
+    """Stage sizes: N = prefetch and M = candidates, each at least ``limit`` (prefetch None: no
+    global stage, MaxSim over every point)."""
+    if limit <= 0 or (prefetch is not None and prefetch <= 0) or candidates <= 0:
         raise InputError(f"limit, prefetch and candidates must be positive, got {limit}, {prefetch}, {candidates}")
-    return StageCfg(prefetch_limit=max(prefetch, candidates, limit), late_limit=max(candidates, limit))
+    return StageCfg(prefetch_limit=None if prefetch is None else max(prefetch, candidates, limit),
+                    late_limit=max(candidates, limit))
 
 
 def to_hit(c: Candidate, grounding: list[Grounding] | None = None) -> Hit:
@@ -52,7 +54,7 @@ def warn_unknown_words(model: VitrModel, text: str) -> list[str]:
 
 
 def text_to_image(store: StoreBackend, model: VitrModel, text: str, *, limit: int, filter: Any,
-                  mode: str | None, prefetch: int, candidates: int) -> list[Hit]:
+                  mode: str | None, prefetch: int | None, candidates: int) -> list[Hit]:
     """Search images by text; hits carry grounding of each query word (not in global mode)."""
     mode, stages = model.resolve_mode(mode), stages_for(limit, prefetch, candidates)
     warn_unknown_words(model, text)
@@ -72,7 +74,7 @@ def text_to_image(store: StoreBackend, model: VitrModel, text: str, *, limit: in
 
 
 def image_to_image(store: StoreBackend, emb: ImageEmbeddings, *, limit: int, filter: Any,
-                   prefetch: int, candidates: int) -> list[Hit]:
+                   prefetch: int | None, candidates: int) -> list[Hit]:
     """Search images by an image: its global vector, then its regions by MaxSim."""
     cands = staged_search(store, emb.global_vectors[0], emb.region_vectors[0], limit=limit, filter=filter,
                           stages=stages_for(limit, prefetch, candidates))
@@ -80,7 +82,7 @@ def image_to_image(store: StoreBackend, emb: ImageEmbeddings, *, limit: int, fil
 
 
 def image_to_text(store: StoreBackend, model: VitrModel, emb: ImageEmbeddings, size: tuple[int, int], *,
-                  limit: int, filter: Any, mode: str | None, prefetch: int, candidates: int) -> list[Hit]:
+                  limit: int, filter: Any, mode: str | None, prefetch: int | None, candidates: int) -> list[Hit]:
     """Search texts by an image; grounding maps each word of a hit's text to a query-image box."""
     mode, stages = model.resolve_mode(mode), stages_for(limit, prefetch, candidates)
     g, regions = emb.global_vectors[0], emb.region_vectors[0]
