@@ -18,10 +18,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from vitr_qdrant.cli import prefetch_option
 from vitr_qdrant.connectors import (COMPACT_STORAGE, CollectionSpec, StageCfg, StoredPoint, create_backend,
                                     make_payload, search)
-
-from vitr_qdrant.cli import prefetch_option
 
 from common import disk_bytes  # benchmarks/common.py
 

@@ -152,9 +152,10 @@ def check_point(p: StoredPoint, spec: CollectionSpec) -> tuple[PointId, np.ndarr
 
 def check_plan(plan: QueryPlan, spec: CollectionSpec) -> None:
     """Validate a query plan's shapes and limits against ``spec``."""
-    if plan.limit <= 0 or (plan.prefetch_limit is not None and plan.prefetch_limit <= 0) \
-            or (plan.prefetch_limit is None and plan.token_vectors is None):
+    if plan.limit <= 0 or (plan.prefetch_limit is not None and plan.prefetch_limit <= 0):
         raise InputError(f"limits must be positive, got limit={plan.limit}, prefetch={plan.prefetch_limit}")
+    if plan.prefetch_limit is None and plan.token_vectors is None:
+        raise InputError("prefetch_limit=None (no global stage) needs token vectors to rank by MaxSim")
     if np.shape(plan.global_vector) != (spec.global_dim,):
         raise InputError(f"query global vector must have shape ({spec.global_dim},), got {np.shape(plan.global_vector)}")
     if plan.token_vectors is not None:

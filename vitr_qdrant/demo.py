@@ -21,7 +21,7 @@ import zlib
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -60,6 +60,17 @@ LEGEND = {
 Job = tuple[int, str, tuple[int, ...]]
 
 
+def _map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int | None, worth: int,
+         chunksize: int = 1) -> list[Any]:
+    """``fn`` over ``items``, in ``workers`` processes (default: one per core) when there are
+    more than ``worth`` items, else in this one."""
+    workers = min(workers or os.cpu_count() or 1, len(items))
+    if workers > 1 and len(items) > worth:
+        with ProcessPoolExecutor(workers) as pool:
+            return list(pool.map(fn, items, chunksize=chunksize))
+    return [fn(item) for item in items]
+
+
 def _render_one(job: tuple[str, Job, int, str]) -> None:
     world, (seed, split, swap), size, path = job
     get_world(world).render(scene_of(world, seed, split, swap), size).save(path)
@@ -91,13 +102,7 @@ def gallery_jobs(world: World, n: int, queries: Sequence[tuple[str, str, str]],
     streams are searched in ``workers`` processes)."""
     jobs: list[Job] = [(DEMO_SEED + k, SPLIT, ()) for k in range(n)]
     tasks = [(world.name, query, swapped, split, PAIR_SCENES) for query, swapped, split in queries]
-    workers = min(workers or os.cpu_count() or 1, len(tasks))
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            found = list(pool.map(_pair_jobs, tasks))
-    else:
-        found = [_pair_jobs(t) for t in tasks]
-    return jobs + [job for pairs in found for job in pairs]
+    return jobs + [job for pairs in _map(_pair_jobs, tasks, workers, worth=1) for job in pairs]
 
 
 def render_gallery(folder: Path, world: World, jobs: Sequence[Job], size: int = 128,
@@ -111,13 +116,7 @@ def render_gallery(folder: Path, world: World, jobs: Sequence[Job], size: int = 
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{k:05d}.png" for k in range(len(jobs))]
     todo = [(world.name, job, size, str(p)) for job, p in zip(jobs, paths) if not p.exists()]
-    workers = workers or os.cpu_count() or 1
-    if workers > 1 and len(todo) > 64:
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_render_one, todo, chunksize=32))
-    else:
-        for job in todo:
-            _render_one(job)
+    _map(_render_one, todo, workers, worth=64, chunksize=32)
     listing.write_text(json.dumps(wanted) + "\n")
     return paths
 
