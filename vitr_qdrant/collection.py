@@ -7,15 +7,16 @@ import uuid
 from typing import Any, Mapping, Sequence
 
 from . import ingest, search
+from .search import collection_spec, warn_first_stage
 from .connectors import (STORAGE_OPTIONS, CollectionSpec, PointId, StoreBackend, create_backend,
                          default_store_path, point_id)
 from .connectors.ids import user_key
 from .encoders import VitrModel, load_model
-from .errors import InputError
+from .errors import InputError, StoreError
 from .inputs import load_one
 from .results import AddReport, Hit, ItemId, Record, user_id
 from .settings import Settings
-from .store_info import TEXTS_SUFFIX, sibling_store
+from .store_info import TEXTS_SUFFIX, UPGRADE_SUFFIX, sibling_store
 
 logger = logging.getLogger(__name__)
 
@@ -68,16 +69,16 @@ class VitrCollection:
         self._texts: StoreBackend | None = None
         try:
             self._spec = self._make_spec(name, **storage)   # a bad name or option closes the store too
+            check_not_upgrading(self._store, name)
             self._store.open_collection(self._spec)
             self._store.ensure_payload_indexes(index_kinds(index_keys))
+            warn_first_stage(self._store, self.model)
         except BaseException:
             self._store.close()
             raise
 
-    def _make_spec(self, name: str, **storage: Any) -> CollectionSpec:
-        cfg = self.model.cfg
-        return CollectionSpec(name=name, global_dim=cfg.backbone.embed_dim, region_dim=cfg.local.dim,
-                              fingerprint=self.model.fingerprint, **storage)
+    def _make_spec(self, name: str, first_stage: bool = True, **storage: Any) -> CollectionSpec:
+        return collection_spec(name, self.model, first_stage, **storage)
 
     # --- writing ----------------------------------------------------------------------------
     def add_images(self, items: Any, ids: Sequence[int | str] | None = None, metadata: Any = None,
@@ -226,12 +227,19 @@ class VitrCollection:
         if self._texts is None:
             backend = sibling_store(self._store)
             try:
-                backend.open_collection(self._make_spec(self.name + TEXTS_SUFFIX))
+                backend.open_collection(self._make_spec(self.name + TEXTS_SUFFIX, first_stage=False))
             except BaseException:
                 backend.close()
                 raise
             self._texts = backend
         return self._texts
+
+
+def check_not_upgrading(store: StoreBackend, name: str) -> None:
+    """Refuse to open (and so create) ``name`` while an interrupted ``vitr upgrade`` holds its points."""
+    if store.read_metadata(name + UPGRADE_SUFFIX) is not None:
+        raise StoreError(f"an upgrade of collection {name!r} was interrupted and its points are in "
+                         f"{name + UPGRADE_SUFFIX!r}: run `vitr upgrade -c {name}` to finish it")
 
 
 def _check_query(text: Any, limit: int) -> None:
