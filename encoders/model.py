@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -272,14 +271,12 @@ class VitrModel(nn.Module):
     def fingerprint(self) -> dict:
         """What a store checks: name, dimensions and a hash of the weights."""
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            for name, t in sorted(self.state_dict().items()):
-                h.update(name.encode())
-                h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            from .model_dir import state_sha256
+
             self._fingerprint = {
                 "name": self.cfg.name, "global_dim": self.cfg.backbone.embed_dim,
                 "region_dim": self.cfg.local.dim, "n_regions": len(self.region_boxes),
-                "head_trained": self.head_trained, "weights_sha256": h.hexdigest()}
+                "head_trained": self.head_trained, "weights_sha256": state_sha256(self.state_dict())}
         return dict(self._fingerprint)
 
 

@@ -5,8 +5,9 @@ task meets DDP, so no rank waits for gradients that never come.
 """
 from __future__ import annotations
 
+import contextlib
 from functools import partial
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -44,6 +45,9 @@ def _pixels(model: VitrModel, cfg, images: np.ndarray, flip: bool, step: int) ->
     return normalise(model, images, flip, model.device, augment)
 
 
+EMBEDDING = "backbone.clip.token_embedding.weight"  # the text tower's word embedding
+
+
 class Task(torch.nn.Module):
     """Base: the model, the config, the pool and its caption sampler."""
 
@@ -53,6 +57,10 @@ class Task(torch.nn.Module):
 
     def trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
         raise NotImplementedError
+
+    def row_params(self) -> tuple[torch.nn.Parameter, ...]:
+        """Trainable parameters of which only some rows train (the rest get no gradient)."""
+        return ()
 
     def freeze_others(self) -> None:
         """Only the trainable parameters require gradients (what DDP is handed)."""
@@ -105,11 +113,18 @@ class Candidates(NamedTuple):
 
 class HeadTask(Task):
     """Stage 2: local encoders + fusion on the frozen backbone (its features cached once, or
-    computed per step from augmented pixels)."""
+    computed per step from augmented pixels). ``word_rows``: ids of words new to the tokenizer,
+    whose embedding rows train with the head (the rest of the backbone stays frozen)."""
 
-    def __init__(self, model: VitrModel, cfg, pool, sampler):
+    def __init__(self, model: VitrModel, cfg, pool, sampler, word_rows: Sequence[int] = ()):
         super().__init__(model, cfg, pool, sampler)
         model.backbone.lock()
+        self.word_rows = list(word_rows)
+        if self.word_rows:
+            emb = model.backbone.clip.token_embedding.weight
+            keep = torch.zeros(emb.shape[0], 1, device=emb.device, dtype=emb.dtype)
+            keep[self.word_rows] = 1
+            emb.register_hook(lambda grad: grad * keep)
         self.late_scale = torch.nn.Parameter(torch.tensor(10.0, device=model.device).log())
         self.n_neg = len(pool.world.negative_kinds) if isinstance(pool, ScenePool) else 0
         self.attributes = None
@@ -142,8 +157,13 @@ class HeadTask(Task):
         m = self.model
         probe = ([("attr_scale", self.attr_scale)] + list(self.attributes.named_parameters())
                  if self.attributes is not None else [])
+        words = [(EMBEDDING, m.backbone.clip.token_embedding.weight)] if self.word_rows else []
         return ([("late_scale", self.late_scale)] + probe + list(m.image_local.named_parameters())
-                + list(m.text_local.named_parameters()) + list(m.fusion.named_parameters()))
+                + list(m.text_local.named_parameters()) + list(m.fusion.named_parameters())
+                + words)
+
+    def row_params(self):
+        return (self.model.backbone.clip.token_embedding.weight,) if self.word_rows else ()
 
     # --- the batch ------------------------------------------------------------------------
     def _candidates(self, idx: np.ndarray, step: int, rng: np.random.Generator) -> Candidates:
@@ -198,7 +218,7 @@ class HeadTask(Task):
         rng = np.random.default_rng([cfg.seed, step, int(flip)])
         c = self._candidates(idx, step, rng)
         with autocast(model.device):
-            with torch.no_grad():
+            with contextlib.nullcontext() if self.word_rows else torch.no_grad():
                 txt_g, txt_tok, mask = model.text_tokens(
                     [flip_caption(t) for t in c.texts] if flip else c.texts)
             words = model.text_local(txt_tok, mask)
