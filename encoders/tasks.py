@@ -124,6 +124,7 @@ class HeadTask(Task):
             emb = model.backbone.clip.token_embedding.weight
             keep = torch.zeros(emb.shape[0], 1, device=emb.device, dtype=emb.dtype)
             keep[self.word_rows] = 1
+            emb.requires_grad_(True)
             emb.register_hook(lambda grad: grad * keep)
         self.late_scale = torch.nn.Parameter(torch.tensor(10.0, device=model.device).log())
         self.n_neg = len(pool.world.negative_kinds) if isinstance(pool, ScenePool) else 0
