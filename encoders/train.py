@@ -82,6 +82,9 @@ class TrainCfg:
     eval_data: str | None = option(None, "held-out captions file (data_format) evaluated at the "
                                    "end of training and recorded in the model (worlds: their "
                                    "test sets)")
+    store_backbone: bool = option(False, "head stage: store a copy of the frozen backbone in "
+                                  "the model directories (self-contained, to ship or move) "
+                                  "instead of a reference to where it came from")
     new_words: str = option("learn", "captions with words a word tokenizer lacks: learn (grow "
                             "the vocabulary; new embedding rows start as the unknown token's) or "
                             "refuse (stop before the first step, exit 2)")
@@ -287,7 +290,8 @@ def _build(cfg: TrainCfg, device: torch.device) -> tuple[VitrModel, dict | None]
     parent = None if source is None else {
         "name": model.cfg.name, "weights_sha256": state_sha256(model.state_dict()),
         "source": cfg.init, "head_trained": model.head_trained}
-    ref = _backbone_ref(model, source, cfg.model) if cfg.stage == "head" else None
+    head_only = cfg.stage == "head" and not cfg.store_backbone
+    ref = _backbone_ref(model, source, cfg.model) if head_only else None
     if cfg.stage == "head" and (cfg.head == "new" or not model.head_trained):
         fresh = VitrModel(model.cfg, load_pretrained=False).to(device)
         fresh.backbone.load_state_dict(model.backbone.state_dict())

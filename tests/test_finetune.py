@@ -216,3 +216,45 @@ def test_ctrl_c_checkpoints_after_the_step_and_resumes(tmp_path, monkeypatch):
     train(cfg)
     steps = [json.loads(line)["step"] for line in open(tmp_path / "r" / "log.jsonl")]
     assert steps == [1, 2, 3, 4]
+
+
+def _bench_args(device: str, steps: int):
+    import argparse
+
+    return argparse.Namespace(model="vitr-tiny-objects", steps=steps, batch_size=4, pool_size=12,
+                              render_size=96, workers=1, threads=1, device=device)
+
+
+def test_bench_train_fields(tmp_path):
+    import runpy
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_train.py"
+    out = runpy.run_path(str(bench))["run"](_bench_args("cpu", 2), tmp_path)
+    assert out["precision"] == "fp32" and out["world"] == "object-scenes"
+    for stage in ("clip", "head"):
+        assert out[stage]["steps"] == 2 and out[stage]["samples_per_s"] > 0
+        assert out[stage]["peak_memory_mib"] is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_both_stages_train_in_bf16_on_the_gpu(tmp_path):
+    import runpy
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_train.py"
+    out = runpy.run_path(str(bench))["run"](_bench_args("cuda", 20), tmp_path)
+    assert out["precision"] == "bf16 autocast"
+    for stage in ("clip", "head"):
+        assert out[stage]["steps"] == 20 and out[stage]["samples_per_s"] > 0
+        assert out[stage]["peak_memory_mib"] > 0 and out[stage]["final_loss"] == out[stage]["final_loss"]
+    model = load_model(tmp_path / "head" / "last", device="cuda")
+    assert model.fingerprint["head_trained"] and model.device.type == "cuda"
+
+
+def test_store_backbone_makes_a_self_contained_model(tmp_path, head_model):
+    out = train(TrainCfg(**COMMON, stage="head", init=str(head_model), out=str(tmp_path / "own"),
+                         max_steps=1, store_backbone=True))
+    assert "backbone_ref" not in json.loads((out / "config.json").read_text())
+    assert any(k.startswith("backbone.") for k in load_file(str(out / "model.safetensors")))
