@@ -80,6 +80,11 @@ def test_refused_words_stop_before_the_first_step(tmp_path):
         train(TrainCfg(**{**COMMON, "data": data}, model="vitr-tiny-objects", out=str(out),
                        name="vitr-tiny-objects", new_words="refuse"))
     assert not (out / "log.jsonl").exists()
+    from vitr_qdrant.cli import main
+
+    assert main(["train", "model=vitr-tiny-objects", f"data={data}", f"out={out}", "device=cpu",
+                 "new_words=refuse", "workers=1"]) == 2
+    assert not (out / "log.jsonl").exists()
 
 
 def test_unknown_init_says_where_the_bundled_models_are():
