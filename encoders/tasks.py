@@ -168,25 +168,46 @@ class HeadTask(Task):
 
     # --- the batch ------------------------------------------------------------------------
     def _candidates(self, idx: np.ndarray, step: int, rng: np.random.Generator) -> Candidates:
-        k = min(self.cfg.in_batch_negatives, len(idx) - 1)
+        """The batch's captions (one positive each), the images to encode (the batch and its
+        partners) and, per item, its text and image candidate sets."""
         samples = [self.sampler.sample(int(i), step) for i in idx]
-        pos = [p for p, _, _ in samples]
+        positives = [p for p, _, _ in samples]
         partner = self.pool.partner[idx]
         images = np.unique(np.concatenate([idx, partner[partner >= 0]]))
         where = {int(v): n for n, v in enumerate(images)}
-        tsets, tvalid, isets, ivalid = [], [], [], []
+        k = min(self.cfg.in_batch_negatives, len(idx) - 1)
+        text_sets, image_sets = [], []
         for b, (i, (p, negs, _)) in enumerate(zip(idx, samples)):
-            others = rng.choice([j for j in range(len(idx)) if j != b], size=k, replace=False)
-            negs = negs[:self.n_neg]
-            tsets.append([p] + negs + [""] * (self.n_neg - len(negs)) + [pos[j] for j in others])
-            tvalid.append([True] + [bool(t) for t in tsets[-1][1:1 + self.n_neg]]
-                          + [not self.sampler.is_true(int(i), pos[j]) for j in others])
-            others = rng.choice([j for j in range(len(idx)) if j != b], size=k, replace=False)
-            isets.append([where[int(i)], where.get(int(partner[b]), 0)]
-                         + [where[int(idx[j])] for j in others])
-            ivalid.append([True, bool(partner[b] >= 0)]
-                          + [not self.sampler.is_true(int(idx[j]), p) for j in others])
-        texts = sorted({t for s in tsets for t in s if t})
+            text_sets.append(self._text_set(int(i), p, negs, positives, _others(rng, len(idx), b, k)))
+            image_sets.append(self._image_set(idx, b, p, int(partner[b]), where,
+                                              _others(rng, len(idx), b, k)))
+        return self._pack(idx, samples, images, where, text_sets, image_sets)
+
+    def _text_set(self, i: int, positive: str, negatives: list[str], positives: list[str],
+                  others: np.ndarray) -> tuple[list[str], list[bool]]:
+        """Image i's text candidates: its positive, its hard negatives (padded with "" to the
+        world's number of kinds), the positives of ``others``; and which are real negatives."""
+        negatives = negatives[:self.n_neg]
+        padded = negatives + [""] * (self.n_neg - len(negatives))
+        texts = [positive] + padded + [positives[j] for j in others]
+        valid = ([True] + [bool(t) for t in padded]
+                 + [not self.sampler.is_true(i, positives[j]) for j in others])
+        return texts, valid
+
+    def _image_set(self, idx: np.ndarray, b: int, positive: str, partner: int, where: dict,
+                   others: np.ndarray) -> tuple[list[int], list[bool]]:
+        """Caption b's image candidates (positions in the encoded images): its image, its
+        partner (or a masked stand-in), the images of ``others``; and which are real negatives."""
+        rows = [where[int(idx[b])], where.get(partner, 0)] + [where[int(idx[j])] for j in others]
+        valid = ([True, partner >= 0]
+                 + [not self.sampler.is_true(int(idx[j]), positive) for j in others])
+        return rows, valid
+
+    def _pack(self, idx, samples, images, where, text_sets, image_sets) -> Candidates:
+        """The sets as tensors on the model's device, texts given once (sorted)."""
+        sets, text_valid = zip(*text_sets)
+        rows, image_valid = zip(*image_sets)
+        texts = sorted({t for s in sets for t in s} - {""})
         tpos = {t: n for n, t in enumerate(texts)}
         dev = self.model.device
 
@@ -194,9 +215,10 @@ class HeadTask(Task):
             return torch.tensor(values, dtype=dtype, device=dev)
 
         return Candidates(
-            texts, images, as_tensor([where[int(i)] for i in idx]), as_tensor([tpos[p] for p in pos]),
-            as_tensor([[tpos.get(t, 0) for t in s] for s in tsets]), as_tensor(tvalid, torch.bool),
-            as_tensor(isets), as_tensor(ivalid, torch.bool), [g for _, _, g in samples])
+            texts, images, as_tensor([where[int(i)] for i in idx]),
+            as_tensor([tpos[p] for p, _, _ in samples]),
+            as_tensor([[tpos.get(t, 0) for t in s] for s in sets]), as_tensor(text_valid, torch.bool),
+            as_tensor(rows), as_tensor(image_valid, torch.bool), [g for _, _, g in samples])
 
     def _image_features(self, images: np.ndarray, flip: bool, step: int):
         """(global vectors, region vectors) of pool images ``images``."""
@@ -248,6 +270,11 @@ class HeadTask(Task):
                 flip, model.image_local.cfg.pool or model.image_local.grid)
         st = s_text.detach().masked_fill(~c.text_valid, float("-inf"))
         return losses, {"text_acc": (st.argmax(1) == 0).float().mean().item()}
+
+
+def _others(rng: np.random.Generator, n: int, b: int, k: int) -> np.ndarray:
+    """``k`` batch positions other than ``b``, drawn without replacement."""
+    return rng.choice([j for j in range(n) if j != b], size=k, replace=False)
 
 
 def _fused(model: VitrModel, words, mask, txt_g, regions, img_g, image_rows, text_rows):
