@@ -242,9 +242,9 @@ class HeadTask(Task):
         c = self._candidates(idx, step, rng)
         with autocast(model.device):
             with contextlib.nullcontext() if self.word_rows else torch.no_grad():
-                txt_g, txt_tok, mask = model.text_tokens(
-                    [flip_caption(t) for t in c.texts] if flip else c.texts)
-            words = model.text_local(txt_tok, mask)
+                txt = model.text_tokens([flip_caption(t) for t in c.texts] if flip else c.texts)
+            txt_g, mask = txt.global_vectors, txt.mask
+            words = model.text_local(txt.tokens, mask, txt.word_embed)
             img_g, regions = self._image_features(c.images, flip, step)
             s_text = _fused(model, words, mask, txt_g, regions, img_g,
                             c.own.repeat_interleave(c.text_sets.shape[1]), c.text_sets.flatten())

@@ -263,3 +263,22 @@ def test_store_backbone_makes_a_self_contained_model(tmp_path, head_model):
                          max_steps=1, store_backbone=True))
     assert "backbone_ref" not in json.loads((out / "config.json").read_text())
     assert any(k.startswith("backbone.") for k in load_file(str(out / "model.safetensors")))
+
+
+def test_text_local_encoder_takes_the_word_embedding_as_its_own_argument():
+    from vitr_qdrant.encoders.config import LocalCfg
+    from vitr_qdrant.encoders.local import TextLocalEncoder
+
+    torch.manual_seed(0)
+    enc = TextLocalEncoder(8, LocalCfg(dim=4, word_embed=True))
+    tokens, mask = torch.randn(2, 3, 8), torch.ones(2, 3, dtype=torch.bool)
+    with pytest.raises(vq.InputError, match="pass word_embed"):
+        enc(tokens, mask)
+    a, b = enc(tokens, mask, torch.randn(2, 3, 8)), enc(tokens, mask, torch.randn(2, 3, 8))
+    assert a.shape == (2, 3, 4) and not torch.allclose(a, b)
+    plain = TextLocalEncoder(8, LocalCfg(dim=4))
+    assert plain(tokens, mask).shape == (2, 3, 4)
+    # the model hands it over: a word_embed model's text tokens carry them, others' do not
+    t = create_model("vitr-tiny-objects", device="cpu").text_tokens(["a dog left of a cat"])
+    assert t.word_embed is not None and t.word_embed.shape == t.tokens.shape
+    assert create_model("vitr-tiny-test", device="cpu").text_tokens(["red circle"]).word_embed is None
