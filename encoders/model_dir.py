@@ -61,8 +61,10 @@ def model_card(cfg: ModelCfg, ref: dict | None = None) -> str:
     """The model card of a trained model, from its config's ``training`` record."""
     t = cfg.training or {}
     parent, data = t.get("parent"), t.get("data") or {}
+    steps = ("a checkpoint written during training" if t.get("steps") is None
+             else f"{t['steps']} steps")
     lines = [f"# {cfg.name}", "", f"Trained with vitr-qdrant {__version__}: the {t.get('stage')} "
-             f"stage, {t.get('steps')} steps at peak learning rate {t.get('lr')}.", ""]
+             f"stage, {steps} at peak learning rate {t.get('lr')}.", ""]
     if parent:
         lines += [f"- Parent: `{parent['name']}` (from `{parent['source']}`, weights sha256 "
                   f"`{parent['weights_sha256'][:16]}`)."]

@@ -6,7 +6,15 @@ from augmented pixels), with InfoNCE on late scores and cross-entropy + hardest-
 triplet on fusion scores over hard negatives (the world's negatives, the partner image,
 in-batch others).
 
-Run: ``python -m vitr_qdrant.encoders.train --config cfg.json key=value ...`` (or ``vitr train``);
+Fine-tuning: ``init=`` a model directory or a registered name; a head stage continues a trained
+head (``head=new``: a fresh one) at :data:`FINETUNE_LR` unless ``lr=`` says otherwise; words of
+the captions a word tokenizer lacks are learned (see :func:`.tokenizer.grow_vocabulary`) or
+refused before the first step. The result is its own model (``name=``), its ``config.json``
+recording parent, data, command and final evaluation; a head-stage model directory references
+its frozen backbone instead of copying it (``store_backbone=true`` copies).
+
+Run: ``python -m vitr_qdrant.encoders.train --config cfg.json key=value ...`` (or ``vitr train``;
+``vitr train --help`` lists every option);
 several GPUs: ``torchrun --nproc_per_node N -m vitr_qdrant.encoders.train ...``. A run writes a
 checkpoint at every epoch end and at least every ``checkpoint_minutes``; started again with
 the same options it resumes from ``out/last`` exactly where it stopped (every draw of the loop
