@@ -134,7 +134,8 @@ class TrainCfg:
     threads: int | None = option(None, "CPU threads for torch (1 is steadiest on a shared "
                                  "machine)")
     resume: bool = option(True, "continue from out/last when it exists")
-    log_every: int = option(20, "write a log.jsonl line every N steps (and at step 1)")
+    log_every: int = option(20, "write a log.jsonl line every N steps (and at the first and "
+                            "last)")
 
 
 def load_train_cfg(path: str | None, overrides: list[str]) -> TrainCfg:
@@ -560,10 +561,11 @@ def _step(run: Run) -> dict:
 
 
 def _report(run: Run, rec: dict) -> None:
-    """The progress bar's loss and samples/s; a log line at step 1 and every ``log_every``."""
+    """The progress bar's loss and samples/s; a log line at step 1, every ``log_every`` and at
+    the last step."""
     run.bar.update(1)
     run.bar.set_postfix(loss=f"{rec['loss']:.3f}", samples_s=f"{run.samples_per_s:.1f}")
-    if run.step == 1 or run.step % run.cfg.log_every == 0:
+    if run.step in (1, run.plan.total) or run.step % run.cfg.log_every == 0:
         run.logf.write(json.dumps({**rec, "samples_per_s": run.samples_per_s}) + "\n")
         run.logf.flush()
 

@@ -174,6 +174,10 @@ def test_learned_words_are_trained_and_stored_with_the_head(tmp_path, head_model
     others = [i for i in range(parent.shape[0]) if i not in ids]
     assert torch.equal(own[EMBEDDING][others], parent[others])      # the known words stay frozen
     assert not torch.equal(own[EMBEDDING][ids], parent[[UNK, UNK]])  # the new ones learned
+    train(TrainCfg(**{**COMMON, "data": data}, stage="head", init=str(head_model),
+                   out=str(tmp_path / "words"), max_steps=4))        # resumes with the grown rows
+    assert torch.load(out / "trainer.pt", weights_only=True)["step"] == 4
+    assert load_model(out, device="cpu").cfg.backbone.extra_words == ["zebra", "gnu"]
 
 
 def test_help_lists_every_option_with_default_and_meaning(capsys):
@@ -195,7 +199,7 @@ def test_help_lists_every_option_with_default_and_meaning(capsys):
 def test_log_has_step_1_and_the_last_line_names_the_model(tmp_path, capsys):
     out = train(TrainCfg(model="vitr-tiny-objects", out=str(tmp_path / "r"), max_steps=2, **COMMON))
     log = [json.loads(line) for line in open(tmp_path / "r" / "log.jsonl")]
-    assert [r["step"] for r in log] == [1] and log[0]["samples_per_s"] > 0   # log_every=20
+    assert [r["step"] for r in log] == [1, 2] and log[0]["samples_per_s"] > 0   # log_every=20
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("vitr train: model 'r' is in ") and str(out) in last and "not evaluated" in last
 
