@@ -28,13 +28,11 @@ import json
 import logging
 import math
 import os
-import shlex
-import shutil
 import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,25 +41,19 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from ..errors import InputError, ModelNotFoundError
-from .config import checked, describe_options, list_models, option
+from ..errors import InputError
+from .config import checked, describe_options, option
 from .data.record_pool import RecordSampler, build_record_pool
 from .data.scene_pool import CaptionSampler, build_pool, render_default
 from .data.worlds import WORLD_NAMES, get_world
-from .factory import create_model
 from .model import VitrModel
-from .model_dir import load_model_dir, load_weights, write_config
+from .model_dir import read_config, write_config
+from .checkpoint import Checkpoint
+from .finetune import FINETUNE_LR, FRESH_LR, build_model, default_lr, learn_words, training_record
 from .modes import MODES
 from .tasks import EMBEDDING, ClipTask, HeadTask, Task
-from .tokenizer import grow_vocabulary, new_words
 
 log = logging.getLogger(__name__)
-
-
-FINETUNE_LR = 1e-4
-"""The default learning rate of a head stage that continues a trained head (``lr`` unset): a
-tenth of a fresh head's, so a few steps on a small set adapt the head instead of overwriting it."""
-FRESH_LR = 1e-3
 
 
 @dataclass
@@ -241,117 +233,12 @@ class Schedule:
         return step % self.per_epoch == 0 or step >= self.total
 
 
-def _init_source(init: str) -> Path | str:
-    """Where ``init=`` points: a model directory (a registered name's bundled weights included),
-    or a registered name without weights (its pretrained backbone is built)."""
-    from .factory import WEIGHTS_DIR
-    from .model_dir import WEIGHTS_FILE
-
-    if Path(init).is_dir():
-        return Path(init)
-    if (WEIGHTS_DIR / init / WEIGHTS_FILE).is_file():
-        return WEIGHTS_DIR / init
-    if init in list_models():
-        return init
-    raise ModelNotFoundError(
-        f"init={init!r} is neither a model directory nor a registered model; registered: "
-        f"{', '.join(list_models())} (bundled weights: "
-        f"{', '.join(sorted(p.name for p in WEIGHTS_DIR.iterdir() if p.is_dir()))}, in {WEIGHTS_DIR})")
-
-
-def _start_from(cfg: TrainCfg, device: torch.device) -> tuple[VitrModel, str | Path | None]:
-    """The model ``init`` (or ``model``) names, as saved, and where it came from."""
-    if cfg.init is None:
-        return create_model(cfg.model, device=str(device)), None
-    source = _init_source(cfg.init)
-    if isinstance(source, str):
-        return create_model(source, device=str(device)), source
-    return load_model_dir(source, device=str(device)), source
-
-
-def _backbone_ref(model: VitrModel, source: str | Path | None, model_name: str) -> dict | None:
-    """What a head-stage model stores instead of its frozen backbone: where that backbone can be
-    found again (a model directory, a bundled or registered name) and its hash; None where it
-    cannot be (a randomly initialised backbone is stored whole)."""
-    from .factory import WEIGHTS_DIR
-    from .model_dir import state_sha256
-
-    bb = model.cfg.backbone
-    if isinstance(source, Path) and source.resolve().parent == WEIGHTS_DIR.resolve():
-        ref = {"name": source.name}
-    elif isinstance(source, Path):
-        ref = {"path": str(source.resolve()), "name": model.cfg.name}
-    elif bb.open_clip_model and bb.pretrained and not Path(bb.pretrained).expanduser().is_file():
-        ref = {"name": source or model_name, "registered": True}
-    else:
-        return None
-    return {**ref, "sha256": state_sha256(model.state_dict(), "backbone."), "stored": []}
-
-
-def _build(cfg: TrainCfg, device: torch.device) -> tuple[VitrModel, dict | None]:
-    """The model to train and the record of its parent (None without ``init``): ``init`` whole
-    (clip stage; head stage with a trained head, unless ``head=new``), or its backbone under a
-    fresh head. It takes its own name; its config records the world it is trained on (None for a
-    dataset file); a head-stage model references its frozen backbone instead of storing it."""
-    from .model_dir import state_sha256
-
-    model, source = _start_from(cfg, device)
-    parent = None if source is None else {
-        "name": model.cfg.name, "weights_sha256": state_sha256(model.state_dict()),
-        "source": cfg.init, "head_trained": model.head_trained}
-    head_only = cfg.stage == "head" and not cfg.store_backbone
-    ref = _backbone_ref(model, source, cfg.model) if head_only else None
-    if cfg.stage == "head" and (cfg.head == "new" or not model.head_trained):
-        fresh = VitrModel(model.cfg, load_pretrained=False).to(device)
-        fresh.backbone.load_state_dict(model.backbone.state_dict())
-        model = fresh
-    model.backbone_ref, model.card_text, model._fingerprint = ref, "", None
-    model.cfg.name = cfg.name or Path(cfg.out).resolve().name
-    model.cfg.world = cfg.data if cfg.data in WORLD_NAMES else None
-    return model.train(), parent
-
-
 def _check_options(cfg: TrainCfg) -> None:
     """Options with a closed set of values, checked before anything is built."""
     for key, allowed in (("stage", ("clip", "head")), ("head", ("continue", "new")),
                          ("new_words", ("learn", "refuse"))):
         if getattr(cfg, key) not in allowed:
             raise InputError(f"{key}={getattr(cfg, key)!r}: expected one of {allowed}")
-
-
-def _default_lr(cfg: TrainCfg, model: VitrModel) -> float:
-    """``lr``, else the fine-tune rate for a head stage continuing a trained head, else the fresh one."""
-    if cfg.lr is not None:
-        return cfg.lr
-    return FINETUNE_LR if cfg.stage == "head" and model.head_trained else FRESH_LR
-
-
-def _pool_texts(cfg: TrainCfg, pool) -> list[str]:
-    """Every word the training captions may use: a world's vocabulary, or a file's captions."""
-    if cfg.data in WORLD_NAMES:
-        return [" ".join(get_world(cfg.data).words)]
-    return [c for captions in pool.captions for c in captions]
-
-
-def _learn_words(cfg: TrainCfg, model: VitrModel, pool) -> tuple[list[str], list[int]]:
-    """Grow a word tokenizer by the captions' new words (their embedding rows returned to train),
-    or stop before the first step where ``new_words=refuse`` or where it cannot grow."""
-    words = new_words(model.backbone.tokenizer, _pool_texts(cfg, pool))
-    if not words:
-        return [], []
-    shown = ", ".join(words[:20]) + (f" and {len(words) - 20} more" if len(words) > 20 else "")
-    if cfg.new_words == "refuse":
-        raise InputError(f"the captions use {len(words)} words {model.cfg.name} does not know "
-                         f"({shown}); train with new_words=learn to add them to its vocabulary, "
-                         "or rewrite those captions in its words")
-    try:
-        ids = grow_vocabulary(model.backbone, words)
-    except ValueError as e:
-        raise InputError(f"the captions use {len(words)} words {model.cfg.name} does not know "
-                         f"({shown}), and it cannot learn them: {e}; rewrite those captions in "
-                         "its words, or train a model with open_clip's tokenizer") from e
-    log.info("learning %d new words: %s", len(words), shown)
-    return words, ids
 
 
 def _data(cfg: TrainCfg, size: int, rank: int):
@@ -404,61 +291,6 @@ def _headline(results: dict, stage: str) -> float:
     return float(r["rsum"]) + float(r["swap_acc"] or 0.0)
 
 
-class Checkpoint:
-    """``out/last``: the model (its own save format), optimizer, task extras, step, best.
-
-    Written whole to ``last.new`` first and swapped in by renames, so a kill at any moment
-    leaves one complete checkpoint (``last``, else ``last.new``, else ``last.old``)."""
-
-    def __init__(self, out: Path):
-        self.out, self.last = out, out / "last"
-
-    def save(self, model: VitrModel, opt, task: Task, step: int, best: float, cfg: TrainCfg):
-        new, old = self.out / "last.new", self.out / "last.old"
-        shutil.rmtree(new, ignore_errors=True)
-        model.save(new)
-        torch.save({"optimizer": opt.state_dict(), "step": step, "best": best,
-                    "cfg": asdict(cfg), "task": _extras(task)}, new / "trainer.pt")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.last.exists():
-            self.last.rename(old)
-        new.rename(self.last)
-        shutil.rmtree(old, ignore_errors=True)
-
-    def found(self) -> Path | None:
-        """The newest complete checkpoint, if any."""
-        for d in (self.last, self.out / "last.new", self.out / "last.old"):
-            if (d / "trainer.pt").is_file():
-                return d
-        return None
-
-    def restore(self, model: VitrModel, opt, task: Task, device) -> tuple[int, float]:
-        where = self.found()
-        state = torch.load(where / "trainer.pt", map_location=device, weights_only=True)
-        weights = load_weights(where)
-        _check_same_keys(where, "model (its config)", weights, model.state_dict())
-        _check_same_keys(where, "task setup (its extras)", state["task"], _extras(task))
-        model.load_state_dict(weights)
-        task.load_state_dict(state["task"], strict=False)
-        opt.load_state_dict(state["optimizer"])
-        log.info("resumed from %s at step %d", where, state["step"])
-        return state["step"], state["best"]
-
-
-def _check_same_keys(where: Path, what: str, saved: dict, expected: dict) -> None:
-    """A checkpoint resumes only into the run that made it: the same model and task tensors."""
-    if set(saved) != set(expected):
-        missing, extra = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
-        raise InputError(f"the checkpoint in {where} was made by another {what}: it lacks "
-                         f"{missing[:5]} and has {extra[:5]} beyond this run's; resume with its "
-                         "options, or start in a new out= folder")
-
-
-def _extras(task: Task) -> dict[str, torch.Tensor]:
-    """The task's own state (e.g. the late-score scale, the attribute probe), not the model's."""
-    return {k: v for k, v in task.state_dict().items() if not k.startswith("model.")}
-
-
 def _evaluate_and_keep(run: "Run") -> None:
     """The world's test sets now; ``best/`` keeps the model with the best headline so far."""
     run.results = _eval(run.model, run.cfg)
@@ -501,33 +333,15 @@ class Run:
         return self.seen / max(1e-9, time.time() - self.t0)
 
 
-def _command(cfg: TrainCfg) -> str:
-    """The ``vitr train`` command line of ``cfg``'s options that differ from the defaults."""
-    default = TrainCfg()
-    parts = [f"{f.name}={shlex.quote(v if isinstance(v, str) else json.dumps(v))}"
-             for f in fields(cfg) if (v := getattr(cfg, f.name)) != getattr(default, f.name)]
-    return " ".join(["vitr train", *parts])
-
-
-def _record(cfg: TrainCfg, parent: dict | None, pool, words: list[str]) -> dict:
-    """What ``config.json`` says of how the model was made (steps and evaluation at the end)."""
-    continued = cfg.stage == "head" and parent and parent["head_trained"] and cfg.head == "continue"
-    head = None if cfg.stage == "clip" else "continued from the parent's" if continued else "fresh"
-    return {"stage": cfg.stage, "parent": parent, "head": head, "command": _command(cfg),
-            "data": {"source": cfg.data, "format": cfg.data_format, "split": cfg.data_split,
-                     "images": len(pool)},
-            "new_words": words, "lr": cfg.lr, "steps": None, "evaluation": None}
-
-
 def _prepare(cfg: TrainCfg, ddp: Dist, device: torch.device) -> Run:
     """Model, data, new words, task, optimizer and schedule; resumed from ``out/last`` if there."""
-    model, parent = _build(cfg, device)
-    cfg = replace(cfg, lr=_default_lr(cfg, model))
+    model, parent = build_model(cfg, device)
+    cfg = replace(cfg, lr=default_lr(cfg, model))
     pool, sampler = _data(cfg, model.backbone.image_size, ddp.rank)
-    words, rows = _learn_words(cfg, model, pool)
+    words, rows = learn_words(cfg, model, pool)
     if rows and model.backbone_ref:
         model.backbone_ref["stored"] = [EMBEDDING]
-    model.cfg.training = _record(cfg, parent, pool, words)
+    model.cfg.training = training_record(cfg, parent, pool, words)
     task = (ClipTask(model, cfg, pool, sampler) if cfg.stage == "clip"
             else HeadTask(model, cfg, pool, sampler, word_rows=rows))
     model.head_trained = model.head_trained or cfg.stage == "head"
@@ -649,9 +463,14 @@ def _finish(run: Run) -> Path:
     run.model.cfg.training.update(steps=run.step, evaluation=evaluation)
     write_config(run.model, final)
     log.info("done: %d steps, %.1f samples/s", run.step, run.samples_per_s)
-    print(f"vitr train: model {run.model.cfg.name!r} is in {final} (vitr index --model {final}); "
-          f"{_summary(evaluation)}", flush=True)
     return final
+
+
+def closing_line(directory: Path) -> str:
+    """What ``vitr train`` prints last: the model's name and directory, and its evaluation."""
+    cfg, _ = read_config(directory)
+    return (f"vitr train: model {cfg.name!r} is in {directory} (vitr index --model {directory}); "
+            f"{_summary((cfg.training or {}).get('evaluation'))}")
 
 
 def train(cfg: TrainCfg) -> Path:
@@ -678,8 +497,7 @@ def train(cfg: TrainCfg) -> Path:
     final = _finish(run) if ddp.main and not run.stop else run.out / "last"
     ddp.close()
     if run.stop:
-        print(f"vitr train: interrupted at step {run.step}; the checkpoint is in {final}: run "
-              "the same command again to resume", file=sys.stderr, flush=True)
+        log.warning("interrupted at step %d; the checkpoint is in %s", run.step, final)
         raise KeyboardInterrupt
     return final
 
@@ -694,7 +512,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("overrides", nargs="*", help="key=value options, e.g. stage=head epochs=3")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    train(load_train_cfg(args.config, args.overrides))
+    cfg = load_train_cfg(args.config, args.overrides)
+    main_rank = int(os.environ.get("RANK", 0)) == 0
+    try:
+        final = train(cfg)
+    except KeyboardInterrupt:
+        if main_rank:
+            print(f"vitr train: interrupted; the checkpoint is in {Path(cfg.out) / 'last'}: run "
+                  "the same command again to resume", file=sys.stderr, flush=True)
+        raise
+    if main_rank:
+        print(closing_line(final), flush=True)
 
 
 if __name__ == "__main__":

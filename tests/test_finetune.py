@@ -197,7 +197,12 @@ def test_help_lists_every_option_with_default_and_meaning(capsys):
 
 
 def test_log_has_step_1_and_the_last_line_names_the_model(tmp_path, capsys):
-    out = train(TrainCfg(model="vitr-tiny-objects", out=str(tmp_path / "r"), max_steps=2, **COMMON))
+    from vitr_qdrant.cli import main
+
+    options = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in COMMON.items()]
+    assert main(["train", "model=vitr-tiny-objects", f"out={tmp_path / 'r'}", "max_steps=2",
+                 *options]) == 0
+    out = tmp_path / "r" / "last"
     log = [json.loads(line) for line in open(tmp_path / "r" / "log.jsonl")]
     assert [r["step"] for r in log] == [1, 2] and log[0]["samples_per_s"] > 0   # log_every=20
     last = capsys.readouterr().out.strip().splitlines()[-1]
