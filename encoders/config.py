@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import textwrap
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -109,7 +110,10 @@ def describe_options(cls: type) -> str:
         default = f.default_factory() if f.default_factory is not MISSING else f.default
         hint = hints[f.name]
         kind = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
-        lines.append(f"  {f.name}={json.dumps(default)}  ({kind})\n      {f.metadata.get('help', '')}")
+        meaning = textwrap.fill(f.metadata.get("help", ""), 96, initial_indent=" " * 6,
+                                break_on_hyphens=False,
+                                subsequent_indent=" " * 6)
+        lines.append(f"  {f.name}={json.dumps(default)}  ({kind})\n{meaning}")
     return "\n".join(lines)
 
 
