@@ -291,3 +291,14 @@ def test_text_local_encoder_takes_the_word_embedding_as_its_own_argument():
     t = create_model("vitr-tiny-objects", device="cpu").text_tokens(["a dog left of a cat"])
     assert t.word_embed is not None and t.word_embed.shape == t.tokens.shape
     assert create_model("vitr-tiny-test", device="cpu").text_tokens(["red circle"]).word_embed is None
+
+
+def test_init_by_registered_name_without_weights(tmp_path):
+    out = train(TrainCfg(init="vitr-tiny-objects", stage="head", out=str(tmp_path / "n"),
+                         max_steps=1, **COMMON))
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["parent"]["name"] == "vitr-tiny-objects"
+    assert config["training"]["head"] == "fresh" and config["training"]["lr"] == FRESH_LR
+    # a randomly initialised backbone cannot be found again by name: it is stored whole
+    assert "backbone_ref" not in config
+    assert any(k.startswith("backbone.") for k in load_file(str(out / "model.safetensors")))
