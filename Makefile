@@ -9,7 +9,7 @@ STAMP := $(VENV)/.vitr-installed
 WHEEL_VENV ?= .venv-wheel
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-slow test-wheel install bench train-scenes-s eval-scenes-s train-objects-s eval-objects-s loo-objects-s plots-objects-s
+.PHONY: demo test test-slow test-wheel install bench train-scenes-s eval-scenes-s train-objects-s eval-objects-s loo-objects-s plots-objects-s first-stage-objects-s bench-first-stage
 
 install: $(STAMP)
 
@@ -55,6 +55,20 @@ OBJECTS_POOL := data=object-scenes styles=true pool_size=50000 pool_cache=data/o
 train-objects-s: $(STAMP)
 	$(VENV)/bin/vitr train model=vitr-objects-s stage=clip $(OBJECTS_POOL) augment=0.8 batch_size=128 epochs=3 lr=1e-3 warmup_steps=300 eval_every=1 eval_images=200 eval_pairs=100 threads=2 out=runs/objects-clip
 	$(VENV)/bin/vitr train model=vitr-objects-s stage=head init=runs/objects-clip/last $(OBJECTS_POOL) batch_size=128 epochs=3 lr=2e-3 warmup_steps=100 attr_weight=1.0 eval_every=1 eval_images=200 eval_pairs=100 threads=2 name=vitr-objects-s store_backbone=true out=runs/objects-head
+
+# The default model's first stage (encoders/first_stage.py): fitted on 30,000 train scenes by
+# distillation from the model's MaxSim, written with the model to runs/vitr-objects-s-first (its
+# first_stage.safetensors and first_stage.json ship in encoders/weights/vitr-objects-s/).
+first-stage-objects-s: $(STAMP)
+	$(PY) -m vitr_qdrant.encoders.fit_first_stage --model vitr-objects-s --out runs/vitr-objects-s-first --images 30000 --steps 1200 --batch 512 --texts 128
+
+# Stage 1 designs side by side and the default through the public API (benchmarks/bench_first_stage.py).
+bench-first-stage: $(STAMP)
+	$(PY) benchmarks/bench_first_stage.py cache --n 100000 --cache runs/first-stage-cache
+	$(PY) benchmarks/bench_first_stage.py designs --sizes 10000 --cache runs/first-stage-cache --out runs/first-stage-designs-10k.json
+	$(PY) benchmarks/bench_first_stage.py designs --sizes 100000 --designs global exact first first-only --cache runs/first-stage-cache --out runs/first-stage-designs-100k.json
+	$(PY) benchmarks/bench_first_stage.py api --sizes 10000 100000 --out runs/first-stage-api.json
+	$(PY) benchmarks/bench_first_stage.py million --n 1000000 --cache runs/first-stage-cache --out runs/first-stage-million.json
 
 # The model card's tables: 1,000-image galleries, both splits, all three modes, every art set.
 eval-objects-s: $(STAMP)
