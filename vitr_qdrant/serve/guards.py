@@ -142,7 +142,11 @@ class BrowserGuard:
             netloc = urlsplit(origin).netloc.lower()
         except ValueError:
             return False
-        return bool(netloc) and (netloc == host.strip().lower() or host_name(netloc) in self.hosts - {"*"})
+        if not netloc:
+            return False
+        # its own origin; or a name given with --allowed-host (a reverse proxy may rewrite Host). A loopback
+        # name on another port is another local site, never this service.
+        return netloc == host.strip().lower() or host_name(netloc) in self.hosts - {"*", *LOOPBACK_NAMES}
 
 
 class BodyLimit:
