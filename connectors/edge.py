@@ -13,7 +13,7 @@ import qdrant_edge as qe
 
 from ..errors import CollectionNotFoundError, InputError, StoreCorruptError, StoreFullError
 from .base import StoreBackend, check_plan, check_points
-from .disk import GROWTH, MARGIN, WRITE_RESERVE, point_bytes, require_free, usage
+from .disk import GROWTH, headroom, point_bytes, require_free, usage
 from .edge_errors import GuardedShard, guarded
 from .edge_filters import to_edge_filter
 from .ids import PointId, normalize_id
@@ -74,7 +74,7 @@ class EdgeBackend(StoreBackend):
         if stored is None and not create:
             raise CollectionNotFoundError(f"no collection {spec.name!r} in {self.path}; "
                                           f"found: {self.list_collections()}")
-        require_free(cdir, usage(cdir)[1] + MARGIN, f"opening collection {spec.name!r}")
+        require_free(cdir, headroom(cdir, write=False), f"opening collection {spec.name!r}")
         lock = DirLock(cdir)
         lock.acquire()
         try:
@@ -85,6 +85,8 @@ class EdgeBackend(StoreBackend):
             else:
                 _write_json(cdir / META_FILE, spec.metadata())
             shard = self._open_shard(cdir / SHARD_DIR, spec)
+            if stored is None:
+                _keep_if_reopenable(cdir, shard)
         except BaseException:
             lock.release()
             raise
@@ -246,10 +248,10 @@ class EdgeBackend(StoreBackend):
         self._pending = 0
 
     def _require_room(self, needed: int, what: str) -> None:
-        """:func:`~.disk.require_free` for ``needed`` bytes, the holes of the store's files and
-        :data:`~.disk.WRITE_RESERVE`: whatever the write does, the store can be opened again."""
+        """:func:`~.disk.require_free` for ``needed`` bytes and the :func:`~.disk.headroom` of a
+        write: whatever the write does, the store can be opened again."""
         cdir = self._cdir()
-        require_free(cdir, needed + usage(cdir)[1] + WRITE_RESERVE, f"{what} in collection {cdir.name!r}")
+        require_free(cdir, needed + headroom(cdir, write=True), f"{what} in collection {cdir.name!r}")
 
     def _cdir(self) -> Path:
         return self.path / self._require_spec().name
@@ -286,6 +288,18 @@ def _edge_config(spec: CollectionSpec, threads: int | None, wal: bool) -> qe.Edg
             hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=spec.hnsw_ef_construct, full_scan_threshold=10_000)),
     }, max_search_threads=threads, wal_enabled=wal,
         optimizers=qe.EdgeOptimizersConfig(max_segment_size=SEGMENT_KB))
+
+
+def _keep_if_reopenable(cdir: Path, shard: Any) -> None:
+    """A new store is kept only where it can be opened again (on a memory file system opening
+    fills its holes); else it is removed and :class:`StoreFullError` says why."""
+    try:
+        require_free(cdir, headroom(cdir, write=False), f"collection {cdir.name!r} (to be opened again)")
+    except StoreFullError:
+        shard.close()
+        shutil.rmtree(cdir / SHARD_DIR, ignore_errors=True)
+        (cdir / META_FILE).unlink(missing_ok=True)
+        raise
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -1,0 +1,152 @@
+"""The outside probe of the embedded store, row by row (issue 21): small disks, locks held by
+forked children, dropped and garbage-collected collections, the message of a refused open, and
+damage that went unnoticed. Each test failed before the change it names."""
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import vitr_qdrant as vq
+from vitr_qdrant.connectors import CollectionSpec, create_backend
+from vitr_qdrant.connectors import disk as disk_module
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str, *args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+# --- locks ------------------------------------------------------------------------------------
+def test_a_collection_dropped_without_close_releases_its_lock(tmp_path, tiny_model, scene_files):
+    col = vq.VitrCollection("dropped", path=tmp_path, model=tiny_model)
+    col.add_images(scene_files[:2], progress=False)
+    del col
+    gc.collect()
+    with vq.VitrCollection("dropped", path=tmp_path, model=tiny_model) as again:
+        assert len(again) == 2
+
+
+FORKS = """
+    import os, sys, time
+    from vitr_qdrant.connectors import CollectionSpec, create_backend
+    b = create_backend(path=sys.argv[1])
+    b.open_collection(CollectionSpec("c", 16, 8))
+    child = os.fork()
+    if child == 0:
+        time.sleep(120)   # a worker that outlives its parent
+        os._exit(0)
+    print(child, flush=True)
+    os._exit(0)           # the parent dies without closing
+"""
+
+
+def test_a_forked_child_does_not_keep_its_parents_lock(tmp_path):
+    proc = run_python(FORKS, str(tmp_path), stdin=subprocess.DEVNULL)
+    line = proc.stdout.readline()   # not communicate(): the child keeps the pipe open
+    proc.wait(60)
+    assert line.strip().isdigit(), proc.stderr.read()
+    child = int(line)
+    try:
+        with create_backend(path=tmp_path) as b:
+            b.open_collection(CollectionSpec("c", 16, 8))   # the parent is gone: so is the lock
+            assert b.count() == 0
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
+HOLDS = """
+    import sys, time
+    from vitr_qdrant.connectors import CollectionSpec, create_backend
+    b = create_backend(path=sys.argv[1])
+    b.open_collection(CollectionSpec("c", 16, 8))
+    print("ready", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.fixture()
+def holder(tmp_path):
+    proc = run_python(HOLDS, str(tmp_path))
+    assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+    yield proc
+    proc.kill()
+    proc.wait(10)
+
+
+def test_a_refused_open_says_who_holds_the_store_and_what_to_do(tmp_path, holder):
+    with pytest.raises(vq.StoreLockedError) as info:
+        create_backend(path=tmp_path).open_collection(CollectionSpec("c", 16, 8))
+    message = str(info.value)
+    assert f"by process {holder.pid} (" in message and "vitr serve" in message and "for reading too" in message
+
+
+def test_a_lock_kept_by_a_dead_openers_child_names_it_and_how_to_clear(tmp_path, holder):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / "c" / ".lock").write_text(str(dead.pid))   # the opener's pid; the holder is another process
+    with pytest.raises(vq.StoreLockedError) as info:
+        create_backend(path=tmp_path).open_collection(CollectionSpec("c", 16, 8))
+    message = str(info.value)
+    assert f"process {dead.pid}, which opened it, has exited" in message
+    assert f"by process {holder.pid}" in message and "fuser" in message
+
+
+# --- small disks ------------------------------------------------------------------------------
+def test_a_store_created_on_a_small_disk_reopens_there(tmp_path, tiny_model, scene_files, monkeypatch):
+    if disk_module.fills_holes(tmp_path):
+        pytest.skip("the temporary directory is on a memory file system")
+    real = disk_module.shutil.disk_usage
+    monkeypatch.setattr(disk_module.shutil, "disk_usage", lambda where: real(where)._replace(free=40 * 2**20))
+    with vq.VitrCollection("small", path=tmp_path, model=tiny_model) as col:
+        assert col.add_images(scene_files, progress=False).added == 6
+    with vq.VitrCollection("small", path=tmp_path, model=tiny_model) as col:
+        assert len(col) == 6 and col.search("red circle", limit=2)
+
+
+def mount(kind: str, target: Path, size_mb: int) -> None:
+    target.mkdir()
+    if kind == "tmpfs":
+        cmd = ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(target)]
+    else:
+        image = target.with_suffix(".img")
+        subprocess.run(["truncate", "-s", f"{size_mb}M", str(image)], check=True)
+        made = subprocess.run(["mkfs.ext4", "-q", str(image)], capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"no mkfs.ext4: {made.stderr.strip()}")
+        cmd = ["mount", "-o", "loop", str(image), str(target)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small {kind} for this test (needs root): {res.stderr.strip()}")
+
+
+@pytest.mark.parametrize("kind, size_mb", [("tmpfs", 40), ("ext4", 100)])
+def test_real_small_file_systems(tmp_path, tiny_model, scene_files, kind, size_mb):
+    """A real 100 MB ext4 keeps and reopens a store; on a 40 MB tmpfs (where opening fills the
+    store's sparse files, ~100 MB) the store is refused when created, never left unopenable."""
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command")
+    disk = tmp_path / "disk"
+    mount(kind, disk, size_mb)
+    try:
+        if kind == "tmpfs":
+            with pytest.raises(vq.StoreFullError, match="to be opened again"):
+                vq.VitrCollection("small", path=disk, model=tiny_model)
+            assert not (disk / "small" / "shard").exists()
+            return
+        with vq.VitrCollection("small", path=disk, model=tiny_model) as col:
+            assert col.add_images(scene_files, progress=False).added == 6
+        with vq.VitrCollection("small", path=disk, model=tiny_model) as col:
+            assert len(col) == 6
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
