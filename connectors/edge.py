@@ -6,9 +6,11 @@ import json
 import logging
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
+import numpy as np
 import qdrant_edge as qe
 
 from ..errors import CollectionNotFoundError, InputError, StoreCorruptError, StoreFullError
@@ -24,6 +26,8 @@ from .schema import (GLOBAL, REGIONS, REGIONS_PAYLOAD_KEY, Candidate, Collection
 
 logger = logging.getLogger(__name__)
 META_FILE = "vitr_collection.json"
+POINTS_KEY = "points"
+"""The sidecar's record of how many points the collection holds (``{"min": n, "max": n}``)."""
 SHARD_DIR = "shard"
 SEGMENT_KB = 256 * 1024
 """The largest segment the engine builds (of vector data), so that one index rebuild never
@@ -83,10 +87,13 @@ class EdgeBackend(StoreBackend):
                 check_metadata(spec.name, stored, spec)
                 spec = spec.with_stored_options(stored)
             else:
-                _write_json(cdir / META_FILE, spec.metadata())
+                _write_json(cdir / META_FILE, {**spec.metadata(), POINTS_KEY: {"min": 0, "max": 0}})
             shard = self._open_shard(cdir / SHARD_DIR, spec)
             if stored is None:
                 _keep_if_reopenable(cdir, shard)
+            else:
+                _check_points(spec.name, cdir, shard, stored.get(POINTS_KEY))
+                _check_vectors(spec.name, cdir, shard)
         except BaseException:
             lock.release()
             raise
@@ -158,11 +165,12 @@ class EdgeBackend(StoreBackend):
                     for (_, _, r), p in zip(rows, points)]
         self._require_room(GROWTH * point_bytes([v for _, g, r in rows for v in (g, r)], payloads),
                            f"writing {len(rows)} points")
-        for start in range(0, len(rows), _BATCH):
-            batch = [qe.Point(pid, {GLOBAL: g.tolist(), REGIONS: r.tolist()}, payload)
-                     for (pid, g, r), payload in zip(rows[start:start + _BATCH], payloads[start:start + _BATCH])]
-            shard.update(qe.UpdateOperation.upsert_points(batch))
-        shard.flush()
+        with self._counted(added=len(rows)):
+            for start in range(0, len(rows), _BATCH):
+                batch = [qe.Point(pid, {GLOBAL: g.tolist(), REGIONS: r.tolist()}, payload)
+                         for (pid, g, r), payload in zip(rows[start:start + _BATCH], payloads[start:start + _BATCH])]
+                shard.update(qe.UpdateOperation.upsert_points(batch))
+            shard.flush()
         self._pending += len(rows)
         if self.optimize_every and self._pending >= self.optimize_every:
             try:
@@ -174,8 +182,9 @@ class EdgeBackend(StoreBackend):
         shard = self._shard_or_raise()
         if ids:
             self._require_room(0, f"deleting {len(ids)} points")
-            shard.update(qe.UpdateOperation.delete_points(list(ids)))
-            shard.flush()
+            with self._counted(removed=len(ids)):
+                shard.update(qe.UpdateOperation.delete_points(list(ids)))
+                shard.flush()
 
     def retrieve(self, ids: Sequence[PointId], with_vectors: bool = False) -> list[StoredPoint]:
         if not ids:
@@ -247,6 +256,17 @@ class EdgeBackend(StoreBackend):
         shard.flush()
         self._pending = 0
 
+    @contextmanager
+    def _counted(self, added: int = 0, removed: int = 0) -> Iterator[None]:
+        """Record in the sidecar the point counts a write may leave (a crash leaves one of them),
+        then the count it left: an open that finds another count finds a damaged store."""
+        meta = self._cdir() / META_FILE
+        before = self.count()
+        _record_points(meta, before - removed, before + added)
+        yield
+        after = self.count()
+        _record_points(meta, after, after)
+
     def _require_room(self, needed: int, what: str) -> None:
         """:func:`~.disk.require_free` for ``needed`` bytes and the :func:`~.disk.headroom` of a
         write: whatever the write does, the store can be opened again."""
@@ -288,6 +308,45 @@ def _edge_config(spec: CollectionSpec, threads: int | None, wal: bool) -> qe.Edg
             hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=spec.hnsw_ef_construct, full_scan_threshold=10_000)),
     }, max_search_threads=threads, wal_enabled=wal,
         optimizers=qe.EdgeOptimizersConfig(max_segment_size=SEGMENT_KB))
+
+
+def _record_points(meta: Path, low: int, high: int) -> None:
+    data = json.loads(meta.read_text())
+    data[POINTS_KEY] = {"min": max(0, low), "max": high}
+    _write_json(meta, data)
+
+
+def _check_points(name: str, cdir: Path, shard: Any, recorded: Any) -> None:
+    """Raise :class:`StoreCorruptError` when the shard holds another number of points than the
+    sidecar records (lost segments; a store written before counts were recorded is not checked)."""
+    if not isinstance(recorded, dict) or not {"min", "max"} <= set(recorded):
+        return
+    found = guarded(shard.count, name, cdir, True, qe.CountRequest(exact=True))
+    if recorded["min"] <= found <= recorded["max"]:
+        return
+    shard.close()
+    expected = recorded["min"] if recorded["min"] == recorded["max"] else f"{recorded['min']}-{recorded['max']}"
+    raise StoreCorruptError(
+        f"collection {name!r} at {cdir} holds {found} points, but {expected} were stored: files of the store were "
+        f"lost or damaged. Restore {cdir} from a backup, or move it away and rebuild the collection with `vitr "
+        f"index`; to keep the {found} points left, delete the {POINTS_KEY!r} entry of {cdir / META_FILE}.")
+
+
+def _check_vectors(name: str, cdir: Path, shard: Any, sample: int = 8) -> None:
+    """Raise :class:`StoreCorruptError` when the first stored points' vectors are missing or are
+    not unit vectors (the engine normalises cosine vectors): zeroed or overwritten vector files."""
+    req = qe.ScrollRequest(limit=sample, with_payload=False, with_vector=[GLOBAL, REGIONS])
+    records, _ = guarded(shard.scroll, name, cdir, True, req)
+    for record in records:
+        point = stored_point_from(record)
+        vec = None if point.global_vector is None else np.asarray(point.global_vector, dtype=np.float64)
+        if vec is None or point.regions is None or not np.isfinite(vec).all() or \
+                abs(float(np.linalg.norm(vec)) - 1.0) > 1e-2:
+            shard.close()
+            raise StoreCorruptError(
+                f"collection {name!r} at {cdir}: the vectors of point {point.id} are missing or damaged, so the "
+                f"vector files of the store are. Restore {cdir} from a backup, or move it away and rebuild the "
+                f"collection with `vitr index`.")
 
 
 def _keep_if_reopenable(cdir: Path, shard: Any) -> None:

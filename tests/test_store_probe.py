@@ -150,3 +150,93 @@ def test_real_small_file_systems(tmp_path, tiny_model, scene_files, kind, size_m
             assert len(col) == 6
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+# --- damage -----------------------------------------------------------------------------------
+def hundred_points(path: Path) -> Path:
+    """A store of 100 points written in 10 upserts; returns its segments directory."""
+    import numpy as np
+
+    from vitr_qdrant.connectors import StoredPoint
+
+    rng = np.random.default_rng(0)
+    with create_backend(path=path) as b:
+        b.open_collection(CollectionSpec("c", 16, 8))
+        for start in range(0, 100, 10):
+            b.upsert([StoredPoint(i, rng.normal(size=16), rng.normal(size=(3, 8))) for i in range(start, start + 10)])
+    return path / "c" / "shard" / "segments"
+
+
+def vector_files(segments: Path) -> list[Path]:
+    return [p for p in segments.rglob("*") if p.is_file() and "vector_storage" in str(p) and p.stat().st_size > 0]
+
+
+def damage_deleted_segment(segments: Path) -> None:
+    shutil.rmtree(next(segments.iterdir()))
+
+
+def damage_zeroed_vectors(segments: Path) -> None:
+    for p in vector_files(segments):
+        p.write_bytes(b"\0" * p.stat().st_size)
+
+
+def damage_truncated_vectors(segments: Path) -> None:
+    for p in vector_files(segments):
+        if p.name.startswith("chunk_"):
+            os.truncate(p, 200)
+
+
+@pytest.mark.parametrize("damage, says", [(damage_deleted_segment, "holds 10 points, but 100 were stored"),
+                                          (damage_zeroed_vectors, "vectors of point 0 are missing or damaged"),
+                                          (damage_truncated_vectors, "is damaged")])
+def test_a_damaged_store_is_said_not_opened(tmp_path, damage, says):
+    damage(hundred_points(tmp_path))
+    with pytest.raises(vq.StoreCorruptError, match=says) as info:
+        create_backend(path=tmp_path).open_collection(CollectionSpec("c", 16, 8))
+    assert "Restore" in str(info.value) and "vitr index" in str(info.value)
+    if damage is not damage_truncated_vectors:   # the engine's failed load keeps its WAL until its error is collected
+        with pytest.raises(vq.StoreCorruptError):   # the lock went with the error: the same answer again
+            create_backend(path=tmp_path).open_collection(CollectionSpec("c", 16, 8))
+
+
+def test_the_way_back_keeps_what_is_left(tmp_path):
+    import json
+
+    damage_deleted_segment(hundred_points(tmp_path))
+    meta = tmp_path / "c" / "vitr_collection.json"
+    record = json.loads(meta.read_text())
+    del record["points"]   # what the message says to do to keep the points left
+    meta.write_text(json.dumps(record))
+    with create_backend(path=tmp_path) as b:
+        b.open_collection(CollectionSpec("c", 16, 8))
+        assert b.count() == 10
+
+
+def test_a_write_cut_short_is_no_damage(tmp_path, monkeypatch):
+    """A crash between the sidecar's record and the end of a write leaves a count in the recorded range."""
+    import numpy as np
+
+    from vitr_qdrant.connectors import StoredPoint
+    from vitr_qdrant.connectors import edge
+
+    hundred_points(tmp_path)
+    real = edge._record_points
+    calls = []
+
+    def crash_after_first(meta, low, high):
+        calls.append((low, high))
+        if len(calls) == 2:
+            raise KeyboardInterrupt   # the process dies after the points were written, before the count
+        real(meta, low, high)
+
+    monkeypatch.setattr(edge, "_record_points", crash_after_first)
+    b = create_backend(path=tmp_path)
+    b.open_collection(CollectionSpec("c", 16, 8))
+    with pytest.raises(KeyboardInterrupt):
+        b.upsert([StoredPoint(1000 + i, np.ones(16), np.ones((2, 8))) for i in range(5)])
+    b.close()
+    monkeypatch.undo()
+    assert calls[0] == (100, 105)
+    with create_backend(path=tmp_path) as b:
+        b.open_collection(CollectionSpec("c", 16, 8))
+        assert b.count() == 105
