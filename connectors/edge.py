@@ -29,6 +29,7 @@ META_FILE = "vitr_collection.json"
 POINTS_KEY = "points"
 """The sidecar's record of how many points the collection holds (``{"min": n, "max": n}``)."""
 SHARD_DIR = "shard"
+TEMP_SEGMENTS = "temp_segments"
 SEGMENT_KB = 256 * 1024
 """The largest segment the engine builds (of vector data), so that one index rebuild never
 grows with the collection: the rebuilds of a growing collection add up to about linear work."""
@@ -86,6 +87,7 @@ class EdgeBackend(StoreBackend):
             if stored is not None:
                 check_metadata(spec.name, stored, spec)
                 spec = spec.with_stored_options(stored)
+                _remove_optimize_leftovers(cdir / SHARD_DIR)
             else:
                 _write_json(cdir / META_FILE, {**spec.metadata(), POINTS_KEY: {"min": 0, "max": 0}})
             shard = self._open_shard(cdir / SHARD_DIR, spec)
@@ -308,6 +310,20 @@ def _edge_config(spec: CollectionSpec, threads: int | None, wal: bool) -> qe.Edg
             hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=spec.hnsw_ef_construct, full_scan_threshold=10_000)),
     }, max_search_threads=threads, wal_enabled=wal,
         optimizers=qe.EdgeOptimizersConfig(max_segment_size=SEGMENT_KB))
+
+
+def _remove_optimize_leftovers(sdir: Path) -> None:
+    """Remove the segments a killed optimize was building (``temp_segments``; the engine leaves
+    them, as large as the segments they rebuild): under the lock nothing can be using them."""
+    temp = sdir / TEMP_SEGMENTS
+    if not temp.is_dir():
+        return
+    for leftover in temp.iterdir():
+        logger.warning("removing %s, left by an optimize that did not finish", leftover)
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 def _record_points(meta: Path, low: int, high: int) -> None:

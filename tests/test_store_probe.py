@@ -240,3 +240,51 @@ def test_a_write_cut_short_is_no_damage(tmp_path, monkeypatch):
     with create_backend(path=tmp_path) as b:
         b.open_collection(CollectionSpec("c", 16, 8))
         assert b.count() == 105
+
+
+# --- leftovers of a killed optimize -----------------------------------------------------------
+def test_segments_a_killed_optimize_was_building_are_removed_on_open(tmp_path):
+    hundred_points(tmp_path)
+    builder = tmp_path / "c" / "shard" / "temp_segments" / "segment_builder_x"
+    (builder / "vector_storage").mkdir(parents=True)
+    (builder / "vector_storage" / "chunk_0.mmap").write_bytes(b"\1" * 4096)
+    with create_backend(path=tmp_path) as b:
+        b.open_collection(CollectionSpec("c", 16, 8))
+        assert b.count() == 100
+    assert not builder.exists()
+
+
+OPTIMIZE = """
+    import sys
+    import numpy as np
+    from vitr_qdrant.connectors import CollectionSpec, StoredPoint, create_backend
+    b = create_backend(path=sys.argv[1], optimize_every=0)
+    b.open_collection(CollectionSpec("c", 128, 64))
+    if sys.argv[2] == "fill":
+        rng = np.random.default_rng(0)
+        for s in range(0, 20000, 1000):
+            b.upsert([StoredPoint(i, rng.normal(size=128), rng.normal(size=(8, 64))) for i in range(s, s + 1000)])
+    else:
+        print("optimizing", flush=True)
+        b.optimize()
+    b.close()
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_optimize_leaves_no_second_copy(tmp_path):
+    subprocess.run([sys.executable, "-c", textwrap.dedent(OPTIMIZE), str(tmp_path), "fill"], cwd=ROOT, check=True,
+                   timeout=300)
+    clean = disk_module.usage(tmp_path / "c")[0]
+    proc = run_python(OPTIMIZE, str(tmp_path), "optimize")
+    temp = tmp_path / "c" / "shard" / "temp_segments"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and disk_module.usage(temp)[0] < clean // 2:
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait(30)
+    assert disk_module.usage(temp)[0] >= clean // 2, "the optimize never got far enough to leave a copy"
+    with create_backend(path=tmp_path, optimize_every=0) as b:
+        b.open_collection(CollectionSpec("c", 128, 64))
+        assert b.count() == 20000
+    assert disk_module.usage(tmp_path / "c")[0] < 1.2 * clean
