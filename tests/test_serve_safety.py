@@ -310,3 +310,41 @@ def test_docs_come_from_the_package(writable):
         r = client.get(name)
         assert r.status_code == 200 and "://" not in r.text and "cdn" not in r.text.lower(), name
     assert "openapi.json" in client.get("/docs").text and client.get("/openapi.json").status_code == 200
+
+
+def test_vitr_serve_log_json_writes_one_json_line_per_request(tmp_path, tiny_model, scene_files):
+    """The real command: `vitr serve --log-json` in its own process, asked twice."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from test_collection import free_port
+
+    model_dir = str(tiny_model.save(tmp_path / "model"))
+    with vq.VitrCollection("pics", path=tmp_path / "store", model=tiny_model) as col:
+        col.add_images(scene_files[:2], progress=False)
+    port = free_port()
+    env = {**os.environ, "VITR_SERVICE_KEY": "k3y-value"}
+    proc = subprocess.Popen([sys.executable, "-m", "vitr_qdrant", "serve", "-c", "pics", "--path", str(tmp_path / "store"),
+                             "--model", model_dir, "--port", str(port), "--log-json"], env=env,
+                            stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert httpx.get(f"http://127.0.0.1:{port}/info", headers={"X-API-Key": "k3y-value"}).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/info", headers={"Host": "evil.example"}).status_code == 421
+    finally:
+        proc.terminate()
+        err = proc.communicate(timeout=30)[1]
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    access = [(a["method"], a["path"], a["status"]) for a in lines if a["logger"] == "vitr_qdrant.serve.access"]
+    assert ("GET", "/info", 200) in access and ("GET", "/info", 421) in access, err[-2000:]
+    assert "k3y-value" not in err

@@ -88,7 +88,7 @@ def run_serve(args: argparse.Namespace) -> int:
                          allowed_hosts=default_hosts(args.host, args.allowed_host))
         print(f"vitr serve: {col.name} ({len(col)} images) at http://{args.host}:{args.port}{args.root_path}/ "
               f"(API docs at /docs); Ctrl-C stops", file=sys.stderr, flush=True)
-        configure_logging(args.log_json, args.verbose or args.debug)
+        configure_logging(args.log_json)
         uvicorn.run(app, host=args.host, port=args.port, root_path=args.root_path, access_log=False,
                     log_config=None, log_level="info")
     return 0

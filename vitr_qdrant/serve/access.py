@@ -53,13 +53,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def configure_logging(json_lines: bool, verbose: bool) -> logging.Handler:
-    """Send the service's log (the access log included) to stderr, as text or JSON lines."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    for name in ("vitr_qdrant", "uvicorn.error"):
-        log = logging.getLogger(name)
-        log.addHandler(handler)
-        log.setLevel(logging.DEBUG if verbose else logging.INFO)
-        log.propagate = False
-    return handler
+def configure_logging(json_lines: bool) -> None:
+    """Log the access lines at INFO (the CLI's root handler writes them to stderr), and with
+    ``json_lines`` make every line of the log, the server's own included, a JSON object."""
+    logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO)
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler())
+    if json_lines:
+        for handler in root.handlers:
+            handler.setFormatter(JsonFormatter())
