@@ -328,8 +328,8 @@ def test_vitr_serve_log_json_writes_one_json_line_per_request(tmp_path, tiny_mod
         col.add_images(scene_files[:2], progress=False)
     port = free_port()
     env = {**os.environ, "VITR_SERVICE_KEY": "k3y-value"}
-    proc = subprocess.Popen([sys.executable, "-m", "vitr_qdrant", "serve", "-c", "pics", "--path", str(tmp_path / "store"),
-                             "--model", model_dir, "--port", str(port), "--log-json"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "vitr_qdrant", "serve", "-c", "pics", "--path",
+                             str(tmp_path / "store"), "--model", model_dir, "--port", str(port), "--log-json"], env=env,
                             stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     try:
         deadline = time.monotonic() + 60
