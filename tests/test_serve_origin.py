@@ -132,3 +132,18 @@ def test_the_viewer_loads_no_image_from_a_payload_host(setup, browser):
     tab.wait_for_timeout(500)
     assert len(other.requests) == fetched, other.requests[fetched:]
     tab.close()
+
+
+def test_the_api_docs_render_offline(setup, browser):
+    """/docs is the package's own page: it renders the endpoints with nothing fetched from elsewhere."""
+    from playwright.sync_api import expect
+
+    col, port, other, _ = setup
+    tab = browser.new_page()
+    outside = []
+    tab.on("request", lambda r: outside.append(r.url) if not r.url.startswith(f"http://127.0.0.1:{port}/") else None)
+    tab.goto(f"http://127.0.0.1:{port}/docs")
+    expect(tab.locator("#api")).to_contain_text("POST /search")
+    expect(tab.locator("#api")).to_contain_text("DELETE /items/{item_id}")
+    assert outside == []
+    tab.close()
