@@ -348,3 +348,26 @@ def test_vitr_serve_log_json_writes_one_json_line_per_request(tmp_path, tiny_mod
     access = [(a["method"], a["path"], a["status"]) for a in lines if a["logger"] == "vitr_qdrant.serve.access"]
     assert ("GET", "/info", 200) in access and ("GET", "/info", 421) in access, err[-2000:]
     assert "k3y-value" not in err
+
+
+def test_the_cli_wires_allowed_hosts_and_updates(tmp_path, tiny_model, scene_files, monkeypatch):
+    import uvicorn
+
+    from vitr_qdrant.cli import main
+
+    model_dir = str(tiny_model.save(tmp_path / "model"))
+    with vq.VitrCollection("pics", path=tmp_path / "store", model=tiny_model) as col:
+        col.add_images(scene_files[:1], progress=False)
+    seen = {}
+
+    def fake_run(app, **kwargs):   # instead of listening: ask the app as clients on three names would
+        for base in ("http://photos.lan:8000", "http://127.0.0.1:8000", "http://evil.example:8000"):
+            seen[base] = TestClient(app, base_url=base).get("/info").status_code
+        seen["update"] = TestClient(app, base_url=LOCAL).get("/info").json()["update"]
+
+    monkeypatch.delenv("VITR_SERVICE_KEY", raising=False)
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    assert main(["serve", "-c", "pics", "--path", str(tmp_path / "store"), "--model", model_dir,
+                 "--allowed-host", "photos.lan", "--allow-updates", "--uploads", str(tmp_path / "up")]) == 0
+    assert seen == {"http://photos.lan:8000": 200, "http://127.0.0.1:8000": 200, "http://evil.example:8000": 421,
+                    "update": True}

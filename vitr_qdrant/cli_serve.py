@@ -83,11 +83,13 @@ def run_serve(args: argparse.Namespace) -> int:
 
     require_collection(args)
     with open_collection(args) as col:
+        hosts = default_hosts(args.host, args.allowed_host)
         app = create_app(col, api_key=key, uploads=args.uploads, allow_delete=args.allow_delete,
                          allow_updates=args.allow_updates, max_body_bytes=int(args.max_upload_mb * 2**20),
-                         allowed_hosts=default_hosts(args.host, args.allowed_host))
+                         allowed_hosts=hosts)
         print(f"vitr serve: {col.name} ({len(col)} images) at http://{args.host}:{args.port}{args.root_path}/ "
-              f"(API docs at /docs); Ctrl-C stops", file=sys.stderr, flush=True)
+              f"(API docs at /docs), answering the host names {', '.join(hosts)} (--allowed-host adds one); "
+              f"Ctrl-C stops", file=sys.stderr, flush=True)
         configure_logging(args.log_json)
         uvicorn.run(app, host=args.host, port=args.port, root_path=args.root_path, access_log=False,
                     log_config=None, log_level="info")
