@@ -234,9 +234,10 @@ def test_int_and_str_ids_that_read_alike_are_both_reachable(writable, scene_file
     assert [r.id for r in writable.get([1, "1"])] == [1]
 
 
-def test_a_name_ending_in_the_texts_suffix_is_refused(tmp_path, tiny_model):
-    with pytest.raises(vq.InputError, match="__texts"):
-        vq.VitrCollection("x__texts", path=tmp_path / "store", model=tiny_model)
+@pytest.mark.parametrize("name", ["x__texts", "x__upgrading"])
+def test_a_name_ending_in_a_kept_suffix_is_refused(tmp_path, tiny_model, name):
+    with pytest.raises(vq.InputError, match=name[1:]):
+        vq.VitrCollection(name, path=tmp_path / "store", model=tiny_model)
 
 
 # --- threads ----------------------------------------------------------------------------------

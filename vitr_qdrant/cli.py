@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 from .cli_index import add_index_parser, run_index
 from .cli_serve import add_serve_parser, run_serve
 from .cli_store import (EXIT_STATUS, UsageError, add_store_args, list_store, open_collection, require_collection,
-                        server_key)
+                        server_key, store_path)
 from .cli_tools import TOOLS, add_tool_parsers
 from ._json import json_object
 from .encoders.modes import MODES
@@ -43,8 +43,9 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
                    "same model")
     p.add_argument("--filter", type=filter_option, help='payload filter as JSON, e.g. \'{"kind": "dog"}\'')
     p.add_argument("--prefetch", type=prefetch_option, default=200,
-                   help="stage 1 size: candidates by the global vector; 'all': no global stage, MaxSim over "
-                   "every image (exact, slower on large collections)")
+                   help="stage 1 size: candidates by the global vector and, where the collection has them, "
+                   "by the model's first-stage vector (each its top N); 'all': no stage 1, MaxSim over every "
+                   "image (exact, slower on large collections)")
     p.add_argument("--candidates", type=int, default=50, help="stage 2 size: candidates reranked in vitr mode")
 
 
@@ -72,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="collection statistics and model fingerprint (no model needed)",
                        parents=[common], epilog=EXIT_STATUS)
     add_store_args(i, model=False, required=False)
+    u = sub.add_parser("upgrade", parents=[common], epilog=EXIT_STATUS,
+                       help="add the model's first-stage vectors to a collection made without them (from the "
+                       "stored vectors: no image is re-encoded)")
+    add_store_args(u)
     add_serve_parser(sub, common)
     add_tool_parsers(sub)
     return p
@@ -114,7 +119,23 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"search": run_search, "info": run_info, "index": run_index, "serve": run_serve}
+def run_upgrade(args: argparse.Namespace) -> int:
+    from .connectors import create_backend
+    from .encoders import load_model
+    from .upgrade import upgrade_collection
+
+    path = store_path(args)
+    if path is not None and not path.is_dir():
+        raise UsageError(f"no store at {path} (nothing was created); check --path")
+    model = load_model(args.model, device=args.device)
+    with create_backend(path=path, url=args.url, api_key=server_key(args), backend=args.backend) as store:
+        n = upgrade_collection(store, args.collection, model)
+    print(f"collection {args.collection}: " + (f"first-stage vectors of {model.cfg.name} added to {n} images"
+                                                if n else f"has the first-stage vectors of {model.cfg.name} already"))
+    return 0
+
+
+COMMANDS = {"search": run_search, "info": run_info, "index": run_index, "serve": run_serve, "upgrade": run_upgrade}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,15 +9,16 @@ import uuid
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from . import ingest, search
+from .search import collection_spec, warn_first_stage
 from .connectors import (STORAGE_OPTIONS, CollectionSpec, PointId, StoreBackend, create_backend,
                          default_store_path, point_id)
 from .connectors.ids import user_key
 from .encoders import VitrModel, load_model
-from .errors import CollectionClosedError, InputError
+from .errors import CollectionClosedError, InputError, StoreError
 from .inputs import load_one
 from .results import AddReport, Hit, ItemId, Record, user_id
 from .settings import Settings
-from .store_info import TEXTS_SUFFIX, sibling_store
+from .store_info import TEXTS_SUFFIX, UPGRADE_SUFFIX, sibling_store
 
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -82,9 +83,10 @@ class VitrCollection:
         self.name = name
         self._closed, self._active, self._use = True, {}, threading.Condition()   # calls running, by thread
         self._writing = threading.Lock()   # adds one at a time: each report counts an image once
-        if isinstance(name, str) and name.endswith(TEXTS_SUFFIX):
-            raise InputError(f"collection names ending in {TEXTS_SUFFIX!r} are kept for the texts of the "
-                             f"collection {name[:-len(TEXTS_SUFFIX)]!r}: choose another name")
+        for suffix, kept in ((TEXTS_SUFFIX, "the texts"), (UPGRADE_SUFFIX, "an upgrade in progress")):
+            if isinstance(name, str) and name.endswith(suffix):
+                raise InputError(f"collection names ending in {suffix!r} are kept for {kept} of the collection "
+                                 f"{name[:-len(suffix)]!r}: choose another name")
         self.settings = Settings.create(settings)
         self.model = model if isinstance(model, VitrModel) else load_model(model)
         storage = {k: options.pop(k) for k in STORAGE_OPTIONS if k in options}
@@ -100,17 +102,17 @@ class VitrCollection:
         self._texts: StoreBackend | None = None
         try:
             self._spec = self._make_spec(name, **storage)   # a bad name or option closes the store too
+            check_not_upgrading(self._store, name)
             self._store.open_collection(self._spec)
             self._store.ensure_payload_indexes(index_kinds(index_keys))
+            warn_first_stage(self._store, self.model)
         except BaseException:
             self._store.close()
             raise
         self._closed = False
 
-    def _make_spec(self, name: str, **storage: Any) -> CollectionSpec:
-        cfg = self.model.cfg
-        return CollectionSpec(name=name, global_dim=cfg.backbone.embed_dim, region_dim=cfg.local.dim,
-                              fingerprint=self.model.fingerprint, **storage)
+    def _make_spec(self, name: str, first_stage: bool = True, **storage: Any) -> CollectionSpec:
+        return collection_spec(name, self.model, first_stage, **storage)
 
     # --- writing ----------------------------------------------------------------------------
     @_while_open
@@ -171,10 +173,10 @@ class VitrCollection:
             filter: A dict (``{"category": "dog", "year": {"gte": 2020}}``) or a Qdrant ``models.Filter``.
             mode: ``"vitr"`` (fusion rerank), ``"late"`` (MaxSim) or ``"global"`` (CLIP baseline);
                 None: ``vitr``, or ``global`` for a model without a trained head.
-            prefetch: Stage 1 size N (top N by the global vector, filters applied); None: no
-                global stage, every image the filter lets through is ranked by MaxSim (exact,
-                slower as the collection grows; for models with a weak global vector such as
-                ``vitr-objects-s``).
+            prefetch: Stage 1 size N: the top N by the global vector and, in a collection with
+                the model's first-stage vectors, the top N by those (filters applied); None: no
+                stage 1, every image the filter lets through is ranked by MaxSim (exact, slower
+                as the collection grows).
             candidates: Stage 2 size M (top M by MaxSim, reranked in ``vitr`` mode).
 
         Raises:
@@ -280,12 +282,19 @@ class VitrCollection:
         if self._texts is None:
             backend = sibling_store(self._store)
             try:
-                backend.open_collection(self._make_spec(self.name + TEXTS_SUFFIX))
+                backend.open_collection(self._make_spec(self.name + TEXTS_SUFFIX, first_stage=False))
             except BaseException:
                 backend.close()
                 raise
             self._texts = backend
         return self._texts
+
+
+def check_not_upgrading(store: StoreBackend, name: str) -> None:
+    """Refuse to open (and so create) ``name`` while an interrupted ``vitr upgrade`` holds its points."""
+    if store.read_metadata(name + UPGRADE_SUFFIX) is not None:
+        raise StoreError(f"an upgrade of collection {name!r} was interrupted and its points are in "
+                         f"{name + UPGRADE_SUFFIX!r}: run `vitr upgrade -c {name}` to finish it")
 
 
 def _check_query(text: Any, limit: int) -> None:

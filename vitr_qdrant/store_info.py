@@ -9,6 +9,7 @@ from .errors import CollectionNotFoundError
 from .url_policy import redact_url
 
 TEXTS_SUFFIX = "__texts"
+UPGRADE_SUFFIX = "__upgrading"   # the points of a collection while `vitr upgrade` rebuilds it
 
 
 def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None = None, url: str | None = None,
@@ -45,7 +46,7 @@ def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None =
 
 def list_collections(store: StoreBackend) -> list[str]:
     """Names of the vitr collections in a store (texts companions left out)."""
-    return sorted(n for n in store.list_collections() if not n.endswith(TEXTS_SUFFIX))
+    return sorted(n for n in store.list_collections() if not n.endswith((TEXTS_SUFFIX, UPGRADE_SUFFIX)))
 
 
 def _count(store: StoreBackend, name: str, meta: dict[str, Any]) -> int:
