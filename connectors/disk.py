@@ -2,11 +2,15 @@
 
 The embedded engine writes through memory-mapped files that it makes sparse and fills as it
 goes; on a full disk such a write is a SIGBUS that kills the process, not an error. So before
-every write the store asks for the room the write needs, plus the holes of its sparse files (the
-engine may fill them: opening a store on tmpfs does), plus :data:`WRITE_RESERVE` (the files a
-write may start), and refuses with :class:`StoreFullError` before writing anything when the disk
-has less. What is left after any write is enough to open the store again: its holes and
-:data:`MARGIN`.
+every write the store asks for the room the write needs plus a headroom, and refuses with
+:class:`StoreFullError` before writing anything when the disk has less.
+
+The headroom depends on the file system. On a disk (ext4, xfs, btrfs, APFS...) the holes of the
+sparse files stay holes when a store is opened: the headroom is :data:`MARGIN`, so a store created
+on a small disk reopens there (a 20-point store takes about 150 KB). On a memory file system
+(tmpfs) opening a store fills its holes (measured: ~100 MB for a fresh store, whatever its size):
+there the headroom is the holes plus :data:`WRITE_RESERVE` (the files a write may start), and a
+store is created only where it could be opened again.
 """
 from __future__ import annotations
 
@@ -48,11 +52,45 @@ def usage(root: Path) -> tuple[int, int]:
     return occupied, holes
 
 
+MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs", "shm", "devtmpfs"})
+"""File systems without sparse files: opening a store fills the holes of its files."""
+
+
+def fills_holes(where: Path) -> bool:
+    """Whether ``where`` is on a memory file system (from ``/proc/mounts``; elsewhere: False)."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return False
+    target = str(_existing(where).resolve())
+    best, kind = "", ""
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind in MEMORY_FILESYSTEMS
+
+
+def headroom(cdir: Path, write: bool) -> int:
+    """The room kept free besides what an operation on the store at ``cdir`` needs: :data:`MARGIN`
+    on a disk; on a memory file system the holes of its files too (and :data:`WRITE_RESERVE` for a write)."""
+    if not fills_holes(cdir):
+        return MARGIN
+    return usage(cdir)[1] + (WRITE_RESERVE if write else MARGIN)
+
+
+def _existing(where: Path) -> Path:
+    return next(p for p in (where, *where.parents) if p.exists())
+
+
 def require_free(where: Path, needed: int, what: str) -> None:
     """Raise :class:`StoreFullError` unless the disk of ``where`` (or of its nearest existing
     parent) has ``needed`` bytes free; ``what`` names the write."""
-    existing = next(p for p in (where, *where.parents) if p.exists())
-    free = shutil.disk_usage(existing).free
+    free = shutil.disk_usage(_existing(where)).free
     if free < needed:
         raise StoreFullError(
             f"{what} needs about {_mb(needed)} free on the disk of {where}, and {_mb(free)} are free: "

@@ -6,14 +6,16 @@ import json
 import logging
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
+import numpy as np
 import qdrant_edge as qe
 
 from ..errors import CollectionNotFoundError, InputError, StoreCorruptError, StoreFullError
 from .base import StoreBackend, check_plan, check_points
-from .disk import GROWTH, MARGIN, WRITE_RESERVE, point_bytes, require_free, usage
+from .disk import GROWTH, headroom, point_bytes, require_free, usage
 from .edge_errors import GuardedShard, guarded
 from .edge_filters import to_edge_filter
 from .ids import PointId, normalize_id
@@ -24,7 +26,10 @@ from .schema import (FIRST, GLOBAL, REGIONS, REGIONS_PAYLOAD_KEY, Candidate, Col
 
 logger = logging.getLogger(__name__)
 META_FILE = "vitr_collection.json"
+POINTS_KEY = "points"
+"""The sidecar's record of how many points the collection holds (``{"min": n, "max": n}``)."""
 SHARD_DIR = "shard"
+TEMP_SEGMENTS = "temp_segments"
 SEGMENT_KB = 256 * 1024
 """The largest segment the engine builds (of vector data), so that one index rebuild never
 grows with the collection: the rebuilds of a growing collection add up to about linear work."""
@@ -74,7 +79,7 @@ class EdgeBackend(StoreBackend):
         if stored is None and not create:
             raise CollectionNotFoundError(f"no collection {spec.name!r} in {self.path}; "
                                           f"found: {self.list_collections()}")
-        require_free(cdir, usage(cdir)[1] + MARGIN, f"opening collection {spec.name!r}")
+        require_free(cdir, headroom(cdir, write=False), f"opening collection {spec.name!r}")
         lock = DirLock(cdir)
         lock.acquire()
         try:
@@ -82,9 +87,15 @@ class EdgeBackend(StoreBackend):
             if stored is not None:
                 check_metadata(spec.name, stored, spec)
                 spec = spec.with_stored_options(stored)
+                _remove_optimize_leftovers(cdir / SHARD_DIR)
             else:
-                _write_json(cdir / META_FILE, spec.metadata())
+                _write_json(cdir / META_FILE, {**spec.metadata(), POINTS_KEY: {"min": 0, "max": 0}})
             shard = self._open_shard(cdir / SHARD_DIR, spec)
+            if stored is None:
+                _keep_if_reopenable(cdir, shard)
+            else:
+                _check_points(spec.name, cdir, shard, stored.get(POINTS_KEY))
+                _check_vectors(spec.name, cdir, shard)
         except BaseException:
             lock.release()
             raise
@@ -156,11 +167,12 @@ class EdgeBackend(StoreBackend):
                     for (_, vecs), p in zip(rows, points)]
         self._require_room(GROWTH * point_bytes([v for _, vecs in rows for v in vecs.values()], payloads),
                            f"writing {len(rows)} points")
-        for start in range(0, len(rows), _BATCH):
-            batch = [qe.Point(pid, {k: v.tolist() for k, v in vecs.items()}, payload)
-                     for (pid, vecs), payload in zip(rows[start:start + _BATCH], payloads[start:start + _BATCH])]
-            shard.update(qe.UpdateOperation.upsert_points(batch))
-        shard.flush()
+        with self._counted(added=len(rows)):
+            for start in range(0, len(rows), _BATCH):
+                batch = [qe.Point(pid, {k: v.tolist() for k, v in vecs.items()}, payload)
+                         for (pid, vecs), payload in zip(rows[start:start + _BATCH], payloads[start:start + _BATCH])]
+                shard.update(qe.UpdateOperation.upsert_points(batch))
+            shard.flush()
         self._pending += len(rows)
         if self.optimize_every and self._pending >= self.optimize_every:
             try:
@@ -172,8 +184,9 @@ class EdgeBackend(StoreBackend):
         shard = self._shard_or_raise()
         if ids:
             self._require_room(0, f"deleting {len(ids)} points")
-            shard.update(qe.UpdateOperation.delete_points(list(ids)))
-            shard.flush()
+            with self._counted(removed=len(ids)):
+                shard.update(qe.UpdateOperation.delete_points(list(ids)))
+                shard.flush()
 
     def retrieve(self, ids: Sequence[PointId], with_vectors: bool = False) -> list[StoredPoint]:
         if not ids:
@@ -255,11 +268,22 @@ class EdgeBackend(StoreBackend):
         shard.flush()
         self._pending = 0
 
+    @contextmanager
+    def _counted(self, added: int = 0, removed: int = 0) -> Iterator[None]:
+        """Record in the sidecar the point counts a write may leave (a crash leaves one of them),
+        then the count it left: an open that finds another count finds a damaged store."""
+        meta = self._cdir() / META_FILE
+        before = self.count()
+        _record_points(meta, before - removed, before + added)
+        yield
+        after = self.count()
+        _record_points(meta, after, after)
+
     def _require_room(self, needed: int, what: str) -> None:
-        """:func:`~.disk.require_free` for ``needed`` bytes, the holes of the store's files and
-        :data:`~.disk.WRITE_RESERVE`: whatever the write does, the store can be opened again."""
+        """:func:`~.disk.require_free` for ``needed`` bytes and the :func:`~.disk.headroom` of a
+        write: whatever the write does, the store can be opened again."""
         cdir = self._cdir()
-        require_free(cdir, needed + usage(cdir)[1] + WRITE_RESERVE, f"{what} in collection {cdir.name!r}")
+        require_free(cdir, needed + headroom(cdir, write=True), f"{what} in collection {cdir.name!r}")
 
     def _cdir(self) -> Path:
         return self.path / self._require_spec().name
@@ -302,6 +326,71 @@ def _edge_config(spec: CollectionSpec, threads: int | None, wal: bool) -> qe.Edg
         vectors[FIRST] = dense(spec.first_dim)
     return qe.EdgeConfig(vectors=vectors, max_search_threads=threads, wal_enabled=wal,
         optimizers=qe.EdgeOptimizersConfig(max_segment_size=SEGMENT_KB))
+
+
+def _remove_optimize_leftovers(sdir: Path) -> None:
+    """Remove the segments a killed optimize was building (``temp_segments``; the engine leaves
+    them, as large as the segments they rebuild): under the lock nothing can be using them."""
+    temp = sdir / TEMP_SEGMENTS
+    if not temp.is_dir():
+        return
+    for leftover in temp.iterdir():
+        logger.warning("removing %s, left by an optimize that did not finish", leftover)
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def _record_points(meta: Path, low: int, high: int) -> None:
+    data = json.loads(meta.read_text())
+    data[POINTS_KEY] = {"min": max(0, low), "max": high}
+    _write_json(meta, data)
+
+
+def _check_points(name: str, cdir: Path, shard: Any, recorded: Any) -> None:
+    """Raise :class:`StoreCorruptError` when the shard holds another number of points than the
+    sidecar records (lost segments; a store written before counts were recorded is not checked)."""
+    if not isinstance(recorded, dict) or not {"min", "max"} <= set(recorded):
+        return
+    found = guarded(shard.count, name, cdir, True, qe.CountRequest(exact=True))
+    if recorded["min"] <= found <= recorded["max"]:
+        return
+    shard.close()
+    expected = recorded["min"] if recorded["min"] == recorded["max"] else f"{recorded['min']}-{recorded['max']}"
+    raise StoreCorruptError(
+        f"collection {name!r} at {cdir} holds {found} points, but {expected} were stored: files of the store were "
+        f"lost or damaged. Restore {cdir} from a backup, or move it away and rebuild the collection with `vitr "
+        f"index`; to keep the {found} points left, delete the {POINTS_KEY!r} entry of {cdir / META_FILE}.")
+
+
+def _check_vectors(name: str, cdir: Path, shard: Any, sample: int = 8) -> None:
+    """Raise :class:`StoreCorruptError` when the first stored points' vectors are missing or are
+    not unit vectors (the engine normalises cosine vectors): zeroed or overwritten vector files."""
+    req = qe.ScrollRequest(limit=sample, with_payload=False, with_vector=[GLOBAL, REGIONS])
+    records, _ = guarded(shard.scroll, name, cdir, True, req)
+    for record in records:
+        point = stored_point_from(record)
+        vec = None if point.global_vector is None else np.asarray(point.global_vector, dtype=np.float64)
+        if vec is None or point.regions is None or not np.isfinite(vec).all() or \
+                abs(float(np.linalg.norm(vec)) - 1.0) > 1e-2:
+            shard.close()
+            raise StoreCorruptError(
+                f"collection {name!r} at {cdir}: the vectors of point {point.id} are missing or damaged, so the "
+                f"vector files of the store are. Restore {cdir} from a backup, or move it away and rebuild the "
+                f"collection with `vitr index`.")
+
+
+def _keep_if_reopenable(cdir: Path, shard: Any) -> None:
+    """A new store is kept only where it can be opened again (on a memory file system opening
+    fills its holes); else it is removed and :class:`StoreFullError` says why."""
+    try:
+        require_free(cdir, headroom(cdir, write=False), f"collection {cdir.name!r} (to be opened again)")
+    except StoreFullError:
+        shard.close()
+        shutil.rmtree(cdir / SHARD_DIR, ignore_errors=True)
+        (cdir / META_FILE).unlink(missing_ok=True)
+        raise
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

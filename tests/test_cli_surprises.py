@@ -151,7 +151,7 @@ def test_serve_wires_the_options_into_the_app(store, model_dir, monkeypatch, tmp
     served = {}
 
     def fake_run(app, **kwargs):   # instead of listening: call the app the way a client would
-        client = TestClient(app)
+        client = TestClient(app, base_url="http://127.0.0.1")
         served["health"] = client.get("/health").status_code
         served["no key"] = client.get("/info").status_code
         served["info"] = client.get("/info", headers={"X-API-Key": "k"}).json()

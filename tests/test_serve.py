@@ -14,6 +14,7 @@ from vitr_qdrant.serve import create_app, guards
 from test_collection import png
 
 QUERY = "red circle left of blue square"
+LOCAL = "http://127.0.0.1"   # the services answer loopback names only (tests/test_serve_safety.py)
 HIT_KEYS = {"id", "score", "scores", "payload", "grounding"}
 
 
@@ -30,7 +31,7 @@ def col(tmp_path_factory, tiny_model, scene_files, scene_images):
 
 @pytest.fixture()
 def client(col):
-    return TestClient(create_app(col))
+    return TestClient(create_app(col), base_url=LOCAL)
 
 
 def test_health_and_the_search_contract(client):
@@ -79,7 +80,7 @@ def test_internal_errors_are_json_without_internals(col, monkeypatch):
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(col, "search", broken)
-    r = TestClient(create_app(col), raise_server_exceptions=False).post("/search", json={"text": QUERY})
+    r = TestClient(create_app(col), base_url=LOCAL, raise_server_exceptions=False).post("/search", json={"text": QUERY})
     assert r.status_code == 500 and "secret" not in r.text and "RuntimeError" in r.json()["message"]
 
 
@@ -87,7 +88,7 @@ def test_api_key_is_checked_in_constant_time(col, monkeypatch):
     seen = []
     real = guards.hmac.compare_digest
     monkeypatch.setattr(guards.hmac, "compare_digest", lambda a, b: seen.append((a, b)) or real(a, b))
-    client = TestClient(create_app(col, api_key="s3cret"))
+    client = TestClient(create_app(col, api_key="s3cret"), base_url=LOCAL)
     assert client.post("/search", json={"text": QUERY}).status_code == 401
     r = client.post("/search", json={"text": QUERY}, headers={"X-API-Key": "s3cre"})
     assert r.status_code == 401 and "X-API-Key" in r.json()["message"]
@@ -114,7 +115,7 @@ def test_search_by_uploaded_image_and_for_texts(client, scene_images):
 
 
 def test_uploads_over_the_cap_get_413(col, scene_images):
-    client = TestClient(create_app(col, max_body_bytes=2000))
+    client = TestClient(create_app(col, max_body_bytes=2000), base_url=LOCAL)
     big = png(scene_images[0].resize((256, 256)))
     assert len(big) > 2000
     r = client.post("/search/image", files={"file": ("q.png", big)})
@@ -144,7 +145,7 @@ def test_add_and_delete_only_when_allowed(tmp_path, tiny_model, scene_images, cl
     assert client.post("/items", files=[("files", ("a.png", png(scene_images[7])))]).status_code == 403
     assert client.delete("/items/0").status_code == 403
     with vq.VitrCollection("writable", path=tmp_path / "store", model=tiny_model) as c:
-        app = TestClient(create_app(c, uploads=tmp_path / "uploads", allow_delete=True))
+        app = TestClient(create_app(c, uploads=tmp_path / "uploads", allow_delete=True), base_url=LOCAL)
         data = png(scene_images[7])
         files = [("files", ("mine.png", data)), ("files", ("notes.txt", b"hello")), ("files", ("again.png", data))]
         r = app.post("/items", files=files, data={"metadata": '{"album": "x"}'})

@@ -139,9 +139,10 @@ def test_no_room_is_a_store_full_error_before_anything_is_written(stored, tiny_m
 
     monkeypatch.setattr(disk_module.shutil, "disk_usage", usage)
     with vq.VitrCollection("c", path=path, model=tiny_model) as col:
-        free["bytes"] = disk_module.WRITE_RESERVE + 1000
+        free["bytes"] = disk_module.MARGIN + 1000   # the headroom, and too little for two more points
         with pytest.raises(vq.StoreFullError, match="free on the disk of .*nothing was written"):
             col.add_images(scene_images[6:8], progress=False)
+        free["bytes"] = disk_module.MARGIN - 1
         with pytest.raises(vq.StoreFullError, match="deleting 1 points"):
             col.delete(ids[0])
         assert len(col) == 6

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from ._lazy import lazy_getattr
 from ._version import __version__
-from .errors import (CollectionNotFoundError, CollectionNotOpenError, FetchError, FingerprintMismatchError,
-                     HeadNotTrainedError, ImageLoadError, InputError, ModelError, ModelFormatError,
-                     ModelNotFoundError, StoreCorruptError, StoreError, StoreFullError, StoreLockedError,
+from .errors import (CollectionClosedError, CollectionNotFoundError, CollectionNotOpenError, FetchError,
+                     FingerprintMismatchError, HeadNotTrainedError, ImageLoadError, InputError, ModelError,
+                     ModelFormatError, ModelNotFoundError, StoreCorruptError, StoreError, StoreFullError, StoreLockedError,
                      URLPolicyError, VitrError)
 from .errors import __all__ as _ERRORS
 

@@ -1,10 +1,12 @@
 """VitrCollection: relation-aware image search (and image-to-text) on one Qdrant collection."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import threading
 import uuid
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from . import ingest, search
 from .search import collection_spec, warn_first_stage
@@ -12,13 +14,38 @@ from .connectors import (STORAGE_OPTIONS, CollectionSpec, PointId, StoreBackend,
                          default_store_path, point_id)
 from .connectors.ids import user_key
 from .encoders import VitrModel, load_model
-from .errors import InputError, StoreError
+from .errors import CollectionClosedError, InputError, StoreError
 from .inputs import load_one
 from .results import AddReport, Hit, ItemId, Record, user_id
 from .settings import Settings
 from .store_info import TEXTS_SUFFIX, UPGRADE_SUFFIX, sibling_store
 
 logger = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _while_open(method: F) -> F:
+    """Run ``method`` only on an open collection, and let :meth:`VitrCollection.close` (from any
+    thread) wait for it: a call after ``close`` raises :class:`CollectionClosedError`."""
+
+    @functools.wraps(method)
+    def call(self: "VitrCollection", *args: Any, **kwargs: Any) -> Any:
+        with self._use:
+            if self._closed:
+                raise CollectionClosedError(f"collection {self.name!r} is closed: open it again "
+                                            f"(VitrCollection({self.name!r}, ...)) to use it")
+            me = threading.get_ident()
+            self._active[me] = self._active.get(me, 0) + 1
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            with self._use:
+                self._active[me] -= 1
+                if not self._active[me]:
+                    del self._active[me]
+                self._use.notify_all()
+
+    return call  # type: ignore[return-value]
 
 
 class VitrCollection:
@@ -54,6 +81,12 @@ class VitrCollection:
                  backend: str | StoreBackend | None = None, settings: Settings | dict | None = None,
                  index_keys: Mapping[str, str] | Sequence[str] | None = None, **options: Any):
         self.name = name
+        self._closed, self._active, self._use = True, {}, threading.Condition()   # calls running, by thread
+        self._writing = threading.Lock()   # adds one at a time: each report counts an image once
+        for suffix, kept in ((TEXTS_SUFFIX, "the texts"), (UPGRADE_SUFFIX, "an upgrade in progress")):
+            if isinstance(name, str) and name.endswith(suffix):
+                raise InputError(f"collection names ending in {suffix!r} are kept for {kept} of the collection "
+                                 f"{name[:-len(suffix)]!r}: choose another name")
         self.settings = Settings.create(settings)
         self.model = model if isinstance(model, VitrModel) else load_model(model)
         storage = {k: options.pop(k) for k in STORAGE_OPTIONS if k in options}
@@ -76,11 +109,13 @@ class VitrCollection:
         except BaseException:
             self._store.close()
             raise
+        self._closed = False
 
     def _make_spec(self, name: str, first_stage: bool = True, **storage: Any) -> CollectionSpec:
         return collection_spec(name, self.model, first_stage, **storage)
 
     # --- writing ----------------------------------------------------------------------------
+    @_while_open
     def add_images(self, items: Any, ids: Sequence[int | str] | None = None, metadata: Any = None,
                    batch_size: int | None = None, progress: bool = True) -> AddReport:
         """Add images; bad items are reported, never raised.
@@ -102,26 +137,32 @@ class VitrCollection:
             An :class:`AddReport`: ``added``, ``skipped``, ``failed`` ((item, reason) pairs), ``ids``.
             Everything added is durable when this returns.
         """
-        return ingest.add_images(self._store, self.model, items, ids, metadata, self.settings,
-                                   batch_size, progress)
+        with self._writing:
+            return ingest.add_images(self._store, self.model, items, ids, metadata, self.settings,
+                                     batch_size, progress)
 
+    @_while_open
     def add_texts(self, texts: str | Sequence[str], ids: Sequence[int | str] | None = None,
                   metadata: Any = None) -> AddReport:
         """Add texts to the companion collection ``<name>__texts`` for :meth:`search_texts`."""
-        return ingest.add_texts(self._text_store(), self.model, texts, ids, metadata)
+        with self._writing:
+            return ingest.add_texts(self._text_store(), self.model, texts, ids, metadata)
 
+    @_while_open
     def delete(self, ids: ItemId | Sequence[ItemId]) -> None:
         """Delete images by id: the ids given when adding, or the ids of hits; an id that names
         no stored item is ignored. A str is first your id; a UUID string that is none of your
         ids names the item added without an id under that UUID (as hits show it)."""
         self._store.delete(self._stored_ids(ids))
 
+    @_while_open
     def create_payload_index(self, key: str, kind: str = "keyword") -> None:
         """Index payload ``key`` (kind: keyword, integer, float, bool, text, datetime, uuid), as
         ``index_keys`` does; filtered searches on it then skip reading whole payloads."""
         self._store.create_payload_index(key, kind)
 
     # --- reading ----------------------------------------------------------------------------
+    @_while_open
     def search(self, text: str, limit: int = 10, filter: Any = None, mode: str | None = None,
                prefetch: int | None = 200, candidates: int = 50) -> list[Hit]:
         """Find images matching ``text``, best first.
@@ -146,6 +187,7 @@ class VitrCollection:
         return search.text_to_image(self._store, self.model, text, limit=limit, filter=filter, mode=mode,
                                     prefetch=prefetch, candidates=candidates)
 
+    @_while_open
     def search_by_image(self, image: Any, limit: int = 10, filter: Any = None, prefetch: int | None = 200,
                         candidates: int = 50) -> list[Hit]:
         """Find images similar to ``image`` (global vector, then region MaxSim)."""
@@ -154,6 +196,7 @@ class VitrCollection:
         return search.image_to_image(self._store, emb, limit=limit, filter=filter, prefetch=prefetch,
                                      candidates=candidates)
 
+    @_while_open
     def search_texts(self, image: Any, limit: int = 10, filter: Any = None, mode: str | None = None,
                      prefetch: int | None = 200, candidates: int = 50) -> list[Hit]:
         """Find the texts (added with :meth:`add_texts`) that best describe ``image`` (none: no hits)."""
@@ -164,13 +207,16 @@ class VitrCollection:
         return search.image_to_text(self._text_store(), self.model, emb, size, limit=limit, filter=filter,
                                     mode=mode, prefetch=prefetch, candidates=candidates)
 
+    @_while_open
     def get(self, ids: ItemId | Sequence[ItemId]) -> list[Record]:
         """The stored images among ``ids`` (missing ones are left out)."""
         return [Record(user_id(p.id, p.payload), p.payload) for p in self._store.retrieve(self._stored_ids(ids))]
 
+    @_while_open
     def __len__(self) -> int:
         return self._store.count()
 
+    @_while_open
     def info(self) -> dict[str, Any]:
         """Collection statistics and the model fingerprint."""
         texts = self._text_store().count() if self._has_texts() else 0
@@ -180,7 +226,12 @@ class VitrCollection:
 
     # --- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
-        """Flush and release the store (idempotent)."""
+        """Flush and release the store (idempotent); waits for calls running in other threads,
+        and later calls raise :class:`CollectionClosedError`. A collection dropped without
+        ``close()`` releases its store when it is garbage-collected."""
+        with self._use:
+            self._closed = True
+            self._use.wait_for(lambda: not set(self._active) - {threading.get_ident()})
         for store in (self._texts, self._store):
             if store is not None:
                 store.close()
@@ -207,7 +258,11 @@ class VitrCollection:
 
     def _stored_ids(self, ids: ItemId | Sequence[ItemId]) -> list[PointId]:
         """The point ids of the stored items whose id (as hits show it) is one of ``ids``, in order."""
-        wanted = [user_key(i) for i in ([ids] if isinstance(ids, (int, str, uuid.UUID)) else list(ids))]
+        if isinstance(ids, (int, str, uuid.UUID)):
+            ids = [ids]
+        elif ids is None or isinstance(ids, (bytes, Mapping)) or not hasattr(ids, "__iter__"):
+            raise InputError(f"ids must be an id (int or str) or a sequence of them, got {type(ids).__name__}")
+        wanted = [user_key(i) for i in ids]
         own = {i: point_id(i) for i in wanted}
         raw = {i: _uuid_or_none(i) for i in wanted}
         asked = [pid for pid in [*own.values(), *raw.values()] if pid is not None]

@@ -68,6 +68,10 @@ class CollectionNotOpenError(StoreError):
     """A data operation was called before ``open_collection``."""
 
 
+class CollectionClosedError(CollectionNotOpenError):
+    """The collection was closed (in this or another thread) before or while this call ran."""
+
+
 class FingerprintMismatchError(StoreError):
     """The collection was built with another model (or other vector sizes)."""
 
@@ -105,7 +109,7 @@ class StoreCorruptError(StoreError):
 
 
 __all__ = [
-    "CollectionNotFoundError", "CollectionNotOpenError", "FetchError", "FingerprintMismatchError",
+    "CollectionClosedError", "CollectionNotFoundError", "CollectionNotOpenError", "FetchError", "FingerprintMismatchError",
     "HeadNotTrainedError", "ImageLoadError", "InputError", "ModelError", "ModelFormatError",
     "ModelNotFoundError", "StoreCorruptError", "StoreError", "StoreFullError", "StoreLockedError",
     "URLPolicyError", "VitrError",

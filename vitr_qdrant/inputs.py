@@ -167,11 +167,28 @@ def _load(item: Any, out: LoadedItem, cfg: LoadCfg, client: httpx.Client | None)
         out.image, out.size = decode_image(bytes(item), cfg.max_pixels, cfg.fit)
         return
     if isinstance(item, Image.Image):
-        out.uri = getattr(item, "filename", "") or None
+        out.uri = file_uri(getattr(item, "filename", "") or None)
     full = load_image(item, cfg.max_pixels)  # PIL, arrays; anything else is an unsupported type
-    # the hash of an image in memory is over its pixels at full size: ids stay what they were
-    out.sha256 = hashlib.sha256(b"rgb:%dx%d:" % full.size + full.tobytes()).hexdigest()
+    out.sha256 = pixel_sha256(full)
     out.image, out.size = reduce_for(full, cfg.fit), full.size
+
+
+def pixel_sha256(image: Image.Image) -> str:
+    """The sha256 of an image in memory: over its RGB pixels at full size (ids stay what they were)."""
+    return hashlib.sha256(b"rgb:%dx%d:" % image.size + image.tobytes()).hexdigest()
+
+
+def file_uri(name: str | None) -> str | None:
+    """The uri stored for a file name: absolute and resolved (a relative name would mean another
+    file to a process started elsewhere); a URL (without its credentials) as it is."""
+    if not name:
+        return None
+    if url_scheme(name) is not None:
+        return redact_url(name)
+    try:
+        return str(Path(name).expanduser().resolve())
+    except (OSError, RuntimeError, ValueError):   # a symlink loop, a NUL: keep the absolute form
+        return os.path.abspath(name)
 
 
 def read_bytes(item: str | Path, cfg: FetchCfg, client: httpx.Client | None = None) -> tuple[bytes, str]:

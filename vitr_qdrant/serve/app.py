@@ -4,13 +4,14 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional, get_args
+from typing import Any, Iterable, Optional, get_args
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Response, UploadFile
 
 from .._version import __version__
 from ..collection import VitrCollection
-from .guards import BodyLimit, install_error_handlers, key_checker
+from .access import AccessLog
+from .guards import BodyLimit, BrowserGuard, Secret, default_hosts, install_error_handlers, key_checker
 from .items import router as items_router
 from .._json import json_object
 from .schemas import Mode, SearchRequest, SearchResponse, StageSizes
@@ -18,32 +19,49 @@ from .state import DEFAULT_MAX_BODY, Service, get_service
 
 router = APIRouter()
 PAGE = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-        "/app.css": ("app.css", "text/css; charset=utf-8")}
-# The page loads nothing from elsewhere: scripts, styles and requests stay on this origin.
-PAGE_POLICY = ("default-src 'self'; img-src 'self' blob: data: http: https:; style-src 'self'; "
-               "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+        "/app.css": ("app.css", "text/css; charset=utf-8"), "/docs": ("docs.html", "text/html; charset=utf-8"),
+        "/docs.js": ("docs.js", "text/javascript; charset=utf-8")}
+# The page loads nothing from elsewhere: scripts, styles, requests and images stay on this origin
+# (thumbnails come from /items/ID/image; an http(s) uri of a hit is never loaded by the viewer).
+PAGE_POLICY = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+               "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 
-def create_app(collection: VitrCollection, *, api_key: str | None = None,
+def create_app(collection: VitrCollection, *, api_key: str | Secret | None = None,
                uploads: str | os.PathLike[str] | None = None, allow_delete: bool = False,
-               max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
-    """An HTTP service (JSON API, OpenAPI docs at ``/docs``, a search page at ``/``) for ``collection``.
+               allow_updates: bool = False, max_body_bytes: int = DEFAULT_MAX_BODY,
+               allowed_hosts: Iterable[str] | None = None) -> FastAPI:
+    """An HTTP service (JSON API, its docs at ``/docs``, a search page at ``/``) for ``collection``.
 
     Args:
         collection: An open :class:`~vitr_qdrant.VitrCollection` (closing it stays the caller's job).
         api_key: When set, every data endpoint needs it in the ``X-API-Key`` header (compared in
-            constant time); ``/health``, ``/docs`` and the page itself stay open.
+            constant time); ``/health``, ``/docs`` and the page itself stay open. An empty key, or
+            one no client can send (blank, spaces around it, not printable ASCII), is an
+            :class:`~vitr_qdrant.InputError`, never "no key".
         uploads: Directory for uploaded images; turns on ``POST /items``.
         allow_delete: Turns on ``DELETE /items/{id}``.
+        allow_updates: Lets an upload with metadata rewrite an item stored already (off: it is
+            reported as skipped).
         max_body_bytes: Requests with a larger body (uploads included) get 413.
+        allowed_hosts: The ``Host`` names the service answers (others get 421, against DNS
+            rebinding); default: ``localhost``, ``127.0.0.1``, ``::1``; ``"*"`` allows any.
+
+    Cross-site requests that change or query (anything but GET/HEAD/OPTIONS: an ``Origin`` that
+    is not the service's own, or ``Sec-Fetch-Site: cross-site``) are refused with 403.
     """
-    service = Service(collection, None if uploads is None else Path(uploads), allow_delete, max_body_bytes)
-    app = FastAPI(title=f"vitr-qdrant: {collection.name}", version=__version__,
+    secret = api_key if api_key is None or isinstance(api_key, Secret) else Secret(api_key)
+    del api_key   # from here on only the Secret, whose repr hides it
+    service = Service(collection, None if uploads is None else Path(uploads), allow_delete, max_body_bytes,
+                      allow_updates=allow_updates)
+    app = FastAPI(title=f"vitr-qdrant: {collection.name}", version=__version__, docs_url=None, redoc_url=None,
                   description="Relation-aware image search on one collection (vitr serve).")
     app.state.service = service
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    guarded = [Depends(key_checker(api_key))]
+    app.add_middleware(BrowserGuard, allowed_hosts=default_hosts() if allowed_hosts is None else list(allowed_hosts))
+    app.add_middleware(AccessLog)
+    guarded = [Depends(key_checker(secret))]
     app.include_router(router, dependencies=guarded)
     app.include_router(items_router, dependencies=guarded)
     app.include_router(page_router())
@@ -90,7 +108,7 @@ def info(service: Service = Depends(get_service)) -> dict[str, Any]:
         about = service.collection.info()
     return {"name": about["name"], "backend": about["backend"], "images": about["images"], "texts": about["texts"],
             "model": about["model"], "modes": list(get_args(Mode)), "add": service.uploads is not None,
-            "delete": service.allow_delete, "max_body_bytes": service.max_body_bytes}
+            "delete": service.allow_delete, "update": service.allow_updates, "max_body_bytes": service.max_body_bytes}
 
 
 def page_router() -> APIRouter:

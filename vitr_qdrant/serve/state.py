@@ -22,6 +22,7 @@ class Service:
         uploads: Directory that keeps uploaded images (``POST /items``); None: adding is off.
         allow_delete: Whether ``DELETE /items/{id}`` is on.
         max_body_bytes: Largest request body (uploads included).
+        allow_updates: Whether an upload may rewrite an item stored already.
         lock: Requests run in a thread pool; the model and the embedded store see one at a time.
     """
 
@@ -29,6 +30,7 @@ class Service:
     uploads: Path | None = None
     allow_delete: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY
+    allow_updates: bool = False
     lock: Any = field(default_factory=threading.Lock)
 
 

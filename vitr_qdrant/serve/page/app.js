@@ -83,11 +83,13 @@ function wordChip(word, colors, targets) {
 }
 
 async function thumbnail(hit, thumb) {
-  const uri = hit.payload.uri || "";
-  if (/^https?:\/\//i.test(uri)) return el("img", { src: uri, alt: "", loading: "lazy" });
+  // Every thumbnail comes from this service (the page's CSP allows no other image source), by typed id.
+  const idType = typeof hit.id === "number" ? "int" : "str";
   try {
-    const response = await fetch(`items/${encodeURIComponent(hit.id)}/image?size=256`, { headers: headers() });
-    if (!response.ok) throw new Error(response.status === 404 ? "no stored image" : `image: ${response.status}`);
+    const response = await fetch(`items/${encodeURIComponent(hit.id)}/image?size=256&id_type=${idType}`,
+                                 { headers: headers() });
+    if (!response.ok) throw new Error(response.status === 404 ? "no stored image"
+      : response.status === 409 ? "the file changed since it was indexed" : `image: ${response.status}`);
     const url = URL.createObjectURL(await response.blob());
     thumbUrls.push(url);
     return el("img", { src: url, alt: "" });
