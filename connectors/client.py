@@ -130,7 +130,7 @@ class QdrantClientBackend(StoreBackend):
         if not ids:
             return []
         recs = self._call(self.client.retrieve, spec.name, list(ids), with_payload=self._user_payload(),
-                          with_vectors=[GLOBAL, REGIONS] if with_vectors else False)
+                          with_vectors=self._stored_vectors() if with_vectors else False)
         found = {normalize_id(r.id): stored_point_from(r) for r in recs}
         return [found[i] for i in map(normalize_id, ids) if i in found]
 
@@ -143,7 +143,7 @@ class QdrantClientBackend(StoreBackend):
         spec = self._require_spec()
         recs, nxt = self._call(self.client.scroll, spec.name, scroll_filter=filter, limit=limit, offset=offset,
                                with_payload=self._user_payload(),
-                               with_vectors=[GLOBAL, REGIONS] if with_vectors else False)
+                               with_vectors=self._stored_vectors() if with_vectors else False)
         return [stored_point_from(r) for r in recs], None if nxt is None else normalize_id(nxt)
 
     def query(self, plan: QueryPlan) -> list[Candidate]:
@@ -169,6 +169,10 @@ class QdrantClientBackend(StoreBackend):
                          using=REGIONS, query_filter=plan.filter if everything else None, search_params=quant,
                          **common)
         return [candidate_from(p, "late", spec.region_dim) for p in res.points]
+
+    def _stored_vectors(self) -> list[str]:
+        """The named vectors a point is read back with (``first`` where the collection has it)."""
+        return [GLOBAL, REGIONS] + ([FIRST] if self._require_spec().first_dim is not None else [])
 
     def _user_payload(self) -> Any:
         if self._require_spec().regions_in_payload:

@@ -192,7 +192,7 @@ class EdgeBackend(StoreBackend):
         if not ids:
             return []
         recs = self._shard_or_raise().retrieve(list(ids), self._user_payload(),
-                                               [GLOBAL, REGIONS] if with_vectors else False)
+                                               self._stored_vectors() if with_vectors else False)
         found = {normalize_id(r.id): stored_point_from(r) for r in recs}
         return [found[i] for i in map(normalize_id, ids) if i in found]
 
@@ -203,7 +203,7 @@ class EdgeBackend(StoreBackend):
                with_vectors: bool = False) -> tuple[list[StoredPoint], PointId | None]:
         req = qe.ScrollRequest(offset=offset, limit=limit, filter=to_edge_filter(filter),
                                with_payload=self._user_payload(),
-                               with_vector=[GLOBAL, REGIONS] if with_vectors else False)
+                               with_vector=self._stored_vectors() if with_vectors else False)
         recs, nxt = self._shard_or_raise().scroll(req)
         return [stored_point_from(r) for r in recs], None if nxt is None else normalize_id(nxt)
 
@@ -239,6 +239,10 @@ class EdgeBackend(StoreBackend):
             stage1.append(qe.Prefetch(limit=plan.prefetch_limit, filter=flt,
                                       query=qe.Query.Nearest(plan.first_vector.tolist(), using=FIRST)))
         return stage1
+
+    def _stored_vectors(self) -> list[str]:
+        """The named vectors a point is read back with (``first`` where the collection has it)."""
+        return [GLOBAL, REGIONS] + ([FIRST] if self._require_spec().first_dim is not None else [])
 
     def _user_payload(self) -> Any:
         return qe.PayloadSelector.Exclude([REGIONS_PAYLOAD_KEY]) if self._require_spec().regions_in_payload else True

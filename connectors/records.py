@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .ids import normalize_id
-from .schema import GLOBAL, REGIONS, REGIONS_PAYLOAD_KEY, Candidate, StoredPoint
+from .schema import FIRST, GLOBAL, REGIONS, REGIONS_PAYLOAD_KEY, Candidate, StoredPoint
 
 
 def encode_regions(regions: np.ndarray) -> str:
@@ -28,20 +28,19 @@ def payload_with_regions(payload: dict[str, Any] | None, regions: np.ndarray | N
     return out
 
 
-def _vectors(raw: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
-    if not isinstance(raw, dict):
-        return None, None
-    g, r = raw.get(GLOBAL), raw.get(REGIONS)
-    return (None if g is None else np.asarray(g, dtype=np.float32),
-            None if r is None else np.asarray(r, dtype=np.float32))
+def _vectors(raw: Any) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """(global, regions, first) of an engine record's vectors, each None when not returned."""
+    raw = raw if isinstance(raw, dict) else {}
+    return tuple(None if raw.get(k) is None else np.asarray(raw[k], dtype=np.float32)  # type: ignore[return-value]
+                 for k in (GLOBAL, REGIONS, FIRST))
 
 
 def stored_point_from(rec: Any) -> StoredPoint:
     """A ``Record`` (either engine) as a :class:`StoredPoint` (the regions copy left out)."""
-    g, r = _vectors(rec.vector)
+    g, r, first = _vectors(rec.vector)
     payload = dict(rec.payload or {})
     payload.pop(REGIONS_PAYLOAD_KEY, None)
-    return StoredPoint(id=normalize_id(rec.id), global_vector=g, regions=r, payload=payload)
+    return StoredPoint(id=normalize_id(rec.id), global_vector=g, regions=r, payload=payload, first_vector=first)
 
 
 def candidate_from(point: Any, stage: str, region_dim: int) -> Candidate:
@@ -49,7 +48,7 @@ def candidate_from(point: Any, stage: str, region_dim: int) -> Candidate:
 
     Regions come from the vector when returned, else from the payload copy when present.
     """
-    g, r = _vectors(point.vector)
+    g, r, _ = _vectors(point.vector)
     payload = dict(point.payload or {})
     copy = payload.pop(REGIONS_PAYLOAD_KEY, None)
     if r is None and copy is not None:
