@@ -124,6 +124,15 @@ class QdrantClientBackend(StoreBackend):
         if ids:
             self._call(self.client.delete, spec.name, models.PointIdsList(points=list(ids)), wait=True)
 
+    def set_payload(self, ids: Sequence[PointId], payload: dict[str, Any], delete_keys: Sequence[str] = ()) -> None:
+        spec = self._require_spec()
+        if not ids:
+            return
+        if delete_keys:
+            self._call(self.client.delete_payload, spec.name, list(delete_keys), list(ids), wait=True)
+        if payload:
+            self._call(self.client.set_payload, spec.name, payload, list(ids), wait=True)
+
     def retrieve(self, ids: Sequence[PointId], with_vectors: bool = False) -> list[StoredPoint]:
         spec = self._require_spec()
         if not ids:

@@ -45,6 +45,8 @@ class CollectionSpec:
             to hand back a 64x64 multivector; the payload copy takes ~0.05 ms).
         hnsw_m: HNSW ``m`` of ``global`` (``regions`` always has ``m=0``: it only reranks).
         hnsw_ef_construct: HNSW ``ef_construct`` of ``global``.
+        model_source: Where the model was loaded from (a directory), recorded at creation so
+            that a collection opened without a model finds it; not compared on open.
     """
 
     name: str
@@ -56,6 +58,7 @@ class CollectionSpec:
     regions_in_payload: bool = True
     hnsw_m: int = 16
     hnsw_ef_construct: int = 100
+    model_source: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -74,8 +77,9 @@ class CollectionSpec:
 
     def metadata(self) -> dict[str, Any]:
         """Return the JSON record stored with the collection."""
-        return {"format": FORMAT_VERSION, "fingerprint": _jsonable(self.fingerprint),
+        meta = {"format": FORMAT_VERSION, "fingerprint": _jsonable(self.fingerprint),
                 "schema": self.schema_dict(), "options": {k: getattr(self, k) for k in STORAGE_OPTIONS}}
+        return meta if self.model_source is None else {**meta, "model_source": self.model_source}
 
     def with_stored_options(self, stored: Mapping[str, Any]) -> "CollectionSpec":
         """Return this spec with the storage options the collection was created with."""

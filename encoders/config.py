@@ -57,6 +57,9 @@ class ModelCfg:
     fusion: FusionCfg = field(default_factory=FusionCfg)
     description: str = ""
     world: str | None = None  # the world a model was trained on (relation-scenes, object-scenes)
+    # per mode, [a, b] of P(the text holds for the image) = sigmoid(a * score + b), fitted on the
+    # model's evaluation data (vitr_qdrant.calibration); not part of the weights' fingerprint
+    calibration: dict | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelCfg":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -77,6 +78,7 @@ class VitrModel(nn.Module):
         self.fusion = FusionHead(cfg.local.dim, cfg.backbone.embed_dim, cfg.fusion)
         self.head_trained = False
         self.card_text = ""  # a bundled model's MODEL_CARD.md (set when loaded from its directory)
+        self.source: str | None = None  # the directory it was loaded from, if any (collections record it)
         self._fingerprint: dict | None = None
 
     def __repr__(self) -> str:
@@ -261,6 +263,15 @@ class VitrModel(nn.Module):
                 torch.from_numpy(query.global_vectors[:1]).to(dev),
                 torch.zeros(k, dtype=torch.long, device=dev))
         return scores.float().cpu().numpy(), attn.float().cpu().numpy()
+
+    def probability(self, score: float, mode: str) -> float | None:
+        """The calibrated probability that a text holds for an image given their ``mode`` score
+        (Platt scaling stored in the config's ``calibration``); None if this mode has none."""
+        fit = (self.cfg.calibration or {}).get(mode)
+        if fit is None:
+            return None
+        a, b = fit
+        return float(1.0 / (1.0 + math.exp(-min(max(a * score + b, -60.0), 60.0))))
 
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` to ``directory`` (see ``load_model``)."""

@@ -75,4 +75,5 @@ def load_model_dir(directory: str | Path, device: str | None = None) -> VitrMode
     model.head_trained = head_trained
     card = Path(directory) / CARD_FILE
     model.card_text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    model.source = str(Path(directory).resolve())
     return model.to(pick_device(device)).eval()
