@@ -126,6 +126,7 @@ class QdrantClientBackend(StoreBackend):
 
     def set_payload(self, ids: Sequence[PointId], payload: dict[str, Any], delete_keys: Sequence[str] = ()) -> None:
         spec = self._require_spec()
+        ids = [p.id for p in self.retrieve(ids)]   # local mode refuses a missing id: ignore it, as delete does
         if not ids:
             return
         if delete_keys:

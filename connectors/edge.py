@@ -177,6 +177,7 @@ class EdgeBackend(StoreBackend):
 
     def set_payload(self, ids: Sequence[PointId], payload: dict[str, Any], delete_keys: Sequence[str] = ()) -> None:
         shard = self._shard_or_raise()
+        ids = [p.id for p in self.retrieve(ids)]   # the engine refuses a missing id: ignore it, as delete does
         if ids:
             self._require_room(point_bytes([], [payload]) * len(ids), f"updating {len(ids)} payloads")
             if delete_keys:
