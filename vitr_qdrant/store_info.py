@@ -53,6 +53,27 @@ def list_collections(*, path: str | os.PathLike[str] | None = None, url: str | N
     return store_info(None, path=path, url=url, api_key=api_key, backend=backend, **options)["collections"]
 
 
+def drop_collection(name: str, *, path: str | os.PathLike[str] | None = None, url: str | None = None,
+                    api_key: str | None = None, backend: str | None = None, **options: Any) -> None:
+    """Delete collection ``name`` and its texts companion (their files too) without loading a model.
+
+    Raises:
+        CollectionNotFoundError: no collection of that name (nothing is deleted).
+    """
+    if path is None and url is None and backend != "qdrant-remote":
+        path = default_store_path(backend)
+    store = create_backend(path=path, url=url, api_key=api_key, backend=backend, **options)
+    try:
+        if store.read_metadata(name) is None:
+            names = image_collections(store)
+            raise CollectionNotFoundError(f"no collection {name!r} at {redact_url(url) if url else path}; "
+                                          f"found: {names or 'none'}")
+        store.drop_collection(name + TEXTS_SUFFIX)
+        store.drop_collection(name)
+    finally:
+        store.close()
+
+
 def image_collections(store: StoreBackend) -> list[str]:
     """Names of the vitr collections in a store (texts companions left out)."""
     return sorted(n for n in store.list_collections() if not n.endswith(TEXTS_SUFFIX))
