@@ -6,7 +6,7 @@ import os
 import uuid
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from . import ingest, search
 from .connectors import (STORAGE_OPTIONS, CollectionSpec, PointId, StoreBackend, build_filter, create_backend,
@@ -290,7 +290,11 @@ class VitrCollection:
 
     def _stored_ids(self, ids: ItemId | Sequence[ItemId]) -> list[PointId]:
         """The point ids of the stored items whose id (as hits show it) is one of ``ids``, in order."""
-        wanted = [user_key(i) for i in ([ids] if isinstance(ids, (int, str, uuid.UUID)) else list(ids))]
+        if isinstance(ids, (int, str, uuid.UUID)):
+            ids = [ids]
+        elif not isinstance(ids, Iterable) or isinstance(ids, (bytes, Mapping)):
+            raise InputError(f"ids must be an id (int or str) or a list of them, got {type(ids).__name__}")
+        wanted = [user_key(i) for i in ids]
         own = {i: point_id(i) for i in wanted}
         raw = {i: _uuid_or_none(i) for i in wanted}
         asked = [pid for pid in [*own.values(), *raw.values()] if pid is not None]
