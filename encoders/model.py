@@ -273,6 +273,17 @@ class VitrModel(nn.Module):
         a, b = fit
         return float(1.0 / (1.0 + math.exp(-min(max(a * score + b, -60.0), 60.0))))
 
+    def score_for_probability(self, probability: float = 0.5, mode: str = "vitr") -> float | None:
+        """The ``mode`` score at which :meth:`probability` is ``probability`` (a ``score_threshold``
+        that keeps the hits the model thinks more likely true than not); None without a calibration."""
+        fit = (self.cfg.calibration or {}).get(mode)
+        if fit is None:
+            return None
+        if not 0.0 < probability < 1.0:
+            raise InputError(f"probability must be strictly between 0 and 1, got {probability!r}")
+        a, b = fit
+        return float((math.log(probability / (1.0 - probability)) - b) / a)
+
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` to ``directory`` (see ``load_model``)."""
         from .model_dir import save_model  # it builds models when loading: import it late
