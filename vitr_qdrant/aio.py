@@ -12,6 +12,7 @@ from .params import SearchParams
 from .results import AddReport, Hit, ItemId, Record
 
 T = TypeVar("T")
+_FACES = threading.Lock()
 
 
 class AsyncVitrCollection:
@@ -47,11 +48,12 @@ class AsyncVitrCollection:
     def of(cls, collection: VitrCollection, lock: Any = None) -> "AsyncVitrCollection":
         """The one async face of ``collection`` (made on first use, then shared), so that the RAG
         adapters and the service queue their calls on the same worker."""
-        face = getattr(collection, "_async_face", None)
-        if face is None:
-            face = cls(collection, lock)
-            collection._async_face = face
-        return face
+        with _FACES:
+            face = getattr(collection, "_async_face", None)
+            if face is None:
+                face = cls(collection, lock)
+                collection._async_face = face
+            return face
 
     @property
     def name(self) -> str:
