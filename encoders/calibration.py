@@ -90,7 +90,9 @@ def calibrate(model: VitrModel, modes: Sequence[str] = MODES, n_images: int = 30
                         "held_out_pairs": int(len(held_labels)),
                         "p_true_mean": float(after[held_labels].mean()),
                         "p_false_mean": float(after[~held_labels].mean()),
-                        "accuracy_at_half": float(((after >= 0.5) == held_labels).mean())}
+                        "accuracy_at_half": float(((after >= 0.5) == held_labels).mean()),
+                        "true_kept_at_half": float((after[held_labels] >= 0.5).mean()),
+                        "kept_true_at_half": float(held_labels[after >= 0.5].mean()) if (after >= 0.5).any() else None}
         log.info("%s: a=%.3f b=%.3f, ECE %.4f -> %.4f", mode, a, b, report[mode]["before"]["ece"],
                  report[mode]["after"]["ece"])
     return {"calibration": fits, "report": report}
