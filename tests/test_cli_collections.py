@@ -58,3 +58,11 @@ def test_search_pages_and_thresholds(store, model_dir, capsys):
     assert main(["search", "red circle left of blue square", "--score-threshold", str(cut), *args]) == 0
     assert [h["id"] for h in json.loads(capsys.readouterr().out)] == [h["id"] for h in full[:2]]
     assert "probability" in full[0]
+
+
+def test_without_model_the_cli_opens_with_the_recorded_model(tmp_path, model_dir, scene_images, capsys):
+    model = vq.load_model(model_dir, device="cpu")
+    with vq.VitrCollection("mine", path=tmp_path / "s", model=model) as col:
+        col.add_images(scene_images[:3], progress=False)
+    assert main(["search", "red circle", "-c", "mine", "--path", str(tmp_path / "s"), "--json", "-k", "2"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2   # the bundled default would be a fingerprint mismatch

@@ -80,7 +80,7 @@ class VitrCollection:
                 raise CollectionNotFoundError(
                     f"no collection {name!r} in this {self._store.name} store (nothing was created); collections "
                     f"there: {', '.join(image_collections(self._store)) or 'none'}; pass create=True to create it")
-            self.model = model if isinstance(model, VitrModel) else load_model(model or _recorded_model(name, stored))
+            self.model = model if isinstance(model, VitrModel) else load_model(model or recorded_model(name, stored))
             self._spec = self._make_spec(name, **storage)
             self._store.open_collection(self._spec, create=create)
             self._store.ensure_payload_indexes(kinds)
@@ -341,7 +341,7 @@ def _create_store(settings: Settings, path: Any, location: str | None, url: str 
     return create_backend(path=path, location=location, url=url, api_key=api_key, backend=backend, **options)
 
 
-def _recorded_model(collection: str, stored: Mapping[str, Any] | None) -> str | None:
+def recorded_model(collection: str, stored: Mapping[str, Any] | None) -> str | None:
     """The model to open ``collection`` with when none is given: its recorded directory if it
     is still there, else the bundled model of its fingerprint's name; None for a new collection."""
     from .encoders.factory import WEIGHTS_DIR
