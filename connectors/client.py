@@ -72,8 +72,8 @@ class QdrantClientBackend(StoreBackend):
             return fn(*args, **kwargs)
         try:
             return call_with_retry(lambda: fn(*args, **kwargs), self.retry, is_transient, f"Qdrant ({fn.__name__})")
-        except (UnexpectedResponse, ResponseHandlingException, ResourceExhaustedResponse, httpx.HTTPError, grpc.RpcError, ConnectionError,
-                TimeoutError) as exc:
+        except (UnexpectedResponse, ResponseHandlingException, ResourceExhaustedResponse, httpx.HTTPError,
+                grpc.RpcError, ConnectionError, TimeoutError) as exc:
             raise server_error(exc, fn.__name__) from exc
 
     def open_collection(self, spec: CollectionSpec, create: bool = True) -> None:

@@ -120,7 +120,8 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 def main(argv: Sequence[str] | None = None) -> int:
     from .factory import WEIGHTS_DIR, load_model
 
-    ap = argparse.ArgumentParser(prog="python -m vitr_qdrant.encoders.calibration", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m vitr_qdrant.encoders.calibration",
+                                 description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="name or model directory (default: the bundled default)")
     ap.add_argument("--mode", action="append", choices=MODES)
     ap.add_argument("--n-images", type=int, default=300, help="gallery of the fit (every caption x image)")

@@ -77,7 +77,8 @@ async def search_image(file: UploadFile = File(...), stages: StageSizes = Depend
 
 @router.post("/search/texts", response_model=SearchResponse, summary="stored texts that describe an uploaded image")
 async def search_texts(file: UploadFile = File(...), mode: Optional[Mode] = Form(None),
-                       stages: StageSizes = Depends(stage_form), service: Service = Depends(get_service)) -> dict[str, Any]:
+                       stages: StageSizes = Depends(stage_form),
+                       service: Service = Depends(get_service)) -> dict[str, Any]:
     data = await file.read()
     hits = await service.face().search_texts(data, params=SearchParams.create(stages.params(), mode=mode))
     return {"hits": [h.to_dict() for h in hits], "unknown_words": []}
