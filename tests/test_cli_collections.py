@@ -66,3 +66,12 @@ def test_without_model_the_cli_opens_with_the_recorded_model(tmp_path, model_dir
         col.add_images(scene_images[:3], progress=False)
     assert main(["search", "red circle", "-c", "mine", "--path", str(tmp_path / "s"), "--json", "-k", "2"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 2   # the bundled default would be a fingerprint mismatch
+
+
+def test_index_refuses_a_bad_collection_name_before_the_model_loads(tmp_path, scene_images, monkeypatch, capsys):
+    import vitr_qdrant.encoders as encoders
+
+    scene_images[0].save(tmp_path / "a.png")
+    monkeypatch.setattr(encoders, "load_model", lambda *a, **k: pytest.fail("the model loaded first"))
+    assert main(["index", str(tmp_path / "a.png"), "-c", "bad name!", "--path", str(tmp_path / "s"), "--no-progress"]) == 2
+    assert "collection name" in capsys.readouterr().err

@@ -96,8 +96,10 @@ def open_collection(args: argparse.Namespace, storage: dict[str, Any] | None = N
     """The :class:`VitrCollection` named by ``args`` (see :func:`add_store_args`); ``storage``:
     the region storage options of a collection created now; ``index_keys``: payload keys to index."""
     from .collection import VitrCollection
+    from .connectors import CollectionSpec
     from .encoders import load_model
 
+    CollectionSpec(args.collection, 1, 1, **(storage or {}))   # a bad name or option: before the model loads
     model = load_model(args.model if args.model is not None else recorded_model(args), device=args.device)
     return VitrCollection(args.collection, path=args.path, url=args.url, api_key=server_key(args), model=model,
                           backend=args.backend, settings=Settings.create(**settings), index_keys=index_keys,
