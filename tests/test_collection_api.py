@@ -229,3 +229,16 @@ def test_async_open_add_and_drop(store, tiny_model, scene_images):
 
     assert asyncio.run(main()) == (3, [2])
     assert vq.list_collections(path=store) == []
+
+
+def test_async_collection_opens_like_vitr_collection(store, tiny_model):
+    async def main():
+        face = vq.AsyncVitrCollection("direct", path=store, model=tiny_model)
+        n = await face.count()
+        await face.close()
+        return n
+
+    assert asyncio.run(main()) == 0
+    assert vq.list_collections(path=store) == ["direct"]
+    with pytest.raises(vq.CollectionNotFoundError):
+        vq.AsyncVitrCollection("other", path=store, model=tiny_model, create=False)

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence, TypeVar
 
 from .collection import VitrCollection
+from .errors import InputError
 from .params import SearchParams
 from .results import AddReport, Hit, ItemId, Record
 
@@ -28,12 +29,18 @@ class AsyncVitrCollection:
         await col.close()
 
     Args:
-        collection: An open :class:`VitrCollection` (use :meth:`open` to open one off the loop).
+        collection: An open :class:`VitrCollection`, or a collection name followed by
+            :class:`VitrCollection`'s other arguments (opened here, loading the model before the
+            constructor returns; :meth:`open` does that on a worker thread instead).
         lock: A ``threading.Lock`` every call holds while it runs, shared with synchronous users
             of the same collection (e.g. the service's request threads); None: a new one.
     """
 
-    def __init__(self, collection: VitrCollection, lock: Any = None):
+    def __init__(self, collection: VitrCollection | str, *args: Any, lock: Any = None, **kwargs: Any):
+        if not isinstance(collection, VitrCollection):
+            collection = VitrCollection(collection, *args, **kwargs)
+        elif args or kwargs:
+            raise InputError("an open VitrCollection takes no other arguments here (only lock=)")
         self.collection = collection
         self.lock = lock if lock is not None else threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"vitr-{collection.name}")
@@ -51,7 +58,7 @@ class AsyncVitrCollection:
         with _FACES:
             face = getattr(collection, "_async_face", None)
             if face is None:
-                face = cls(collection, lock)
+                face = cls(collection, lock=lock)
                 collection._async_face = face
             return face
 
