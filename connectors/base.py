@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import CollectionNotOpenError, InputError
 from .ids import PointId
-from .schema import Candidate, CollectionSpec, QueryPlan, StoredPoint
+from .schema import FIRST, GLOBAL, REGIONS, Candidate, CollectionSpec, QueryPlan, StoredPoint
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +132,9 @@ class StoreBackend(abc.ABC):
         self.close()
 
 
-def check_points(points: Sequence[StoredPoint], spec: CollectionSpec) -> list[tuple[PointId, np.ndarray, np.ndarray]]:
-    """Validate points against ``spec``; return ``(id, global float32, regions float32)`` rows.
+def check_points(points: Sequence[StoredPoint], spec: CollectionSpec) -> list[tuple[PointId, dict[str, np.ndarray]]]:
+    """Validate points against ``spec``; return ``(id, {vector name: float32 array})`` rows:
+    ``global`` and ``regions``, and ``first`` in a collection with first-stage vectors.
 
     Raises:
         InputError: a vector is missing, has the wrong shape, or is not finite.
@@ -141,19 +142,26 @@ def check_points(points: Sequence[StoredPoint], spec: CollectionSpec) -> list[tu
     return [check_point(p, spec) for p in points]
 
 
-def check_point(p: StoredPoint, spec: CollectionSpec) -> tuple[PointId, np.ndarray, np.ndarray]:
+def check_point(p: StoredPoint, spec: CollectionSpec) -> tuple[PointId, dict[str, np.ndarray]]:
     """One point of :func:`check_points`."""
     g = np.asarray(p.global_vector, dtype=np.float32) if p.global_vector is not None else None
     r = np.asarray(p.regions, dtype=np.float32) if p.regions is not None else None
+    f = np.asarray(p.first_vector, dtype=np.float32) if p.first_vector is not None else None
     if g is None or g.shape != (spec.global_dim,):
         raise InputError(f"point {p.id!r}: global vector must have shape ({spec.global_dim},), "
                          f"got {None if g is None else g.shape}")
     if r is None or r.ndim != 2 or r.shape[0] < 1 or r.shape[1] != spec.region_dim:
         raise InputError(f"point {p.id!r}: regions must have shape (R>=1, {spec.region_dim}), "
                          f"got {None if r is None else r.shape}")
-    if not (np.isfinite(g).all() and np.isfinite(r).all()):
+    vectors = {GLOBAL: g, REGIONS: r}
+    if spec.first_dim is not None:
+        if f is None or f.shape != (spec.first_dim,):
+            raise InputError(f"point {p.id!r}: the first-stage vector must have shape ({spec.first_dim},), "
+                             f"got {None if f is None else f.shape}")
+        vectors[FIRST] = f
+    if not all(np.isfinite(v).all() for v in vectors.values()):
         raise InputError(f"point {p.id!r}: vectors contain NaN or inf")
-    return p.id, g, r
+    return p.id, vectors
 
 
 def check_plan(plan: QueryPlan, spec: CollectionSpec) -> None:
@@ -164,6 +172,8 @@ def check_plan(plan: QueryPlan, spec: CollectionSpec) -> None:
         raise InputError("prefetch_limit=None (no global stage) needs token vectors to rank by MaxSim")
     if np.shape(plan.global_vector) != (spec.global_dim,):
         raise InputError(f"query global vector must have shape ({spec.global_dim},), got {np.shape(plan.global_vector)}")
+    if plan.first_vector is not None and np.shape(plan.first_vector) != (spec.first_dim,):
+        raise InputError(f"query first-stage vector must have shape ({spec.first_dim},), got {np.shape(plan.first_vector)}")
     if plan.token_vectors is not None:
         shape = np.shape(plan.token_vectors)
         if len(shape) != 2 or shape[0] < 1 or shape[1] != spec.region_dim:

@@ -17,7 +17,7 @@ from .disk import GROWTH, MARGIN, point_bytes, require_free
 from .ids import PointId, normalize_id
 from .records import candidate_from, payload_with_regions, stored_point_from
 from .retry import TRANSIENT_STATUS, RetryPolicy, call_with_retry
-from .schema import (GLOBAL, METADATA_KEY, REGIONS, REGIONS_PAYLOAD_KEY, Candidate, CollectionSpec, QueryPlan,
+from .schema import (FIRST, GLOBAL, METADATA_KEY, REGIONS, REGIONS_PAYLOAD_KEY, Candidate, CollectionSpec, QueryPlan,
                      StoredPoint, check_metadata)
 
 logger = logging.getLogger(__name__)
@@ -115,11 +115,12 @@ class QdrantClientBackend(StoreBackend):
     def upsert(self, points: Sequence[StoredPoint]) -> None:
         spec = self._require_spec()
         rows = check_points(points, spec)
-        structs = [models.PointStruct(id=pid, vector={GLOBAL: g.tolist(), REGIONS: r.tolist()},
-                                      payload=payload_with_regions(p.payload, r if spec.regions_in_payload else None))
-                   for (pid, g, r), p in zip(rows, points)]
+        structs = [models.PointStruct(id=pid, vector={k: v.tolist() for k, v in vecs.items()},
+                                      payload=payload_with_regions(p.payload,
+                                                                   vecs[REGIONS] if spec.regions_in_payload else None))
+                   for (pid, vecs), p in zip(rows, points)]
         if self.path is not None:   # local mode on disk: refuse before writing when there is no room
-            needed = GROWTH * point_bytes([v for _, g, r in rows for v in (g, r)], [s.payload for s in structs])
+            needed = GROWTH * point_bytes([v for _, vecs in rows for v in vecs.values()], [s.payload for s in structs])
             require_free(self.path, needed + MARGIN, f"writing {len(rows)} points in collection {spec.name!r}")
         for start in range(0, len(structs), _BATCH):
             self._call(self.client.upsert, spec.name, structs[start:start + _BATCH], wait=True)
@@ -172,8 +173,11 @@ class QdrantClientBackend(StoreBackend):
                              query_filter=plan.filter, **common)
             return [candidate_from(p, "global", spec.region_dim) for p in res.points]
         everything = plan.prefetch_limit is None   # MaxSim over every point the filter lets through
-        prefetch = None if everything else models.Prefetch(query=plan.global_vector.tolist(), using=GLOBAL,
-                                                           limit=plan.prefetch_limit, filter=plan.filter)
+        prefetch = None if everything else [models.Prefetch(query=plan.global_vector.tolist(), using=GLOBAL,
+                                                            limit=plan.prefetch_limit, filter=plan.filter)]
+        if prefetch and plan.first_vector is not None:   # the union of both top N goes to stage 2
+            prefetch.append(models.Prefetch(query=plan.first_vector.tolist(), using=FIRST,
+                                            limit=plan.prefetch_limit, filter=plan.filter))
         quant = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=True)) \
             if spec.quantize_regions and self.remote else None  # local mode is exact: no params
         res = self._call(self.client.query_points, spec.name, prefetch=prefetch, query=plan.token_vectors.tolist(),
@@ -242,9 +246,13 @@ def _vectors_config(spec: CollectionSpec) -> dict[str, models.VectorParams]:
     quant = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
         type=models.ScalarType.INT8, quantile=0.99, always_ram=True)) if spec.quantize_regions else None
     dtype = {"float16": models.Datatype.FLOAT16, "turbo8": models.Datatype.TURBO8}.get(spec.regions_datatype)
+    def dense(size: int) -> models.VectorParams:
+        return models.VectorParams(size=size, distance=models.Distance.COSINE,
+                                   hnsw_config=models.HnswConfigDiff(m=spec.hnsw_m, ef_construct=spec.hnsw_ef_construct))
+
+    first = {} if spec.first_dim is None else {FIRST: dense(spec.first_dim)}
     return {
-        GLOBAL: models.VectorParams(size=spec.global_dim, distance=models.Distance.COSINE,
-                                    hnsw_config=models.HnswConfigDiff(m=spec.hnsw_m, ef_construct=spec.hnsw_ef_construct)),
+        GLOBAL: dense(spec.global_dim), **first,
         REGIONS: models.VectorParams(size=spec.region_dim, distance=models.Distance.COSINE, datatype=dtype,
                                      multivector_config=models.MultiVectorConfig(
                                          comparator=models.MultiVectorComparator.MAX_SIM),

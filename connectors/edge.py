@@ -19,7 +19,7 @@ from .edge_filters import to_edge_filter
 from .ids import PointId, normalize_id
 from .locking import DirLock
 from .records import candidate_from, payload_with_regions, stored_point_from
-from .schema import (GLOBAL, REGIONS, REGIONS_PAYLOAD_KEY, Candidate, CollectionSpec, QueryPlan, StoredPoint,
+from .schema import (FIRST, GLOBAL, REGIONS, REGIONS_PAYLOAD_KEY, Candidate, CollectionSpec, QueryPlan, StoredPoint,
                      check_metadata)
 
 logger = logging.getLogger(__name__)
@@ -152,13 +152,13 @@ class EdgeBackend(StoreBackend):
         anything, when the disk has no room for the points."""
         shard, spec = self._shard_or_raise(), self._require_spec()
         rows = check_points(points, spec)
-        payloads = [payload_with_regions(p.payload, r if spec.regions_in_payload else None)
-                    for (_, _, r), p in zip(rows, points)]
-        self._require_room(GROWTH * point_bytes([v for _, g, r in rows for v in (g, r)], payloads),
+        payloads = [payload_with_regions(p.payload, vecs[REGIONS] if spec.regions_in_payload else None)
+                    for (_, vecs), p in zip(rows, points)]
+        self._require_room(GROWTH * point_bytes([v for _, vecs in rows for v in vecs.values()], payloads),
                            f"writing {len(rows)} points")
         for start in range(0, len(rows), _BATCH):
-            batch = [qe.Point(pid, {GLOBAL: g.tolist(), REGIONS: r.tolist()}, payload)
-                     for (pid, g, r), payload in zip(rows[start:start + _BATCH], payloads[start:start + _BATCH])]
+            batch = [qe.Point(pid, {k: v.tolist() for k, v in vecs.items()}, payload)
+                     for (pid, vecs), payload in zip(rows[start:start + _BATCH], payloads[start:start + _BATCH])]
             shard.update(qe.UpdateOperation.upsert_points(batch))
         shard.flush()
         self._pending += len(rows)
@@ -221,12 +221,22 @@ class EdgeBackend(StoreBackend):
         everything = plan.prefetch_limit is None   # MaxSim over every point the filter lets through
         req = qe.QueryRequest(
             limit=plan.limit,
-            prefetches=None if everything else [qe.Prefetch(limit=plan.prefetch_limit, query=g_query, filter=flt)],
+            prefetches=None if everything else self._stage1(plan, g_query, flt),
             filter=flt if everything else None,
             query=qe.Query.Nearest(plan.token_vectors.tolist(), using=REGIONS),
             params=qe.SearchParams(quantization=quant) if quant else None,
             with_payload=payload, with_vector=vectors)
         return [candidate_from(p, "late", spec.region_dim) for p in shard.query(req)]
+
+    @staticmethod
+    def _stage1(plan: QueryPlan, g_query: Any, flt: Any) -> list[Any]:
+        """The top N by ``global`` and, with a first-stage query vector, the top N by ``first``:
+        stage 2 ranks their union."""
+        stage1 = [qe.Prefetch(limit=plan.prefetch_limit, query=g_query, filter=flt)]
+        if plan.first_vector is not None:
+            stage1.append(qe.Prefetch(limit=plan.prefetch_limit, filter=flt,
+                                      query=qe.Query.Nearest(plan.first_vector.tolist(), using=FIRST)))
+        return stage1
 
     def _user_payload(self) -> Any:
         return qe.PayloadSelector.Exclude([REGIONS_PAYLOAD_KEY]) if self._require_spec().regions_in_payload else True
@@ -288,14 +298,20 @@ def _edge_config(spec: CollectionSpec, threads: int | None, wal: bool) -> qe.Edg
         if spec.quantize_regions else None
     dtype = {"float16": qe.VectorStorageDatatype.Float16,
              "turbo8": qe.VectorStorageDatatype.Turbo8}.get(spec.regions_datatype)
-    return qe.EdgeConfig(vectors={
-        GLOBAL: qe.EdgeVectorParams(size=spec.global_dim, distance=qe.Distance.Cosine, hnsw_config=qe.HnswIndexConfig(
-            m=spec.hnsw_m, ef_construct=spec.hnsw_ef_construct, full_scan_threshold=10_000)),
+    def dense(size: int) -> qe.EdgeVectorParams:
+        return qe.EdgeVectorParams(size=size, distance=qe.Distance.Cosine, hnsw_config=qe.HnswIndexConfig(
+            m=spec.hnsw_m, ef_construct=spec.hnsw_ef_construct, full_scan_threshold=10_000))
+
+    vectors = {
+        GLOBAL: dense(spec.global_dim),
         REGIONS: qe.EdgeVectorParams(
             size=spec.region_dim, distance=qe.Distance.Cosine, datatype=dtype, quantization_config=quant,
             multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
             hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=spec.hnsw_ef_construct, full_scan_threshold=10_000)),
-    }, max_search_threads=threads, wal_enabled=wal,
+    }
+    if spec.first_dim is not None:
+        vectors[FIRST] = dense(spec.first_dim)
+    return qe.EdgeConfig(vectors=vectors, max_search_threads=threads, wal_enabled=wal,
         optimizers=qe.EdgeOptimizersConfig(max_segment_size=SEGMENT_KB))
 
 

@@ -43,7 +43,8 @@ class StageCfg:
 
 def search(backend: StoreBackend, global_query: np.ndarray, token_vectors: np.ndarray | None = None, *,
            limit: int = 10, filter: FilterLike = None, stages: StageCfg = StageCfg(),
-           rerank: RerankFn | None = None, with_vectors: bool = False) -> list[Candidate]:
+           rerank: RerankFn | None = None, with_vectors: bool = False,
+           first_vector: np.ndarray | None = None) -> list[Candidate]:
     """The top ``limit`` points for a query, best first.
 
     * ``token_vectors`` None: stage 1 only, scored by cosine of the ``global`` vectors.
@@ -51,6 +52,8 @@ def search(backend: StoreBackend, global_query: np.ndarray, token_vectors: np.nd
       vector, stage 2 ranks them by MaxSim of the tokens over each point's ``regions``.
     * ``rerank`` as well: stage 2 keeps the top M (``stages.late_limit``), ``rerank`` scores them
       on their stored vectors, and the best ``limit`` of those are returned.
+    * ``first_vector`` (F,) with token vectors, in a collection with first-stage vectors: stage 1
+      keeps the union of the top N by ``global`` and the top N by ``first``.
 
     Candidates carry ``stage_scores`` of every stage that ran (``global``, ``late``, ``rerank``),
     their payload, their stored ``global`` vector and, with ``with_vectors`` or ``rerank``, their
@@ -70,8 +73,9 @@ def search(backend: StoreBackend, global_query: np.ndarray, token_vectors: np.nd
         raise InputError(f"token vectors must be a non-empty (m, d) array, got shape {tokens.shape}")
     keep = max(stages.late_limit, limit) if rerank is not None else limit
     n = None if stages.prefetch_limit is None else max(stages.prefetch_limit, keep)
+    first = None if first_vector is None else _unit(np.asarray(first_vector, dtype=np.float32))
     plan = QueryPlan(g, tokens, limit=keep, prefetch_limit=n, filter=flt,
-                     with_regions=with_vectors or rerank is not None)
+                     with_regions=with_vectors or rerank is not None, first_vector=first)
     cands = _with_global_scores(backend.query(plan), g)
     return cands if rerank is None else _rerank(cands, rerank)[:limit]
 
@@ -104,10 +108,10 @@ def _with_global_scores(cands: list[Candidate], g: np.ndarray) -> list[Candidate
 
 def _unit(v: np.ndarray) -> np.ndarray:
     if v.ndim != 1 or v.size == 0 or not np.isfinite(v).all():
-        raise InputError(f"the global query vector must be a finite 1-D vector, got shape {v.shape}")
+        raise InputError(f"a query vector must be a finite 1-D vector, got shape {v.shape}")
     n = float(np.linalg.norm(v))
     if n == 0.0:
-        raise InputError("the global query vector is all zeros")
+        raise InputError("a query vector is all zeros")
     return v / n
 
 

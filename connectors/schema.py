@@ -15,12 +15,16 @@ from .ids import PointId
 
 GLOBAL = "global"
 REGIONS = "regions"
+FIRST = "first"
 METADATA_KEY = "vitr"
 FORMAT_VERSION = 1
 REGIONS_PAYLOAD_KEY = "_vitr_regions_f16"
 RESERVED_PAYLOAD_KEYS = frozenset({"uri", "sha256", "width", "height", "external_id", REGIONS_PAYLOAD_KEY})
 REGION_DATATYPES = ("float32", "float16", "turbo8")
 STORAGE_OPTIONS = ("quantize_regions", "regions_datatype", "regions_in_payload")
+FIRST_STAGE_OPTIONS = ("first_dim", "first_sha256")
+"""Fixed when a collection is created, like the storage options, and read back on every open: a
+collection made before first-stage vectors existed has neither (its stage 1 is ``global`` alone)."""
 COMPACT_STORAGE = {"regions_datatype": "turbo8", "regions_in_payload": False}  # about 5 KB an image
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -43,8 +47,12 @@ class CollectionSpec:
         regions_in_payload: Also keep a float16 copy of ``regions`` in the payload, so a query
             returns candidates' regions fast (the engines' Python bindings take ~1 ms per point
             to hand back a 64x64 multivector; the payload copy takes ~0.05 ms).
-        hnsw_m: HNSW ``m`` of ``global`` (``regions`` always has ``m=0``: it only reranks).
-        hnsw_ef_construct: HNSW ``ef_construct`` of ``global``.
+        first_dim: Size of the ``first`` vector (dense, cosine, HNSW): the model's first-stage
+            vector, searched in stage 1 next to ``global``. None: the collection has none.
+        first_sha256: The hash of the first stage that wrote the ``first`` vectors; a query's
+            first-stage vector is only compared with vectors of the same first stage.
+        hnsw_m: HNSW ``m`` of ``global`` and ``first`` (``regions`` always has ``m=0``: it only reranks).
+        hnsw_ef_construct: HNSW ``ef_construct`` of ``global`` and ``first``.
         model_source: Where the model was loaded from (a directory), recorded at creation so
             that a collection opened without a model finds it; not compared on open.
     """
@@ -56,6 +64,8 @@ class CollectionSpec:
     quantize_regions: bool = False
     regions_datatype: Literal["float32", "float16", "turbo8"] = "float32"
     regions_in_payload: bool = True
+    first_dim: int | None = None
+    first_sha256: str | None = None
     hnsw_m: int = 16
     hnsw_ef_construct: int = 100
     model_source: str | None = None
@@ -68,6 +78,8 @@ class CollectionSpec:
                 raise InputError(f"{key} must be positive, got {getattr(self, key)}")
         if self.regions_datatype not in REGION_DATATYPES:
             raise InputError(f"regions_datatype must be one of {REGION_DATATYPES}, got {self.regions_datatype!r}")
+        if self.first_dim is not None and int(self.first_dim) <= 0:
+            raise InputError(f"first_dim must be positive or None, got {self.first_dim}")
         if self.quantize_regions and self.regions_datatype == "turbo8":
             raise InputError("turbo8 regions are quantized already: drop quantize_regions")
 
@@ -78,13 +90,17 @@ class CollectionSpec:
     def metadata(self) -> dict[str, Any]:
         """Return the JSON record stored with the collection."""
         meta = {"format": FORMAT_VERSION, "fingerprint": _jsonable(self.fingerprint),
-                "schema": self.schema_dict(), "options": {k: getattr(self, k) for k in STORAGE_OPTIONS}}
+                "schema": self.schema_dict(),
+                "options": {k: getattr(self, k) for k in (*STORAGE_OPTIONS, *FIRST_STAGE_OPTIONS)}}
         return meta if self.model_source is None else {**meta, "model_source": self.model_source}
 
     def with_stored_options(self, stored: Mapping[str, Any]) -> "CollectionSpec":
-        """Return this spec with the storage options the collection was created with."""
-        options = {k: v for k, v in (stored.get("options") or {}).items() if k in STORAGE_OPTIONS}
-        return dataclasses.replace(self, **options)
+        """Return this spec with the storage options and the first stage the collection was
+        created with (none, for a collection made before first-stage vectors existed)."""
+        given = stored.get("options") or {}
+        options = {k: v for k, v in given.items() if k in STORAGE_OPTIONS}
+        first = {k: given.get(k) for k in FIRST_STAGE_OPTIONS}
+        return dataclasses.replace(self, **options, **first)
 
 
 @dataclass
@@ -95,6 +111,7 @@ class StoredPoint:
     global_vector: np.ndarray | None = None
     regions: np.ndarray | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    first_vector: np.ndarray | None = None
 
 
 @dataclass
@@ -122,8 +139,9 @@ class Candidate:
 
 @dataclass(frozen=True)
 class QueryPlan:
-    """A backend-level query: stage 1 on ``global``, optional stage 2 MaxSim on ``regions``
-    (``prefetch_limit`` None with token vectors: no global stage, MaxSim over every point)."""
+    """A backend-level query: stage 1 on ``global`` (and on ``first`` when ``first_vector`` is
+    given: the union of both top N), optional stage 2 MaxSim on ``regions`` (``prefetch_limit``
+    None with token vectors: no first stage, MaxSim over every point)."""
 
     global_vector: np.ndarray
     token_vectors: np.ndarray | None
@@ -131,6 +149,7 @@ class QueryPlan:
     prefetch_limit: int | None
     filter: Any = None  # a qdrant_client ``models.Filter`` or None
     with_regions: bool = False
+    first_vector: np.ndarray | None = None
 
 
 def make_payload(uri: str | None = None, sha256: str | None = None, width: int | None = None,

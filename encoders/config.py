@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import InputError, ModelNotFoundError
+from .first_stage import FirstStageCfg
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 _REGISTRY: dict[str, Path] = {}
@@ -57,16 +58,18 @@ class ModelCfg:
     fusion: FusionCfg = field(default_factory=FusionCfg)
     description: str = ""
     world: str | None = None  # the world a model was trained on (relation-scenes, object-scenes)
+    first_stage: FirstStageCfg | None = None  # a first-stage vector fitted for this model (first_stage.py)
     # per mode, [a, b] of P(the text holds for the image) = sigmoid(a * score + b), fitted on the
-    # model's evaluation data (vitr_qdrant.calibration); not part of the weights' fingerprint
+    # model's evaluation data (calibration.py); not part of the weights' fingerprint
     calibration: dict | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelCfg":
         """The config of a JSON dict; unknown keys and values of the wrong type are an InputError."""
         d = copy.deepcopy(d)
-        for key, section in (("backbone", BackboneCfg), ("local", LocalCfg), ("fusion", FusionCfg)):
-            if key in d:
+        for key, section in (("backbone", BackboneCfg), ("local", LocalCfg), ("fusion", FusionCfg),
+                             ("first_stage", FirstStageCfg)):
+            if d.get(key) is not None:
                 d[key] = section(**checked(section, d[key], f"{key} config key"))
         return cls(**checked(cls, d, "model config key"))
 

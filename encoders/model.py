@@ -16,6 +16,7 @@ from torch import nn
 from ..errors import InputError
 from .backbone import Backbone
 from .config import ModelCfg
+from .first_stage import FIRST_STAGE_PREFIX, FirstStage
 from .fusion import FusionHead
 from .images import ImageInput, load_image, preprocess
 from .local import ImageLocalEncoder, TextLocalEncoder, late_scores
@@ -24,18 +25,22 @@ from .modes import resolve_mode
 
 @dataclass
 class ImageEmbeddings:
-    """``global_vectors`` (n, D) and ``region_vectors`` (n, R, d), L2-normalised float32."""
+    """``global_vectors`` (n, D) and ``region_vectors`` (n, R, d), L2-normalised float32; with a
+    first stage also ``first_vectors`` (n, F)."""
 
     global_vectors: np.ndarray
     region_vectors: np.ndarray
+    first_vectors: np.ndarray | None = None
 
 
 @dataclass
 class TextEmbeddings:
-    """``global_vectors`` (n, D) and ``token_vectors``: one (m_i, d) array per text."""
+    """``global_vectors`` (n, D) and ``token_vectors``: one (m_i, d) array per text; with a first
+    stage also ``first_vectors`` (n, F)."""
 
     global_vectors: np.ndarray
     token_vectors: list[np.ndarray]
+    first_vectors: np.ndarray | None = None
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
@@ -76,6 +81,7 @@ class VitrModel(nn.Module):
         self.image_local = ImageLocalEncoder(bb.image_width, bb.grid, cfg.local)
         self.text_local = TextLocalEncoder(bb.text_width, cfg.local)
         self.fusion = FusionHead(cfg.local.dim, cfg.backbone.embed_dim, cfg.fusion)
+        self.first_stage = FirstStage(cfg.local.dim, cfg.first_stage) if cfg.first_stage else None
         self.head_trained = False
         self.card_text = ""  # a bundled model's MODEL_CARD.md (set when loaded from its directory)
         self.source: str | None = None  # the directory it was loaded from, if any (collections record it)
@@ -184,7 +190,9 @@ class VitrModel(nn.Module):
             return ImageEmbeddings(np.zeros((0, self.cfg.backbone.embed_dim), np.float32),
                                    np.zeros((0, len(self.region_boxes), self.cfg.local.dim), np.float32))
         return ImageEmbeddings(np.concatenate([p.global_vectors for p in parts]),
-                               np.concatenate([p.region_vectors for p in parts]))
+                               np.concatenate([p.region_vectors for p in parts]),
+                               None if parts[0].first_vectors is None else
+                               np.concatenate([p.first_vectors for p in parts]))
 
     @torch.inference_mode()
     def encode_pixels(self, pixels: torch.Tensor) -> ImageEmbeddings:
@@ -192,20 +200,23 @@ class VitrModel(nn.Module):
         decoded and resized on the GPU by :func:`~.images.preprocess_tensors`)."""
         with autocast(self.device):
             g, r = self.image_features(pixels.to(self.device, non_blocking=True))
-        return ImageEmbeddings(F.normalize(g.float(), dim=-1).cpu().numpy(), r.float().cpu().numpy())
+        first = None if self.first_stage is None else self.first_stage.encode_regions(r.float()).cpu().numpy()
+        return ImageEmbeddings(F.normalize(g.float(), dim=-1).cpu().numpy(), r.float().cpu().numpy(), first)
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> TextEmbeddings:
         """Global vectors and per-token vectors (padding removed) for texts."""
         texts = _check_texts(texts)
-        gs, toks = [], []
+        gs, toks, firsts = [], [], []
         for i in range(0, len(texts), batch_size):
             with autocast(self.device):
                 g, w, m = self.text_features(texts[i:i + batch_size])
             gs.append(F.normalize(g.float(), dim=-1).cpu())
+            if self.first_stage is not None:
+                firsts.append(self.first_stage.encode_tokens(w.float(), m).cpu())
             w, m = w.float().cpu(), m.cpu()
             toks += [w[j, : int(m[j].sum())].numpy() for j in range(len(w))]
-        return TextEmbeddings(torch.cat(gs).numpy(), toks)
+        return TextEmbeddings(torch.cat(gs).numpy(), toks, torch.cat(firsts).numpy() if firsts else None)
 
     def resolve_mode(self, mode: str | None) -> str:
         """The mode this model scores in when asked for ``mode`` (see :func:`.modes.resolve_mode`):
@@ -284,6 +295,10 @@ class VitrModel(nn.Module):
         a, b = fit
         return float((math.log(probability / (1.0 - probability)) - b) / a)
 
+    def core_state_dict(self) -> dict[str, torch.Tensor]:
+        """The state dict without the first stage: ``model.safetensors`` of a model directory."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(FIRST_STAGE_PREFIX)}
+
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` to ``directory`` (see ``load_model``)."""
         from .model_dir import save_model  # it builds models when loading: import it late
@@ -292,10 +307,12 @@ class VitrModel(nn.Module):
 
     @property
     def fingerprint(self) -> dict:
-        """What a store checks: name, dimensions and a hash of the weights."""
+        """What a store checks: name, dimensions and a hash of the weights (the first stage's
+        left out: it changes no stored ``global`` or ``regions`` vector, and a collection records
+        its own hash, see :meth:`~.first_stage.FirstStage.weights_sha256`)."""
         if self._fingerprint is None:
             h = hashlib.sha256()
-            for name, t in sorted(self.state_dict().items()):
+            for name, t in sorted(self.core_state_dict().items()):
                 h.update(name.encode())
                 h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
             self._fingerprint = {

@@ -4,6 +4,7 @@ config, ``head_trained``, the format version and the library version that wrote 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,10 @@ from safetensors.torch import load_file, save_file
 from .._version import __version__
 from ..errors import ModelFormatError, ModelNotFoundError
 from .config import ModelCfg
+from .first_stage import FIRST_STAGE_FILE, FIRST_STAGE_PREFIX
 from .model import VitrModel, pick_device
 
+logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 """The layout written here. A config without ``format_version`` was written before the field
 existed, in this same layout."""
@@ -28,8 +31,11 @@ def save_model(model: VitrModel, directory: str | Path) -> Path:
     meta = {"format_version": FORMAT_VERSION, "library_version": __version__, **model.cfg.to_dict(),
             "head_trained": model.head_trained}
     (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.core_state_dict().items()}
     save_file(state, str(directory / WEIGHTS_FILE), metadata={"name": model.cfg.name})
+    if model.first_stage is not None:
+        first = {k: v.detach().cpu().contiguous() for k, v in model.first_stage.state_dict().items()}
+        save_file(first, str(directory / FIRST_STAGE_FILE), metadata={"name": model.cfg.name})
     return directory
 
 
@@ -54,6 +60,23 @@ def read_config(directory: str | Path) -> tuple[ModelCfg, bool]:
     return ModelCfg.from_dict(meta), head_trained
 
 
+def _load_first_stage(model: VitrModel, directory: Path) -> None:
+    """The first stage's weights (``first_stage.safetensors``); a config that names a first stage
+    whose file is missing loads without one (stage 1 then searches ``global`` alone)."""
+    if model.first_stage is None:
+        return
+    path = directory / FIRST_STAGE_FILE
+    if not path.is_file():
+        logger.warning("%s names a first stage but has no %s: searches use the global vector alone "
+                       "in stage 1", directory, FIRST_STAGE_FILE)
+        model.first_stage = None
+        return
+    try:
+        model.first_stage.load_state_dict(load_file(str(path)))
+    except RuntimeError as exc:
+        raise ModelFormatError(f"{path} does not fit the config's first_stage: {exc}") from exc
+
+
 def load_weights(directory: str | Path) -> dict[str, torch.Tensor]:
     """The state dict of a model directory (its format checked first, see :func:`read_config`)."""
     read_config(directory)
@@ -69,9 +92,11 @@ def load_model_dir(directory: str | Path, device: str | None = None) -> VitrMode
     cfg, head_trained = read_config(directory)
     model = VitrModel(cfg, load_pretrained=False)
     missing, unexpected = model.load_state_dict(load_file(str(Path(directory) / WEIGHTS_FILE)), strict=False)
+    missing = [k for k in missing if not k.startswith(FIRST_STAGE_PREFIX)]
     if missing or unexpected:
         raise ModelFormatError(f"weights in {directory} do not fit the config: missing {missing[:5]}, "
                                f"unexpected {unexpected[:5]}")
+    _load_first_stage(model, Path(directory))
     model.head_trained = head_trained
     card = Path(directory) / CARD_FILE
     model.card_text = card.read_text(encoding="utf-8") if card.is_file() else ""

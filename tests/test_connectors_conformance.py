@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from qdrant_client import models
 
+from vitr_qdrant.errors import InputError
+
 from vitr_qdrant.connectors import (CollectionNotFoundError, CollectionSpec, FingerprintMismatchError,
                                     StageCfg, StoredPoint, StoreLockedError, create_backend, make_payload, search)
 
@@ -118,6 +120,44 @@ def test_staged_ranking_equals_brute_force(store, data, n_prefetch):
         for c in cands:  # regions come from the float16 payload copy; the copy never shows in the payload
             np.testing.assert_allclose(c.regions, data[1][c.id], atol=2e-3)
             assert set(c.payload) == {"uri", "width", "height", "color", "size", "tags"}
+
+
+F_DIM = 5
+
+
+@pytest.mark.parametrize("n_prefetch", [12, 20])
+def test_first_stage_union_equals_brute_force(make, data, n_prefetch):
+    """Stage 1 of a collection with first-stage vectors keeps the union of the top N by ``global``
+    and the top N by ``first`` (filters applied to both); stage 2 ranks that union by MaxSim."""
+    g, r, meta, queries = data
+    first = _unit(np.random.default_rng(3).normal(size=(N, F_DIM)))
+    b = make()
+    b.open_collection(CollectionSpec(make.collection, D, d, fingerprint=FP, first_dim=F_DIM, first_sha256="f1"))
+    b.upsert([StoredPoint(p.id, p.global_vector, p.regions, p.payload, first[p.id]) for p in _points(data)])
+    assert (b.spec.first_dim, b.spec.first_sha256) == (F_DIM, "f1")
+    keep = np.array([m["color"] != "red" for m in meta])
+    for k, (qg, qt) in enumerate(queries):
+        qf = first[k * 7]
+        for flt, mask in ((None, np.ones(N, bool)), ({"color": ["green", "blue"]}, keep)):
+            ids = np.flatnonzero(mask)
+            union = set(ids[np.argsort(-(g[ids] @ qg), kind="stable")[:n_prefetch]]) | \
+                set(ids[np.argsort(-(first[ids] @ qf), kind="stable")[:n_prefetch]])
+            pool = np.array(sorted(union))
+            late = _maxsim(qt, r[pool])
+            want = pool[np.argsort(-late, kind="stable")][:8].tolist()
+            cands = search(b, qg, qt, limit=8, filter=flt, stages=StageCfg(prefetch_limit=n_prefetch), first_vector=qf)
+            assert [c.id for c in cands] == want
+            without = search(b, qg, qt, limit=8, filter=flt, stages=StageCfg(prefetch_limit=n_prefetch))
+            assert [c.id for c in without] == _brute(data, qg, qt, n_prefetch, keep=mask)[0][:8]
+
+
+def test_first_stage_vectors_are_checked(make, data):
+    b = make()
+    b.open_collection(CollectionSpec(make.collection, D, d, fingerprint=FP, first_dim=F_DIM, first_sha256="f1"))
+    with pytest.raises(InputError, match="first-stage vector must have shape"):
+        b.upsert(_points(data, ids=[0]))   # no first vector
+    with pytest.raises(InputError, match="first-stage vector must have shape"):
+        b.upsert([StoredPoint(1, data[0][1], data[1][1], {}, np.ones(F_DIM + 1, np.float32))])
 
 
 def test_global_search_equals_brute_force(store, data):

@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="collection statistics and model fingerprint (no model needed)",
                        parents=[common], epilog=EXIT_STATUS)
     add_store_args(i, model=False, required=False)
+    u = sub.add_parser("upgrade", parents=[common], epilog=EXIT_STATUS,
+                       help="add the model's first-stage vectors to a collection made without them (from the "
+                       "stored vectors: no image is re-encoded)")
+    add_store_args(u)
     add_serve_parser(sub, common)
     add_tool_parsers(sub)
     return p
@@ -149,7 +153,24 @@ def run_drop(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"search": run_search, "info": run_info, "index": run_index, "serve": run_serve, "drop": run_drop}
+def run_upgrade(args: argparse.Namespace) -> int:
+    from .connectors import create_backend
+    from .encoders import load_model
+    from .upgrade import upgrade_collection
+
+    path = store_path(args)
+    if path is not None and not path.is_dir():
+        raise UsageError(f"no store at {path} (nothing was created); check --path")
+    model = load_model(args.model, device=args.device)
+    with create_backend(path=path, url=args.url, api_key=server_key(args), backend=args.backend) as store:
+        n = upgrade_collection(store, args.collection, model)
+    print(f"collection {args.collection}: " + (f"first-stage vectors of {model.cfg.name} added to {n} images"
+                                                if n else f"has the first-stage vectors of {model.cfg.name} already"))
+    return 0
+
+
+COMMANDS = {"search": run_search, "info": run_info, "index": run_index, "serve": run_serve, "upgrade": run_upgrade,
+            "drop": run_drop}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,17 +9,18 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from . import ingest, search
+from .search import collection_spec, warn_first_stage
 from .connectors import (STORAGE_OPTIONS, CollectionSpec, PointId, StoreBackend, build_filter, create_backend,
                          default_store_path, make_payload, point_id)
 from .connectors.ids import user_key
 from .connectors.schema import RESERVED_PAYLOAD_KEYS
 from .encoders import VitrModel, load_model
-from .errors import CollectionNotFoundError, InputError, ModelNotFoundError
+from .errors import CollectionNotFoundError, InputError, ModelNotFoundError, StoreError
 from .inputs import load_one
 from .params import SearchParams
 from .results import AddReport, Hit, ItemId, Record, user_id
 from .settings import Settings
-from .store_info import TEXTS_SUFFIX, image_collections, sibling_store
+from .store_info import TEXTS_SUFFIX, UPGRADE_SUFFIX, image_collections, sibling_store
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class VitrCollection:
         self._store = _create_store(self.settings, path, location, url, api_key, backend, options)
         self._texts: StoreBackend | None = None
         try:
+            check_not_upgrading(self._store, name)
             stored = self._store.read_metadata(name)
             if stored is None and not create:
                 raise CollectionNotFoundError(
@@ -84,14 +86,13 @@ class VitrCollection:
             self._spec = self._make_spec(name, **storage)
             self._store.open_collection(self._spec, create=create)
             self._store.ensure_payload_indexes(kinds)
+            warn_first_stage(self._store, self.model)
         except BaseException:
             self._store.close()
             raise
 
-    def _make_spec(self, name: str, **storage: Any) -> CollectionSpec:
-        cfg = self.model.cfg
-        return CollectionSpec(name=name, global_dim=cfg.backbone.embed_dim, region_dim=cfg.local.dim,
-                              fingerprint=self.model.fingerprint, model_source=self.model.source, **storage)
+    def _make_spec(self, name: str, first_stage: bool = True, **storage: Any) -> CollectionSpec:
+        return collection_spec(name, self.model, first_stage, **storage)
 
     # --- writing ----------------------------------------------------------------------------
     def add_images(self, items: Any, ids: Sequence[int | str] | None = None, metadata: Any = None,
@@ -266,6 +267,7 @@ class VitrCollection:
         if self._has_texts():
             self._text_store().drop_collection(self.name + TEXTS_SUFFIX)
         self._store.drop_collection(self.name)
+        self._store.drop_collection(self.name + UPGRADE_SUFFIX)   # none, unless an upgrade was interrupted
         logger.info("dropped collection %s", self.name)
         self.close()
 
@@ -314,12 +316,19 @@ class VitrCollection:
         if self._texts is None:
             backend = sibling_store(self._store)
             try:
-                backend.open_collection(self._make_spec(self.name + TEXTS_SUFFIX))
+                backend.open_collection(self._make_spec(self.name + TEXTS_SUFFIX, first_stage=False))
             except BaseException:
                 backend.close()
                 raise
             self._texts = backend
         return self._texts
+
+
+def check_not_upgrading(store: StoreBackend, name: str) -> None:
+    """Refuse to open (and so create) ``name`` while an interrupted ``vitr upgrade`` holds its points."""
+    if store.read_metadata(name + UPGRADE_SUFFIX) is not None:
+        raise StoreError(f"an upgrade of collection {name!r} was interrupted and its points are in "
+                         f"{name + UPGRADE_SUFFIX!r}: run `vitr upgrade -c {name}` to finish it")
 
 
 def check_query(text: Any) -> str:

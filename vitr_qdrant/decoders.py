@@ -20,13 +20,13 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .encoders import VitrModel
+from .encoders import ImageEmbeddings, TextEmbeddings, VitrModel
 from .encoders.images import load_image, preprocess, preprocess_tensors
 from .errors import ImageLoadError
 from .inputs import JPEG_MAGIC, LoadCfg, LoadedItem, Source, load_sources, looks_like_jpeg
@@ -34,8 +34,8 @@ from .settings import Settings
 
 logger = logging.getLogger(__name__)
 _EXIF_ORIENTATION = 0x0112
-Encoded = Union[tuple[np.ndarray, np.ndarray], str]
-"""(global, regions) of one item, or the reason it could not be encoded."""
+Encoded = Union[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]], str]
+"""(global, regions, first-stage vector or None) of one item, or the reason it could not be encoded."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,14 @@ def choose_decoder(model: VitrModel, settings: Settings, sources: Sequence[Sourc
 
 def encode_decoded(model: VitrModel, items: list[LoadedItem]) -> list[Encoded]:
     """(global, regions) of items decoded already (PIL images)."""
-    emb = model.encode_images([it.image for it in items], batch_size=max(1, len(items)))
-    return list(zip(emb.global_vectors, emb.region_vectors))
+    return embedding_rows(model.encode_images([it.image for it in items], batch_size=max(1, len(items))))
+
+
+def embedding_rows(emb: ImageEmbeddings | TextEmbeddings) -> list[Encoded]:
+    """One (global, regions or tokens, first-stage vector or None) per embedded item."""
+    many = emb.region_vectors if isinstance(emb, ImageEmbeddings) else emb.token_vectors
+    first = emb.first_vectors if emb.first_vectors is not None else [None] * len(many)
+    return list(zip(emb.global_vectors, many, first))
 
 
 # --- the device decoder: reading ----------------------------------------------------------
@@ -121,8 +127,7 @@ def encode_on_device(model: VitrModel, items: list[LoadedItem]) -> list[Encoded]
     pixels, errors = model_inputs(model, items)
     if pixels is None:
         return [errors[i] for i in range(len(items))]
-    emb = model.encode_pixels(pixels)
-    vectors = iter(zip(emb.global_vectors, emb.region_vectors))
+    vectors = iter(embedding_rows(model.encode_pixels(pixels)))
     return [errors[i] if i in errors else next(vectors) for i in range(len(items))]
 
 

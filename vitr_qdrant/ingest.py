@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .connectors import CollectionSpec, PointId, StoreBackend, StoredPoint, make_payload, point_id
 from .connectors.base import check_point
 from .connectors.ids import user_key
-from .decoders import Encoded, choose_decoder
+from .decoders import Encoded, choose_decoder, embedding_rows
 from .encoders import VitrModel
 from .errors import InputError
 from .inputs import LoadedItem, as_inputs, iter_sources
@@ -160,8 +160,7 @@ def add_texts(store: StoreBackend, model: VitrModel, texts: Any, ids: Sequence[A
 
 
 def _encode_texts(model: VitrModel, rows: list[Row]) -> list[Encoded]:
-    emb = model.encode_texts([r.text for r in rows])
-    return list(zip(emb.global_vectors, emb.token_vectors))
+    return embedding_rows(model.encode_texts([r.text for r in rows]))
 
 
 # --- the batch loop -----------------------------------------------------------------------
@@ -238,7 +237,8 @@ def to_points(spec: CollectionSpec, rows: list[Row], vectors: list[Encoded],
     for row, vec in zip(rows, vectors):
         reason = vec if isinstance(vec, str) else None
         if reason is None:
-            point = StoredPoint(row.pid, vec[0], vec[1], row.payload)
+            g, regions, first = vec
+            point = StoredPoint(row.pid, g, regions, row.payload, first if spec.first_dim else None)
             try:
                 check_point(point, spec)
             except InputError as exc:

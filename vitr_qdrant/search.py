@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .connectors import Candidate, StageCfg, StoreBackend
+from .connectors import Candidate, CollectionSpec, StageCfg, StoreBackend
 from .connectors import search as staged_search
 from .encoders import ImageEmbeddings, TextEmbeddings, VitrModel
 from .params import SearchParams
@@ -54,6 +54,36 @@ def warn_unknown_words(model: VitrModel, text: str) -> list[str]:
     return unknown
 
 
+def collection_spec(name: str, model: VitrModel, first_stage: bool = True, **storage: Any) -> CollectionSpec:
+    """The spec of a collection of ``model``'s vectors: with its first stage, if it has one
+    (image collections; ``first_stage=False`` for texts)."""
+    cfg, stage = model.cfg, model.first_stage if first_stage else None
+    first = {} if stage is None else {"first_dim": stage.cfg.dim, "first_sha256": stage.weights_sha256()}
+    return CollectionSpec(name=name, global_dim=cfg.backbone.embed_dim, region_dim=cfg.local.dim,
+                          fingerprint=model.fingerprint, model_source=model.source, **first, **storage)
+
+
+def first_stage_ok(store: StoreBackend, model: VitrModel) -> bool:
+    """Whether the collection has first-stage vectors written by ``model``'s first stage: only
+    then does a query's first-stage vector join stage 1 (else stage 1 is ``global`` alone)."""
+    spec = store.spec
+    return (spec is not None and spec.first_dim is not None and model.first_stage is not None
+            and spec.first_sha256 == model.first_stage.weights_sha256())
+
+
+def warn_first_stage(store: StoreBackend, model: VitrModel) -> None:
+    """Say so when a collection cannot use the model's first stage: it was made before the model
+    had one, or by another first stage (its stage 1 is then ``global`` alone, as before)."""
+    spec = store.spec
+    if model.first_stage is None or spec is None or first_stage_ok(store, model):
+        return
+    why = ("was created without first-stage vectors" if spec.first_dim is None
+           else "holds first-stage vectors of another first stage")
+    logger.warning("collection %s %s: its searches keep only the top N by the global vector in stage 1, "
+                   "which can miss what %s ranks first. `vitr upgrade -c %s` adds them from the stored vectors "
+                   "(no image is re-encoded)", spec.name, why, model.cfg.name, spec.name)
+
+
 def text_to_image(store: StoreBackend, model: VitrModel, text: str, params: SearchParams) -> list[Hit]:
     """Search images by text; hits carry grounding of each query word (not in global mode)."""
     return texts_to_images(store, model, [text], params)[0]
@@ -66,7 +96,9 @@ def texts_to_images(store: StoreBackend, model: VitrModel, texts: list[str], par
     for text in texts:
         warn_unknown_words(model, text)
     encoded = model.encode_texts(texts)
-    return [_text_hits(store, model, text, TextEmbeddings(encoded.global_vectors[i:i + 1], [encoded.token_vectors[i]]),
+    firsts = encoded.first_vectors
+    return [_text_hits(store, model, text, TextEmbeddings(encoded.global_vectors[i:i + 1], [encoded.token_vectors[i]],
+                                                          None if firsts is None else firsts[i:i + 1]),
                        mode, params) for i, text in enumerate(texts)]
 
 
@@ -77,9 +109,10 @@ def _text_hits(store: StoreBackend, model: VitrModel, text: str, query: TextEmbe
     def rerank(gv: np.ndarray, regions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         return model.rerank(query, gv, np.stack(regions))   # the attention is each hit's detail
 
+    first = query.first_vectors[0] if first_stage_ok(store, model) else None
     cands = staged_search(store, g, None if mode == "global" else words, limit=params.window, filter=params.filter,
                           stages=stages_for(params), rerank=rerank if mode == "vitr" else None,
-                          with_vectors=mode == "late")
+                          with_vectors=mode == "late", first_vector=first)
     cands = params.page(cands)
     if mode == "global":
         return [to_hit(c, mode, model) for c in cands]

@@ -9,6 +9,7 @@ from .errors import CollectionNotFoundError
 from .url_policy import redact_url
 
 TEXTS_SUFFIX = "__texts"
+UPGRADE_SUFFIX = "__upgrading"   # the points of a collection while `vitr upgrade` rebuilds it
 
 
 def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None = None, url: str | None = None,
@@ -55,7 +56,8 @@ def list_collections(*, path: str | os.PathLike[str] | None = None, url: str | N
 
 def drop_collection(name: str, *, path: str | os.PathLike[str] | None = None, url: str | None = None,
                     api_key: str | None = None, backend: str | None = None, **options: Any) -> None:
-    """Delete collection ``name`` and its texts companion (their files too) without loading a model.
+    """Delete collection ``name`` and its companions (texts, an interrupted upgrade's points; their
+    files too) without loading a model.
 
     Raises:
         CollectionNotFoundError: no collection of that name (nothing is deleted).
@@ -68,7 +70,8 @@ def drop_collection(name: str, *, path: str | os.PathLike[str] | None = None, ur
             names = image_collections(store)
             raise CollectionNotFoundError(f"no collection {name!r} at {redact_url(url) if url else path}; "
                                           f"found: {names or 'none'}")
-        store.drop_collection(name + TEXTS_SUFFIX)
+        for companion in (TEXTS_SUFFIX, UPGRADE_SUFFIX):
+            store.drop_collection(name + companion)
         store.drop_collection(name)
     finally:
         store.close()
@@ -76,7 +79,7 @@ def drop_collection(name: str, *, path: str | os.PathLike[str] | None = None, ur
 
 def image_collections(store: StoreBackend) -> list[str]:
     """Names of the vitr collections in a store (texts companions left out)."""
-    return sorted(n for n in store.list_collections() if not n.endswith(TEXTS_SUFFIX))
+    return sorted(n for n in store.list_collections() if not n.endswith((TEXTS_SUFFIX, UPGRADE_SUFFIX)))
 
 
 def _count(store: StoreBackend, name: str, meta: dict[str, Any]) -> int:

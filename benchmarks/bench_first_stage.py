@@ -1,0 +1,349 @@
+"""Stage 1 designs side by side: does a search keep what the model ranks first, and at what cost (JSON out).
+
+    python benchmarks/bench_first_stage.py cache --n 100000              # encode the gallery once (resumable)
+    python benchmarks/bench_first_stage.py designs --sizes 10000 100000 --out designs.json
+    python benchmarks/bench_first_stage.py api --sizes 10000 100000 --out api.json
+
+``cache`` renders Object Scenes of the evaluation protocol's ``test-iid`` seeds (the first scene
+of seed 1e9 + k with a related pair) and encodes them with the model, 2,000 a chunk under
+``--cache`` (a rerun resumes). Queries are relation captions of gallery scenes (random template,
+size words as the sampler draws them), so each is true for at least one image; truth comes from
+the spec (``truth``) for every image of the gallery. A query succeeds at k when a true image is
+among its top k hits.
+
+``designs`` builds, for each size, one embedded store per design from the cached vectors
+(written 256 points a call with add_images' payload, the indexes rebuilt every 20,000 points as
+the library does) and runs every query: stage 1 (the design), stage 2 (MaxSim of the query's
+token vectors over the union, top 50), stage 3 (the fusion head on those 50), query encoding
+included. Designs:
+
+- ``global``: the top N = 200 by the global vector (stage 1 before first-stage vectors);
+- ``exact``: no stage 1: MaxSim over every point (``prefetch=None``), the reference;
+- ``first``: the union of the top N by ``global`` and by the model's first-stage vector
+  (``encoders/first_stage.py``, a 128-d HNSW vector);
+- ``muvera``: the union of the top N by ``global`` and by a MUVERA fixed-dimensional encoding of
+  the regions (fastembed's ``Muvera``; ``--muvera k_sim dim_proj r_reps``) in its own HNSW vector;
+- ``pooled``: the union of the top N by ``global`` and by HNSW over the regions pooled to
+  ``--pool`` vectors per image (k-means in each image; Qdrant's multivector HNSW, MaxSim);
+- ``regions-hnsw``: the union of the top N by ``global`` and by HNSW over the 64 region vectors
+  themselves (``--regions-hnsw-max`` caps the sizes it runs at: its index build is the cost).
+
+Each design reports success@1 and @10 (and the same for ``exact``), agreement with ``exact``
+(the same top 10 ids), p50 / p95 of a search end to end, ingest seconds and the longest write
+call, and bytes per image. ``api`` measures what a user runs: ``VitrCollection.add_images`` of the
+rendered scenes and ``col.search(text, limit=10)`` (the default), ``prefetch=None`` and
+``mode="global"`` in the same run, with the default's ingest against a collection made without
+first-stage vectors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import qdrant_edge as qe
+import torch
+
+from vitr_qdrant.connectors.edge import SEGMENT_KB
+from vitr_qdrant.connectors.records import decode_regions, encode_regions
+from vitr_qdrant.encoders import load_model
+from vitr_qdrant.encoders.data.world import split_rng
+from vitr_qdrant.encoders.data.worlds import get_world
+from vitr_qdrant.encoders.evaluation import EVAL_SEED, relevance_matrix
+
+from common import disk_bytes, emit  # benchmarks/common.py
+
+CHUNK, BATCH, OPTIMIZE_EVERY, PREFETCH, CANDIDATES, LIMIT = 2000, 256, 20_000, 200, 50, 10
+WORLD, SPLIT = "object-scenes", "test-iid"
+
+
+# --- the gallery and its queries ------------------------------------------------------------------
+def scene(k: int) -> Any:
+    return get_world(WORLD).first_scene(EVAL_SEED + k, SPLIT)
+
+
+def cache_gallery(model: Any, n: int, cache: Path) -> None:
+    """Encode scenes 0..n-1 into ``cache/chunkNNNNNNN.npz`` (global, regions as float16); resumable."""
+    cache.mkdir(parents=True, exist_ok=True)
+    world = get_world(WORLD)
+    for c0 in range(0, n, CHUNK):
+        path = cache / f"chunk{c0:07d}.npz"
+        if path.exists():
+            continue
+        emb = model.encode_images([world.render(scene(k), 128) for k in range(c0, min(n, c0 + CHUNK))],
+                                  batch_size=128)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, g=emb.global_vectors.astype(np.float16), r=emb.region_vectors.astype(np.float16))
+        tmp.rename(path)
+        print(json.dumps({"cached": c0 + len(emb.global_vectors)}), flush=True)
+
+
+def load_gallery(cache: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
+    files = sorted(cache.glob("chunk*.npz"))[: (n + CHUNK - 1) // CHUNK]
+    parts = [np.load(f) for f in files]
+    g = np.concatenate([p["g"] for p in parts])[:n].astype(np.float32)
+    r = np.concatenate([p["r"] for p in parts])[:n]
+    if len(g) < n:
+        raise SystemExit(f"the cache holds {len(g)} images, {n} asked: run `cache --n {n}` first")
+    return g / np.linalg.norm(g, axis=1, keepdims=True), r
+
+
+def queries(n: int, count: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """``count`` captions of random gallery scenes and their truth over the gallery ([n, count])."""
+    world, rng = get_world(WORLD), split_rng(seed, SPLIT, "first-stage-queries")
+    picks = rng.choice(n, size=count, replace=False)
+    captions = []
+    for k in picks:
+        (a, rel, b), template, size_words = world.sample_caption(scene(int(k)), rng)
+        captions.append(world.caption(a, rel, b, template, size_words))
+    return captions, relevance_matrix([scene(k) for k in range(n)], captions, world)
+
+
+# --- the designs ----------------------------------------------------------------------------------
+def kmeans_pool(regions: np.ndarray, k: int, iters: int = 6) -> np.ndarray:
+    """(n, R, d) -> (n, k, d): k-means of each image's regions (farthest-point start), unit centroids."""
+    x = torch.from_numpy(regions.astype(np.float32))
+    idx = [torch.zeros(len(x), dtype=torch.long)]
+    for _ in range(k - 1):   # farthest point from the chosen ones
+        chosen = torch.stack([x[torch.arange(len(x)), i] for i in idx], 1)
+        idx.append((x @ chosen.transpose(1, 2)).max(-1).values.argmin(-1))
+    cent = torch.stack([x[torch.arange(len(x)), i] for i in idx], 1)
+    for _ in range(iters):
+        assign = (x @ cent.transpose(1, 2)).argmax(-1)                      # (n, R)
+        onehot = torch.nn.functional.one_hot(assign, k).float()             # (n, R, k)
+        sums = onehot.transpose(1, 2) @ x                                   # (n, k, d)
+        cent = torch.where(onehot.sum(1)[..., None] > 0, sums, cent)
+        cent = torch.nn.functional.normalize(cent, dim=-1)
+    return cent.numpy()
+
+
+def design_vectors(name: str, model: Any, regions: np.ndarray, args: argparse.Namespace
+                   ) -> tuple[dict[str, qe.EdgeVectorParams], Callable[[int, int], dict[str, list]],
+                              Callable[[Any], list[tuple[str, list]]]]:
+    """The extra vector config of design ``name``, the extra vectors of points [a, b), and the
+    query's stage 1 prefetches beyond ``global`` (the union of all goes to stage 2)."""
+    hnsw = qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000)
+    multi = qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim)
+    d = regions.shape[-1]
+    if name in ("global", "exact"):
+        return {}, lambda a, b: {}, lambda q: []
+    if name == "first":
+        stage = model.first_stage
+        with torch.inference_mode():
+            first = torch.cat([stage.encode_regions(torch.from_numpy(regions[i:i + 4096].astype(np.float32)))
+                               for i in range(0, len(regions), 4096)]).numpy()
+        return ({"first": qe.EdgeVectorParams(size=stage.cfg.dim, distance=qe.Distance.Cosine, hnsw_config=hnsw)},
+                lambda a, b: {"first": first[a:b].tolist()},
+                lambda q: [("first", q.first_vectors[0].tolist())])
+    if name == "muvera":
+        from fastembed.postprocess import Muvera   # pip install fastembed (only this benchmark needs it)
+
+        k_sim, dim_proj, reps = args.muvera
+        muv = Muvera(dim=d, k_sim=k_sim, dim_proj=dim_proj, r_reps=reps)
+        fde = np.stack([muv.process_document(r.astype(np.float32)) for r in regions]).astype(np.float32)
+        return ({"muvera": qe.EdgeVectorParams(size=muv.embedding_size, distance=qe.Distance.Dot, hnsw_config=hnsw)},
+                lambda a, b: {"muvera": fde[a:b].tolist()},
+                lambda q: [("muvera", muv.process_query(q.token_vectors[0]).astype(np.float32).tolist())])
+    if name == "pooled":
+        pooled = np.concatenate([kmeans_pool(regions[i:i + 2048], args.pool) for i in range(0, len(regions), 2048)])
+        return ({"pooled": qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine, multivector_config=multi,
+                                               hnsw_config=hnsw)},
+                lambda a, b: {"pooled": pooled[a:b].tolist()},
+                lambda q: [("pooled", q.token_vectors[0].tolist())])
+    if name == "regions-hnsw":
+        return ({"regions_hnsw": qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine, multivector_config=multi,
+                                                     hnsw_config=hnsw)},
+                lambda a, b: {"regions_hnsw": regions[a:b].astype(np.float32).tolist()},
+                lambda q: [("regions_hnsw", q.token_vectors[0].tolist())])
+    raise SystemExit(f"unknown design {name!r}")
+
+
+def build_store(path: Path, g: np.ndarray, r: np.ndarray, extra_cfg: dict, extra: Callable) -> tuple[Any, dict]:
+    """An edge shard with ``global``, ``regions`` (+ the design's vectors), written as add_images
+    writes; its ingest figures."""
+    vectors = {"global": qe.EdgeVectorParams(size=g.shape[1], distance=qe.Distance.Cosine, hnsw_config=qe.HnswIndexConfig(
+                   m=16, ef_construct=100, full_scan_threshold=10_000)),
+               "regions": qe.EdgeVectorParams(size=r.shape[2], distance=qe.Distance.Cosine,
+                                              multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+                                              hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100,
+                                                                             full_scan_threshold=10_000)),
+               **extra_cfg}
+    shard = qe.EdgeShard.create(str(path), qe.EdgeConfig(vectors=vectors, optimizers=qe.EdgeOptimizersConfig(
+        max_segment_size=SEGMENT_KB)))
+    stalls, pending, t_start = [], 0, time.perf_counter()
+    for a in range(0, len(g), BATCH):
+        b = min(len(g), a + BATCH)
+        more = extra(a, b)
+        pts = [qe.Point(i, {"global": g[i].tolist(), "regions": r[i].astype(np.float32).tolist(),
+                            **{k: v[i - a] for k, v in more.items()}},
+                        {"uri": f"/gallery/{i:07d}.png", "sha256": "0" * 64, "width": 128, "height": 128,
+                         "_vitr_regions_f16": encode_regions(r[i])}) for i in range(a, b)]
+        t0 = time.perf_counter()
+        shard.update(qe.UpdateOperation.upsert_points(pts))
+        shard.flush()
+        pending += len(pts)
+        if pending >= OPTIMIZE_EVERY:
+            shard.optimize()
+            shard.flush()
+            pending = 0
+        stalls.append(time.perf_counter() - t0)
+    shard.optimize()
+    shard.flush()
+    return shard, {"ingest_s": round(time.perf_counter() - t_start, 1), "longest_stall_s": round(max(stalls), 2),
+                   "bytes_per_image": round(disk_bytes(path)[0] / len(g))}
+
+
+def run_design(name: str, model: Any, g: np.ndarray, r: np.ndarray, caps: list[str], rel: np.ndarray,
+               path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    extra_cfg, extra, prefetch_of = design_vectors(name, model, r, args)
+    prep = time.perf_counter() - t0
+    shard, out = build_store(path, g, r, extra_cfg, extra)
+    out["prepare_s"] = round(prep, 1)
+    ranked, times = [], []
+    for text in caps:
+        t0 = time.perf_counter()
+        q = model.encode_texts([text])
+        g_q = qe.Query.Nearest(q.global_vectors[0].tolist(), using="global")
+        stage1 = None if name == "exact" else [qe.Prefetch(limit=PREFETCH, query=g_q)] + [
+            qe.Prefetch(limit=PREFETCH, query=qe.Query.Nearest(v, using=using)) for using, v in prefetch_of(q)]
+        pts = shard.query(qe.QueryRequest(limit=CANDIDATES, prefetches=stage1, with_payload=True, with_vector=["global"],
+                                          query=qe.Query.Nearest(q.token_vectors[0].tolist(), using="regions")))
+        regions = np.stack([decode_regions(p.payload["_vitr_regions_f16"], r.shape[2]) for p in pts])
+        scores, _ = model.rerank(q, np.stack([np.asarray(p.vector["global"], np.float32) for p in pts]), regions)
+        order = np.argsort(-scores, kind="stable")[:LIMIT]
+        ranked.append([int(pts[i].id) for i in order])
+        times.append(time.perf_counter() - t0)
+    shard.close()
+    shutil.rmtree(path, ignore_errors=True)
+    ms = 1000 * np.array(times)
+    out.update(success(ranked, rel), p50_ms=round(float(np.percentile(ms, 50)), 1),
+               p95_ms=round(float(np.percentile(ms, 95)), 1))
+    out["_ranked"] = ranked
+    return out
+
+
+def success(ranked: list[list[int]], rel: np.ndarray) -> dict[str, float]:
+    """success@1 and @10 (percent): a true image at rank 1, among the top 10."""
+    first_true = [next((k for k, i in enumerate(ids) if rel[i, j]), None) for j, ids in enumerate(ranked)]
+    return {f"success_at_{k}": round(100 * float(np.mean([f is not None and f < k for f in first_true])), 1)
+            for k in (1, 10)}
+
+
+def designs(args: argparse.Namespace) -> dict[str, Any]:
+    model = load_model(args.model)
+    torch.set_num_threads(args.threads)
+    result: dict[str, Any] = {"benchmark": "first_stage_designs", "model": model.cfg.name, "prefetch": PREFETCH,
+                              "candidates": CANDIDATES, "threads": args.threads, "sizes": {}}
+    for n in args.sizes:
+        g, r = load_gallery(args.cache, n)
+        caps, rel = queries(n, args.queries)
+        res: dict[str, Any] = {"queries": len(caps)}
+        for name in args.designs:
+            if name == "regions-hnsw" and n > args.regions_hnsw_max:
+                res[name] = {"skipped": f"its index build at {args.regions_hnsw_max} images already took "
+                             f"{result['sizes'].get(str(args.regions_hnsw_max), {}).get(name, {}).get('ingest_s')} s"}
+                continue
+            res[name] = run_design(name, model, g, r, caps, rel, args.workdir / f"{name}-{n}", args)
+            print(json.dumps({"size": n, "design": name, **{k: v for k, v in res[name].items() if k != "_ranked"}}),
+                  flush=True)
+        exact = res.get("exact", {}).get("_ranked")
+        for name in args.designs:
+            if exact and "_ranked" in res[name]:
+                res[name]["same_top10_as_exact"] = round(100 * float(np.mean(
+                    [a == b for a, b in zip(res[name]["_ranked"], exact)])), 1)
+            res[name].pop("_ranked", None)
+        result["sizes"][str(n)] = res
+        if args.out:   # partial results as they come
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def api(args: argparse.Namespace) -> dict[str, Any]:
+    """The public API end to end: add_images of rendered scenes, then col.search per query."""
+    import vitr_qdrant as vq
+
+    model = load_model(args.model)
+    torch.set_num_threads(args.threads)
+    world = get_world(WORLD)
+    result: dict[str, Any] = {"benchmark": "first_stage_api", "model": model.cfg.name, "threads": args.threads,
+                              "sizes": {}}
+    for n in args.sizes:
+        caps, rel = queries(n, args.queries)
+        path = args.workdir / f"api-{n}"
+        shutil.rmtree(path, ignore_errors=True)
+        with vq.VitrCollection("first-stage-api", path=path, model=model) as col:
+            stalls: list[float] = []
+            upsert = col._store.upsert   # instrumentation: one write call (its index rebuild included)
+
+            def timed(points: Any) -> None:
+                t0 = time.perf_counter()
+                upsert(points)
+                stalls.append(time.perf_counter() - t0)
+
+            col._store.upsert = timed
+            t0 = time.perf_counter()
+            for c0 in range(0, n, CHUNK):
+                images = [world.render(scene(k), 128) for k in range(c0, min(n, c0 + CHUNK))]
+                report = col.add_images(images, ids=list(range(c0, c0 + len(images))), progress=False,
+                                        batch_size=BATCH)
+                if report.failed:
+                    raise RuntimeError(f"ingest failed: {report.failed[:3]}")
+            res: dict[str, Any] = {"queries": len(caps), "ingest_s": round(time.perf_counter() - t0, 1),
+                                   "ingest_img_per_s": round(n / (time.perf_counter() - t0), 1),
+                                   "longest_stall_s": round(max(stalls), 2),
+                                   "bytes_per_image": round(disk_bytes(path)[0] / n)}
+            runs = {"default": {}, "exact": {"prefetch": None}, "global": {"mode": "global"}}
+            ranked = {}
+            for name, kw in runs.items():
+                col.search(caps[0], limit=LIMIT, **kw)   # warm
+                ids, times = [], []
+                for text in caps:
+                    t0 = time.perf_counter()
+                    hits = col.search(text, limit=LIMIT, **kw)
+                    times.append(time.perf_counter() - t0)
+                    ids.append([int(h.id) for h in hits])
+                ms = 1000 * np.array(times)
+                ranked[name] = ids
+                res[name] = {**success(ids, rel), "p50_ms": round(float(np.percentile(ms, 50)), 1),
+                             "p95_ms": round(float(np.percentile(ms, 95)), 1)}
+                print(json.dumps({"size": n, "run": name, **res[name]}), flush=True)
+            res["default"]["same_top10_as_exact"] = round(100 * float(np.mean(
+                [a == b for a, b in zip(ranked["default"], ranked["exact"])])), 1)
+        shutil.rmtree(path, ignore_errors=True)
+        result["sizes"][str(n)] = res
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("what", choices=("cache", "designs", "api"))
+    ap.add_argument("--model", help="model name or directory (default: the bundled default)")
+    ap.add_argument("--n", type=int, default=100_000, help="cache: gallery images to encode")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--designs", nargs="+", default=["global", "exact", "first", "muvera", "pooled", "regions-hnsw"])
+    ap.add_argument("--muvera", type=int, nargs=3, default=[4, 8, 10], metavar=("K_SIM", "DIM_PROJ", "R_REPS"))
+    ap.add_argument("--pool", type=int, default=8, help="pooled: vectors per image")
+    ap.add_argument("--regions-hnsw-max", type=int, default=10_000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cache", type=Path, default=Path("runs/first-stage-cache"))
+    ap.add_argument("--workdir", type=Path, default=Path("runs/first-stage-work"))
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args(argv)
+    a.workdir.mkdir(parents=True, exist_ok=True)
+    if a.what == "cache":
+        cache_gallery(load_model(a.model), a.n, a.cache)
+        return 0
+    emit(designs(a) if a.what == "designs" else api(a), a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
