@@ -16,9 +16,10 @@ from vitr_qdrant.encoders.data.worlds import get_world
 from vitr_qdrant.encoders.model_eval import model_world
 
 
-def describe(world, seed: int) -> str:
-    """Up to three relations that hold in a scene, as text an LLM can read."""
-    scene = scene_of(world.name, seed, SPLIT)
+def describe(world, seed: int, split: str = SPLIT, swap: tuple[int, ...] = ()) -> str:
+    """Up to three relations that hold in a gallery scene (as drawn: a twin's centres exchanged),
+    as text an LLM can read."""
+    scene = scene_of(world.name, seed, split, tuple(swap))
     facts = [world.caption(a, rel, b) for a, rel, b in world.related_pairs(scene)[:3]]
     return "; ".join(facts) or ", ".join(o.phrase() for o in scene.objects)
 
@@ -36,7 +37,7 @@ def open_gallery(model: str | None, images: str | None, n: int, store: str | Non
         world = get_world(model_world(model))
         jobs = gallery_jobs(world, n, [q for q in OBJECT_QUERIES if q[0] == query and world.name == "object-scenes"])
         paths = render_gallery(store / "images", world, jobs)
-        print(col.add_images(paths, metadata=[{"caption": describe(world, seed)} for seed, _, _ in jobs]))
+        print(col.add_images(paths, metadata=[{"caption": describe(world, *job)} for job in jobs]))
     return col
 
 
