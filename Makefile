@@ -43,7 +43,7 @@ bench: $(STAMP)
 # threads=1 keeps each stage steady on a shared 2-core machine; on a GPU drop it.
 train-scenes-s: $(STAMP)
 	$(VENV)/bin/vitr train model=vitr-scenes-s stage=clip pool_size=40000 pool_cache=data/pool-40k-64.npz batch_size=128 epochs=3 lr=1e-3 warmup_steps=200 eval_every=0 threads=1 out=runs/scenes-clip
-	$(VENV)/bin/vitr train model=vitr-scenes-s stage=head init=runs/scenes-clip/last pool_size=40000 pool_cache=data/pool-40k-64.npz batch_size=128 epochs=4 lr=2e-3 warmup_steps=100 eval_every=1 eval_images=200 eval_pairs=200 attr_weight=1.0 threads=1 out=runs/scenes-head
+	$(VENV)/bin/vitr train model=vitr-scenes-s stage=head init=runs/scenes-clip/last pool_size=40000 pool_cache=data/pool-40k-64.npz batch_size=128 epochs=4 lr=2e-3 warmup_steps=100 eval_every=1 eval_images=200 eval_pairs=200 attr_weight=1.0 threads=1 name=vitr-scenes-s store_backbone=true out=runs/scenes-head
 
 # The model card's evaluation table (1,000-image galleries, both splits, all three modes).
 eval-scenes-s: $(STAMP)
@@ -54,7 +54,7 @@ eval-scenes-s: $(STAMP)
 OBJECTS_POOL := data=object-scenes styles=true pool_size=50000 pool_cache=data/objects-pool-50k-128.npz
 train-objects-s: $(STAMP)
 	$(VENV)/bin/vitr train model=vitr-objects-s stage=clip $(OBJECTS_POOL) augment=0.8 batch_size=128 epochs=3 lr=1e-3 warmup_steps=300 eval_every=1 eval_images=200 eval_pairs=100 threads=2 out=runs/objects-clip
-	$(VENV)/bin/vitr train model=vitr-objects-s stage=head init=runs/objects-clip/last $(OBJECTS_POOL) batch_size=128 epochs=3 lr=2e-3 warmup_steps=100 attr_weight=1.0 eval_every=1 eval_images=200 eval_pairs=100 threads=2 out=runs/objects-head
+	$(VENV)/bin/vitr train model=vitr-objects-s stage=head init=runs/objects-clip/last $(OBJECTS_POOL) batch_size=128 epochs=3 lr=2e-3 warmup_steps=100 attr_weight=1.0 eval_every=1 eval_images=200 eval_pairs=100 threads=2 name=vitr-objects-s store_backbone=true out=runs/objects-head
 
 # The model card's tables: 1,000-image galleries, both splits, all three modes, every art set.
 eval-objects-s: $(STAMP)

@@ -20,7 +20,7 @@ included. Designs:
 - ``global``: the top N = 200 by the global vector (stage 1 before first-stage vectors);
 - ``exact``: no stage 1: MaxSim over every point (``prefetch=None``), the reference;
 - ``first``: the union of the top N by ``global`` and by the model's first-stage vector
-  (``encoders/first_stage.py``, a 128-d HNSW vector);
+  (``encoders/first_stage.py``, a 128-d HNSW vector); ``first-only``: the top N by it alone;
 - ``muvera``: the union of the top N by ``global`` and by a MUVERA fixed-dimensional encoding of
   the regions (fastembed's ``Muvera``; ``--muvera k_sim dim_proj r_reps``) in its own HNSW vector;
 - ``pooled``: the union of the top N by ``global`` and by HNSW over the regions pooled to
@@ -131,7 +131,7 @@ def design_vectors(name: str, model: Any, regions: np.ndarray, args: argparse.Na
     d = regions.shape[-1]
     if name in ("global", "exact"):
         return {}, lambda a, b: {}, lambda q: []
-    if name == "first":
+    if name in ("first", "first-only"):
         stage = model.first_stage
         with torch.inference_mode():
             first = torch.cat([stage.encode_regions(torch.from_numpy(regions[i:i + 4096].astype(np.float32)))
@@ -209,7 +209,7 @@ def run_design(name: str, model: Any, g: np.ndarray, r: np.ndarray, caps: list[s
         t0 = time.perf_counter()
         q = model.encode_texts([text])
         g_q = qe.Query.Nearest(q.global_vectors[0].tolist(), using="global")
-        stage1 = None if name == "exact" else [qe.Prefetch(limit=PREFETCH, query=g_q)] + [
+        stage1 = None if name == "exact" else [qe.Prefetch(limit=PREFETCH, query=g_q)][name == "first-only":] + [
             qe.Prefetch(limit=PREFETCH, query=qe.Query.Nearest(v, using=using)) for using, v in prefetch_of(q)]
         pts = shard.query(qe.QueryRequest(limit=CANDIDATES, prefetches=stage1, with_payload=True, with_vector=["global"],
                                           query=qe.Query.Nearest(q.token_vectors[0].tolist(), using="regions")))
@@ -321,14 +321,85 @@ def api(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def million(args: argparse.Namespace) -> dict[str, Any]:
+    """``--n`` points (1M) on this machine, compact storage: the cached real vectors of
+    ``--base`` rendered scenes, each written ``n / base`` times with Gaussian jitter (sigma
+    ``--jitter`` per dimension, renormalised), through the library's store and ``col.search``."""
+    import resource
+
+    import vitr_qdrant as vq
+    from vitr_qdrant.connectors import COMPACT_STORAGE, StoredPoint, create_backend, make_payload
+    from vitr_qdrant.search import collection_spec
+
+    model = load_model(args.model)
+    torch.set_num_threads(args.threads)
+    g, r = load_gallery(args.cache, args.base)
+    caps, rel = queries(args.base, args.queries)
+    copies, rng = args.n // args.base, np.random.default_rng(0)
+    path = args.workdir / "million"
+    shutil.rmtree(path, ignore_errors=True)
+    stalls, t_start = [], time.perf_counter()
+    with create_backend(path=path) as store:
+        store.open_collection(collection_spec("million", model, **COMPACT_STORAGE))
+        for copy in range(copies):
+            for a in range(0, args.base, BATCH):
+                b = min(args.base, a + BATCH)
+                gj = g[a:b] + (rng.normal(scale=args.jitter, size=g[a:b].shape) if copy else 0)
+                rj = r[a:b].astype(np.float32) + (rng.normal(scale=args.jitter, size=r[a:b].shape) if copy else 0)
+                gj /= np.linalg.norm(gj, axis=-1, keepdims=True)
+                rj /= np.linalg.norm(rj, axis=-1, keepdims=True)
+                with torch.inference_mode():
+                    first = model.first_stage.encode_regions(torch.from_numpy(rj.astype(np.float32))).numpy()
+                pts = [StoredPoint(copy * args.base + i, gj[i - a], rj[i - a], make_payload(
+                    uri=f"/gallery/{i:07d}.png", sha256="0" * 64, width=128, height=128, metadata={"copy": copy}),
+                    first[i - a]) for i in range(a, b)]
+                t0 = time.perf_counter()
+                store.upsert(pts)
+                stalls.append(time.perf_counter() - t0)
+            print(json.dumps({"written": (copy + 1) * args.base, "s": round(time.perf_counter() - t_start)}), flush=True)
+        store.optimize()
+    ingest_s = time.perf_counter() - t_start
+    res: dict[str, Any] = {"benchmark": "first_stage_million", "model": model.cfg.name, "points": copies * args.base,
+                           "vectors": f"{args.base} rendered scenes encoded by the model, each written {copies} times "
+                                      f"(copies after the first with jitter sigma {args.jitter}, renormalised)",
+                           "storage": "compact (turbo8 regions, no payload copy)", "ingest_s": round(ingest_s, 1),
+                           "longest_stall_s": round(max(stalls), 2), "bytes_per_image": round(disk_bytes(path)[0] / (copies * args.base))}
+    with vq.VitrCollection("million", path=path, model=model) as col:
+        for name, kw, count in (("default", {}, len(caps)), ("global", {"mode": "global"}, len(caps)),
+                                ("exact", {"prefetch": None}, args.exact_queries)):
+            col.search(caps[0], limit=LIMIT, **kw)
+            ids, times = [], []
+            for text in caps[:count]:
+                t0 = time.perf_counter()
+                ids.append([int(h.id) % args.base for h in col.search(text, limit=LIMIT, **kw)])
+                times.append(time.perf_counter() - t0)
+            ms = 1000 * np.array(times)
+            res[name] = {**success(ids, rel[:, :count]), "queries": count,
+                         "p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
+                         "_ids": ids}
+            print(json.dumps({"run": name, **{k: v for k, v in res[name].items() if k != "_ids"}}), flush=True)
+    k = args.exact_queries
+    res["default"]["same_top10_as_exact"] = round(100 * float(np.mean(
+        [a == b for a, b in zip(res["default"]["_ids"][:k], res["exact"]["_ids"])])), 1)
+    for name in ("default", "global", "exact"):
+        res[name].pop("_ids")
+    res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    shutil.rmtree(path, ignore_errors=True)
+    return res
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=("cache", "designs", "api"))
+    ap.add_argument("what", choices=("cache", "designs", "api", "million"))
     ap.add_argument("--model", help="model name or directory (default: the bundled default)")
-    ap.add_argument("--n", type=int, default=100_000, help="cache: gallery images to encode")
+    ap.add_argument("--n", type=int, default=100_000, help="cache: gallery images to encode; million: points")
+    ap.add_argument("--base", type=int, default=100_000, help="million: cached scenes the points are made of")
+    ap.add_argument("--jitter", type=float, default=0.02, help="million: sigma of the copies' jitter")
+    ap.add_argument("--exact-queries", type=int, default=20, help="million: queries also run with prefetch=None")
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--designs", nargs="+", default=["global", "exact", "first", "muvera", "pooled", "regions-hnsw"])
+    ap.add_argument("--designs", nargs="+",
+                    default=["global", "exact", "first", "first-only", "muvera", "pooled", "regions-hnsw"])
     ap.add_argument("--muvera", type=int, nargs=3, default=[4, 8, 10], metavar=("K_SIM", "DIM_PROJ", "R_REPS"))
     ap.add_argument("--pool", type=int, default=8, help="pooled: vectors per image")
     ap.add_argument("--regions-hnsw-max", type=int, default=10_000)
@@ -341,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.what == "cache":
         cache_gallery(load_model(a.model), a.n, a.cache)
         return 0
-    emit(designs(a) if a.what == "designs" else api(a), a.out)
+    emit({"designs": designs, "api": api, "million": million}[a.what](a), a.out)
     return 0
 
 

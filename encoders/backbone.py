@@ -64,7 +64,7 @@ class Backbone(nn.Module):
         text_cfg = cfg.text_cfg
         self.tokenizer = create_tokenizer(cfg.tokenizer, cfg.open_clip_model,
                                           text_cfg.get("vocab_size", 49408),
-                                          text_cfg.get("context_length", 77))
+                                          text_cfg.get("context_length", 77), cfg.extra_words)
         self.image_width = visual.transformer.width if hasattr(visual, "transformer") else None
         self.text_width = self._text_module_width()
 

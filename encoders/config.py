@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import textwrap
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,9 @@ class BackboneCfg:
     pretrained: str | None = None
     image_size: int | None = None
     tokenizer: str | None = None  # None: open_clip's tokenizer of the model; "scenes-words"
+    # words a word tokenizer learned after its list (fine-tuning on captions that use them);
+    # their ids follow the list's, in this order (see tokenizer.grow_vocabulary)
+    extra_words: list[str] = field(default_factory=list)
     vision_cfg: dict[str, Any] = field(default_factory=dict)
     text_cfg: dict[str, Any] = field(default_factory=dict)
 
@@ -62,6 +66,9 @@ class ModelCfg:
     # per mode, [a, b] of P(the text holds for the image) = sigmoid(a * score + b), fitted on the
     # model's evaluation data (calibration.py); not part of the weights' fingerprint
     calibration: dict | None = None
+    # how the trainer made it: parent (name, weights hash), data, command, final evaluation,
+    # new words (written by vitr train; the model card is generated from it)
+    training: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelCfg":
@@ -89,6 +96,31 @@ def checked(cls: type, values: Mapping[str, Any], what: str) -> dict[str, Any]:
     if unknown:
         raise InputError(f"unknown {what}s {sorted(unknown)}; known: {sorted(hints)}")
     return {key: _typed(value, hints[key], f"{what} {key}") for key, value in values.items()}
+
+
+def option(default: Any = None, help: str = "", factory: Any = None) -> Any:
+    """A dataclass field with its meaning (``help``), which :func:`describe_options` prints."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+def describe_options(cls: type) -> str:
+    """One line per field of dataclass ``cls``: ``name=default`` and its meaning, so a command's
+    help is generated from the config it parses and cannot drift from it."""
+    from dataclasses import MISSING, fields
+
+    hints = typing.get_type_hints(cls)
+    lines = []
+    for f in fields(cls):
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        hint = hints[f.name]
+        kind = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+        meaning = textwrap.fill(f.metadata.get("help", ""), 96, initial_indent=" " * 6,
+                                break_on_hyphens=False,
+                                subsequent_indent=" " * 6)
+        lines.append(f"  {f.name}={json.dumps(default)}  ({kind})\n{meaning}")
+    return "\n".join(lines)
 
 
 def _typed(value: Any, hint: Any, where: str) -> Any:

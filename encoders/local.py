@@ -108,9 +108,9 @@ class ImageLocalEncoder(nn.Module):
 class TextLocalEncoder(nn.Module):
     """Token features -> projection -> L2-normalised token vectors (padding zeroed).
 
-    With ``cfg.word_embed`` the features are followed by each token's input embedding
-    (``in_dim`` wide too), normalised and projected on its own and added: the word itself
-    reaches the head even where the tower's outputs for two words are nearly equal."""
+    With ``cfg.word_embed`` it also reads each token's input embedding (``word_embed``, ``in_dim``
+    wide too), normalised and projected on its own and added: the word itself reaches the head
+    even where the tower's outputs for two words are nearly equal."""
 
     def __init__(self, in_dim: int, cfg: LocalCfg):
         super().__init__()
@@ -119,10 +119,16 @@ class TextLocalEncoder(nn.Module):
         self.word = (nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, cfg.dim))
                      if cfg.word_embed else None)
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.proj(tokens[..., :self.in_dim])
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor,
+                word_embed: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, in_dim) token features, (B, L) mask, and for a ``word_embed`` encoder the
+        (B, L, in_dim) input embeddings -> (B, L, dim)."""
+        h = self.proj(tokens)
         if self.word is not None:
-            h = h + self.word(tokens[..., self.in_dim:])
+            if word_embed is None:
+                raise InputError("this text local encoder reads each token's input embedding: "
+                                 "pass word_embed (VitrModel.text_tokens gives it)")
+            h = h + self.word(word_embed)
         return F.normalize(h, dim=-1) * mask.unsqueeze(-1).to(tokens.dtype)
 
 

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -41,6 +40,16 @@ class TextEmbeddings:
     global_vectors: np.ndarray
     token_vectors: list[np.ndarray]
     first_vectors: np.ndarray | None = None
+
+
+class TextTokens(NamedTuple):
+    """What the text local encoder reads: (T, D) global vectors, (T, L, W) token features,
+    (T, L) mask, and with ``local.word_embed`` (T, L, W) token input embeddings."""
+
+    global_vectors: torch.Tensor
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    word_embed: torch.Tensor | None
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
@@ -120,17 +129,21 @@ class VitrModel(nn.Module):
         g, tokens = self.backbone.encode_image(pixels)
         return g, self.image_local(tokens, pixels)
 
-    def text_tokens(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Backbone (global, token features, mask) with the valid tokens first; with
-        ``local.word_embed`` each token's input embedding follows its features."""
+    def text_tokens(self, texts: list[str]) -> "TextTokens":
+        """Backbone global vectors, token features and mask with the valid tokens first; with
+        ``local.word_embed`` also each token's input embedding (None otherwise)."""
         ids, mask = self.backbone.tokenize(texts)
         ids, mask = ids.to(self.device), mask.to(self.device)
         g, tokens = self.backbone.encode_text(ids)
-        if self.cfg.local.word_embed:
-            tokens = torch.cat([tokens, self.backbone.token_embeddings(ids).to(tokens.dtype)], -1)
+        words = (self.backbone.token_embeddings(ids).to(tokens.dtype)
+                 if self.cfg.local.word_embed else None)
         # Valid tokens first (open_clip's start-of-text token is masked out), padding after.
         order = torch.argsort((~mask).int(), dim=1, stable=True)
-        return g, tokens.gather(1, order.unsqueeze(-1).expand_as(tokens)), mask.gather(1, order)
+
+        def first(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x.gather(1, order.unsqueeze(-1).expand_as(x))
+
+        return TextTokens(g, first(tokens), mask.gather(1, order), first(words))
 
     def word_spans(self, text: str) -> list[tuple[str, list[int]]]:
         """The words of ``text`` and the positions of their token vectors (as ``encode_texts``
@@ -157,8 +170,8 @@ class VitrModel(nn.Module):
         return head + (f"\n\n{self.card_text}" if self.card_text else "")
 
     def text_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        g, tokens, mask = self.text_tokens(texts)
-        return g, self.text_local(tokens, mask), mask
+        t = self.text_tokens(texts)
+        return t.global_vectors, self.text_local(t.tokens, t.mask, t.word_embed), t.mask
 
     def fused(self, words, mask, regions, img_global, txt_global, text_index=None):
         """Fusion scores of K pairs (texts given once, ``text_index`` naming each pair's);
@@ -311,14 +324,12 @@ class VitrModel(nn.Module):
         left out: it changes no stored ``global`` or ``regions`` vector, and a collection records
         its own hash, see :meth:`~.first_stage.FirstStage.weights_sha256`)."""
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            for name, t in sorted(self.core_state_dict().items()):
-                h.update(name.encode())
-                h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            from .model_dir import state_sha256
+
             self._fingerprint = {
                 "name": self.cfg.name, "global_dim": self.cfg.backbone.embed_dim,
                 "region_dim": self.cfg.local.dim, "n_regions": len(self.region_boxes),
-                "head_trained": self.head_trained, "weights_sha256": h.hexdigest()}
+                "head_trained": self.head_trained, "weights_sha256": state_sha256(self.core_state_dict())}
         return dict(self._fingerprint)
 
 

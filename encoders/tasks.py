@@ -5,8 +5,9 @@ task meets DDP, so no rank waits for gradients that never come.
 """
 from __future__ import annotations
 
+import contextlib
 from functools import partial
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -44,6 +45,9 @@ def _pixels(model: VitrModel, cfg, images: np.ndarray, flip: bool, step: int) ->
     return normalise(model, images, flip, model.device, augment)
 
 
+EMBEDDING = "backbone.clip.token_embedding.weight"  # the text tower's word embedding
+
+
 class Task(torch.nn.Module):
     """Base: the model, the config, the pool and its caption sampler."""
 
@@ -53,6 +57,10 @@ class Task(torch.nn.Module):
 
     def trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
         raise NotImplementedError
+
+    def row_params(self) -> tuple[torch.nn.Parameter, ...]:
+        """Trainable parameters of which only some rows train (the rest get no gradient)."""
+        return ()
 
     def freeze_others(self) -> None:
         """Only the trainable parameters require gradients (what DDP is handed)."""
@@ -105,11 +113,19 @@ class Candidates(NamedTuple):
 
 class HeadTask(Task):
     """Stage 2: local encoders + fusion on the frozen backbone (its features cached once, or
-    computed per step from augmented pixels)."""
+    computed per step from augmented pixels). ``word_rows``: ids of words new to the tokenizer,
+    whose embedding rows train with the head (the rest of the backbone stays frozen)."""
 
-    def __init__(self, model: VitrModel, cfg, pool, sampler):
+    def __init__(self, model: VitrModel, cfg, pool, sampler, word_rows: Sequence[int] = ()):
         super().__init__(model, cfg, pool, sampler)
         model.backbone.lock()
+        self.word_rows = list(word_rows)
+        if self.word_rows:
+            emb = model.backbone.clip.token_embedding.weight
+            keep = torch.zeros(emb.shape[0], 1, device=emb.device, dtype=emb.dtype)
+            keep[self.word_rows] = 1
+            emb.requires_grad_(True)
+            emb.register_hook(lambda grad: grad * keep)
         self.late_scale = torch.nn.Parameter(torch.tensor(10.0, device=model.device).log())
         self.n_neg = len(pool.world.negative_kinds) if isinstance(pool, ScenePool) else 0
         self.attributes = None
@@ -142,30 +158,56 @@ class HeadTask(Task):
         m = self.model
         probe = ([("attr_scale", self.attr_scale)] + list(self.attributes.named_parameters())
                  if self.attributes is not None else [])
+        words = [(EMBEDDING, m.backbone.clip.token_embedding.weight)] if self.word_rows else []
         return ([("late_scale", self.late_scale)] + probe + list(m.image_local.named_parameters())
-                + list(m.text_local.named_parameters()) + list(m.fusion.named_parameters()))
+                + list(m.text_local.named_parameters()) + list(m.fusion.named_parameters())
+                + words)
+
+    def row_params(self):
+        return (self.model.backbone.clip.token_embedding.weight,) if self.word_rows else ()
 
     # --- the batch ------------------------------------------------------------------------
     def _candidates(self, idx: np.ndarray, step: int, rng: np.random.Generator) -> Candidates:
-        k = min(self.cfg.in_batch_negatives, len(idx) - 1)
+        """The batch's captions (one positive each), the images to encode (the batch and its
+        partners) and, per item, its text and image candidate sets."""
         samples = [self.sampler.sample(int(i), step) for i in idx]
-        pos = [p for p, _, _ in samples]
+        positives = [p for p, _, _ in samples]
         partner = self.pool.partner[idx]
         images = np.unique(np.concatenate([idx, partner[partner >= 0]]))
         where = {int(v): n for n, v in enumerate(images)}
-        tsets, tvalid, isets, ivalid = [], [], [], []
+        k = min(self.cfg.in_batch_negatives, len(idx) - 1)
+        text_sets, image_sets = [], []
         for b, (i, (p, negs, _)) in enumerate(zip(idx, samples)):
-            others = rng.choice([j for j in range(len(idx)) if j != b], size=k, replace=False)
-            negs = negs[:self.n_neg]
-            tsets.append([p] + negs + [""] * (self.n_neg - len(negs)) + [pos[j] for j in others])
-            tvalid.append([True] + [bool(t) for t in tsets[-1][1:1 + self.n_neg]]
-                          + [not self.sampler.is_true(int(i), pos[j]) for j in others])
-            others = rng.choice([j for j in range(len(idx)) if j != b], size=k, replace=False)
-            isets.append([where[int(i)], where.get(int(partner[b]), 0)]
-                         + [where[int(idx[j])] for j in others])
-            ivalid.append([True, bool(partner[b] >= 0)]
-                          + [not self.sampler.is_true(int(idx[j]), p) for j in others])
-        texts = sorted({t for s in tsets for t in s if t})
+            text_sets.append(self._text_set(int(i), p, negs, positives, _others(rng, len(idx), b, k)))
+            image_sets.append(self._image_set(idx, b, p, int(partner[b]), where,
+                                              _others(rng, len(idx), b, k)))
+        return self._pack(idx, samples, images, where, text_sets, image_sets)
+
+    def _text_set(self, i: int, positive: str, negatives: list[str], positives: list[str],
+                  others: np.ndarray) -> tuple[list[str], list[bool]]:
+        """Image i's text candidates: its positive, its hard negatives (padded with "" to the
+        world's number of kinds), the positives of ``others``; and which are real negatives."""
+        negatives = negatives[:self.n_neg]
+        padded = negatives + [""] * (self.n_neg - len(negatives))
+        texts = [positive] + padded + [positives[j] for j in others]
+        valid = ([True] + [bool(t) for t in padded]
+                 + [not self.sampler.is_true(i, positives[j]) for j in others])
+        return texts, valid
+
+    def _image_set(self, idx: np.ndarray, b: int, positive: str, partner: int, where: dict,
+                   others: np.ndarray) -> tuple[list[int], list[bool]]:
+        """Caption b's image candidates (positions in the encoded images): its image, its
+        partner (or a masked stand-in), the images of ``others``; and which are real negatives."""
+        rows = [where[int(idx[b])], where.get(partner, 0)] + [where[int(idx[j])] for j in others]
+        valid = ([True, partner >= 0]
+                 + [not self.sampler.is_true(int(idx[j]), positive) for j in others])
+        return rows, valid
+
+    def _pack(self, idx, samples, images, where, text_sets, image_sets) -> Candidates:
+        """The sets as tensors on the model's device, texts given once (sorted)."""
+        sets, text_valid = zip(*text_sets)
+        rows, image_valid = zip(*image_sets)
+        texts = sorted({t for s in sets for t in s} - {""})
         tpos = {t: n for n, t in enumerate(texts)}
         dev = self.model.device
 
@@ -173,9 +215,10 @@ class HeadTask(Task):
             return torch.tensor(values, dtype=dtype, device=dev)
 
         return Candidates(
-            texts, images, as_tensor([where[int(i)] for i in idx]), as_tensor([tpos[p] for p in pos]),
-            as_tensor([[tpos.get(t, 0) for t in s] for s in tsets]), as_tensor(tvalid, torch.bool),
-            as_tensor(isets), as_tensor(ivalid, torch.bool), [g for _, _, g in samples])
+            texts, images, as_tensor([where[int(i)] for i in idx]),
+            as_tensor([tpos[p] for p, _, _ in samples]),
+            as_tensor([[tpos.get(t, 0) for t in s] for s in sets]), as_tensor(text_valid, torch.bool),
+            as_tensor(rows), as_tensor(image_valid, torch.bool), [g for _, _, g in samples])
 
     def _image_features(self, images: np.ndarray, flip: bool, step: int):
         """(global vectors, region vectors) of pool images ``images``."""
@@ -198,10 +241,10 @@ class HeadTask(Task):
         rng = np.random.default_rng([cfg.seed, step, int(flip)])
         c = self._candidates(idx, step, rng)
         with autocast(model.device):
-            with torch.no_grad():
-                txt_g, txt_tok, mask = model.text_tokens(
-                    [flip_caption(t) for t in c.texts] if flip else c.texts)
-            words = model.text_local(txt_tok, mask)
+            with contextlib.nullcontext() if self.word_rows else torch.no_grad():
+                txt = model.text_tokens([flip_caption(t) for t in c.texts] if flip else c.texts)
+            txt_g, mask = txt.global_vectors, txt.mask
+            words = model.text_local(txt.tokens, mask, txt.word_embed)
             img_g, regions = self._image_features(c.images, flip, step)
             s_text = _fused(model, words, mask, txt_g, regions, img_g,
                             c.own.repeat_interleave(c.text_sets.shape[1]), c.text_sets.flatten())
@@ -227,6 +270,11 @@ class HeadTask(Task):
                 flip, model.image_local.cfg.pool or model.image_local.grid)
         st = s_text.detach().masked_fill(~c.text_valid, float("-inf"))
         return losses, {"text_acc": (st.argmax(1) == 0).float().mean().item()}
+
+
+def _others(rng: np.random.Generator, n: int, b: int, k: int) -> np.ndarray:
+    """``k`` batch positions other than ``b``, drawn without replacement."""
+    return rng.choice([j for j in range(n) if j != b], size=k, replace=False)
 
 
 def _fused(model: VitrModel, words, mask, txt_g, regions, img_g, image_rows, text_rows):

@@ -1,7 +1,9 @@
 """Tokenizers: word-level ones for the worlds' vocabularies, or open_clip's BPE."""
 from __future__ import annotations
 
+import math
 import re
+from typing import Iterable, Sequence
 
 import torch
 
@@ -111,9 +113,13 @@ class OpenClipTokenizer:
 
 
 def create_tokenizer(kind: str | None, model_name: str | None, vocab_size: int,
-                     context_length: int):
+                     context_length: int, extra_words: Sequence[str] = ()):
+    """The tokenizer ``kind`` names: a word list (``extra_words`` after it) or open_clip's BPE."""
     if kind in WORD_TOKENIZERS:
-        return WordTokenizer(WORD_TOKENIZERS[kind][0], vocab_size, context_length)
+        return WordTokenizer((*WORD_TOKENIZERS[kind][0], *extra_words), vocab_size, context_length)
+    if extra_words:
+        raise ValueError(f"extra_words {list(extra_words)[:5]} need a word tokenizer "
+                         f"{tuple(WORD_TOKENIZERS)}; open_clip's BPE spells every word")
     if kind is not None:
         raise ValueError(f"unknown tokenizer {kind!r}; expected one of {tuple(WORD_TOKENIZERS)} "
                          "or None (the open_clip model's own)")
@@ -121,3 +127,50 @@ def create_tokenizer(kind: str | None, model_name: str | None, vocab_size: int,
         raise ValueError("a custom backbone needs a word tokenizer "
                          f"{tuple(WORD_TOKENIZERS)} or an open_clip model")
     return OpenClipTokenizer(model_name)
+
+
+def new_words(tokenizer, texts: Iterable[str]) -> list[str]:
+    """The words of ``texts`` the tokenizer lacks, each once, in order of first use (none for
+    BPE)."""
+    found: dict[str, None] = {}
+    for text in texts:
+        found.update(dict.fromkeys(tokenizer.unknown_words(text)))
+    return list(found)
+
+
+def grow_vocabulary(backbone, words: Sequence[str]) -> list[int]:
+    """Teach a word tokenizer ``words`` (not yet in it): they follow its list in
+    ``cfg.extra_words``; the text tower's embedding grows by rows where it has no spare ones
+    (the end-of-text row moves to the new last id). Each new row starts as a copy of the
+    unknown token's row, so before training the model reads a new word exactly as it read it
+    unknown. Returns the new words' ids (the rows to train).
+
+    Raises:
+        ValueError: a BPE tokenizer (nothing to grow), or a text tower without open_clip's
+            token embedding (it cannot take new rows).
+    """
+    tok, clip, cfg = backbone.tokenizer, backbone.clip, backbone.cfg
+    if not isinstance(tok, WordTokenizer):
+        raise ValueError("open_clip's BPE spells every word: there is no vocabulary to grow")
+    if not hasattr(clip, "token_embedding"):
+        raise ValueError(f"this text tower ({type(getattr(clip, 'text', clip)).__name__}) has no "
+                         "token embedding to grow")
+    first = len(tok.vocab) + 2
+    ids = list(range(first, first + len(words)))
+    old = clip.token_embedding.weight.data
+    size = old.shape[0]
+    if ids and ids[-1] + 2 > size:   # ids, then end-of-text: grow in steps of 16 rows
+        size = 16 * math.ceil((ids[-1] + 2) / 16)
+        grown = torch.nn.Embedding(size, old.shape[1], device=old.device, dtype=old.dtype)
+        grown.weight.data[: old.shape[0] - 1] = old[:-1]
+        grown.weight.data[-1] = old[-1]               # end-of-text: the highest id
+        clip.token_embedding = grown
+        if hasattr(clip, "vocab_size"):
+            clip.vocab_size = size
+    weight = clip.token_embedding.weight.data
+    weight[ids] = weight[UNK].clone()
+    cfg.extra_words = [*cfg.extra_words, *words]
+    cfg.text_cfg = {**cfg.text_cfg, "vocab_size": size}
+    backbone.tokenizer = create_tokenizer(cfg.tokenizer, cfg.open_clip_model, size,
+                                          tok.context_length, cfg.extra_words)
+    return ids

@@ -6,7 +6,15 @@ from augmented pixels), with InfoNCE on late scores and cross-entropy + hardest-
 triplet on fusion scores over hard negatives (the world's negatives, the partner image,
 in-batch others).
 
-Run: ``python -m vitr_qdrant.encoders.train --config cfg.json key=value ...`` (or ``vitr train``);
+Fine-tuning: ``init=`` a model directory or a registered name; a head stage continues a trained
+head (``head=new``: a fresh one) at :data:`FINETUNE_LR` unless ``lr=`` says otherwise; words of
+the captions a word tokenizer lacks are learned (see :func:`.tokenizer.grow_vocabulary`) or
+refused before the first step. The result is its own model (``name=``), its ``config.json``
+recording parent, data, command and final evaluation; a head-stage model directory references
+its frozen backbone instead of copying it (``store_backbone=true`` copies).
+
+Run: ``python -m vitr_qdrant.encoders.train --config cfg.json key=value ...`` (or ``vitr train``;
+``vitr train --help`` lists every option);
 several GPUs: ``torchrun --nproc_per_node N -m vitr_qdrant.encoders.train ...``. A run writes a
 checkpoint at every epoch end and at least every ``checkpoint_minutes``; started again with
 the same options it resumes from ``out/last`` exactly where it stopped (every draw of the loop
@@ -15,14 +23,18 @@ is a function of the seed and the step).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
 import os
-import shutil
+import signal
+import sys
+import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,61 +42,92 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from ..errors import InputError
-from .config import checked
+from .config import checked, describe_options, option
 from .data.record_pool import RecordSampler, build_record_pool
 from .data.scene_pool import CaptionSampler, build_pool, render_default
 from .data.worlds import WORLD_NAMES, get_world
-from .factory import create_model
 from .model import VitrModel
-from .model_dir import load_model_dir, load_weights
+from .model_dir import read_config, write_config
+from .checkpoint import Checkpoint
+from .finetune import FINETUNE_LR, FRESH_LR, build_model, default_lr, learn_words, training_record
 from .modes import MODES
-from .tasks import ClipTask, HeadTask, Task
+from .tasks import EMBEDDING, ClipTask, HeadTask, Task
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainCfg:
-    model: str = "vitr-scenes-s"
-    stage: str = "clip"  # "clip" or "head"
-    init: str | None = None  # model directory to start from (head: the clip stage's output)
-    out: str = "runs/vitr-scenes-s"
-    data: str = "relation-scenes"  # a world (relation-scenes, object-scenes) or a dataset file
-    data_format: str | None = None  # karpathy, coco, clevr, csv, jsonl (default: guessed)
-    data_split: str | None = None  # e.g. "train" for Karpathy JSON
-    image_root: str | None = None
-    art: list[str] | None = None  # Object Scenes: train on these art sets only (default all)
-    styles: bool = False  # Object Scenes: draw pool scenes in training styles (data.styles)
-    augment: float = 0.0  # strength of per-step pixel augmentation (0: none)
-    pool_size: int = 40_000
-    pool_cache: str | None = None
-    render_size: int = 128
-    seed: int = 0
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 200
-    grad_clip: float = 1.0
-    flip: bool = True
-    in_batch_negatives: int = 8
-    triplet_weight: float = 1.0
-    late_weight: float = 1.0
-    ground_weight: float = 1.0  # noun-phrase grounding and role supervision (the worlds)
-    hard_weight: float = 1.0  # pairwise loss: each positive above its own hard negatives
-    attr_weight: float = 0.0  # each object's region predicts its attributes (the worlds)
-    cache_features: bool = True  # head stage: backbone features once (no pixel augmentation)
-    eval_every: int = 1  # epochs; 0 = never
-    eval_images: int = 200
-    eval_pairs: int = 200
-    eval_art: str | None = None  # Object Scenes: evaluate on scenes in this art set only
-    max_steps: int | None = None
-    checkpoint_minutes: float = 10.0
-    workers: int = 2
-    device: str | None = None
-    threads: int | None = None  # CPU threads for torch (1 is steadiest on a shared machine)
-    resume: bool = True
-    log_every: int = 20
+    """The trainer's options (``vitr train key=value ...``); each one's help is its meaning."""
+
+    model: str = option("vitr-scenes-s", "registered model config to build when there is no init= "
+                        "(with init=, the architecture is init's)")
+    stage: str = option("clip", "clip (the backbone, InfoNCE on global vectors) or head (local "
+                        "encoders + fusion on the frozen backbone)")
+    init: str | None = option(None, "model to start from: a model directory or a registered name "
+                              "(bundled weights, e.g. vitr-objects-s); head stage: its backbone, "
+                              "and its head when trained (see head=)")
+    head: str = option("continue", "head stage with a trained init: continue (fine-tune its head) "
+                       "or new (a fresh head on its backbone)")
+    name: str | None = option(None, "the trained model's name (its fingerprint; collections "
+                              "indexed with it name it); default: the last part of out")
+    out: str = option("runs/vitr-scenes-s", "run folder: last/ (checkpoint and model), best/, "
+                      "log.jsonl")
+    data: str = option("relation-scenes", "a world (relation-scenes, object-scenes) or a captions "
+                       "file (JSONL/CSV with keys image and caption; Karpathy, COCO, CLEVR)")
+    data_format: str | None = option(None, "karpathy, coco, clevr, csv, jsonl (default: guessed "
+                                     "from the file)")
+    data_split: str | None = option(None, "keep only this split of the file (e.g. train)")
+    image_root: str | None = option(None, "folder of the images (default: the file's folder)")
+    eval_data: str | None = option(None, "held-out captions file (data_format) evaluated at the "
+                                   "end of training and recorded in the model (worlds: their "
+                                   "test sets)")
+    store_backbone: bool = option(False, "head stage: store a copy of the frozen backbone in "
+                                  "the model directories (self-contained, to ship or move) "
+                                  "instead of a reference to where it came from")
+    new_words: str = option("learn", "captions with words a word tokenizer lacks: learn (grow "
+                            "the vocabulary; new embedding rows start as the unknown token's) or "
+                            "refuse (stop before the first step, exit 2)")
+    art: list[str] | None = option(None, "Object Scenes: train on these art sets only (default "
+                                   "all)")
+    styles: bool = option(False, "Object Scenes: draw pool scenes in training styles")
+    augment: float = option(0.0, "strength of per-step pixel augmentation (0: none)")
+    pool_size: int = option(40_000, "worlds: scenes rendered for the training pool")
+    pool_cache: str | None = option(None, "worlds: .npz file caching the rendered pool")
+    render_size: int = option(128, "worlds: pixels the scenes are drawn at before resizing")
+    seed: int = option(0, "seed of every draw (resumes are exact)")
+    epochs: int = option(10, "passes over the pool (max_steps overrides)")
+    batch_size: int = option(128, "images per step (per process)")
+    lr: float | None = option(None, f"peak learning rate; default {FRESH_LR:g}, or {FINETUNE_LR:g}"
+                              " for a head stage continuing a trained head")
+    weight_decay: float = option(0.1, "AdamW weight decay of 2-D weights")
+    warmup_steps: int = option(200, "linear warmup steps (capped at a tenth of the run)")
+    grad_clip: float = option(1.0, "gradient norm clip")
+    flip: bool = option(True, "mirror images (and swap left/right in captions) at random")
+    in_batch_negatives: int = option(8, "head stage: other captions/images of the batch per item")
+    triplet_weight: float = option(1.0, "head stage: hardest-negative triplet loss weight")
+    late_weight: float = option(1.0, "head stage: late (MaxSim) InfoNCE weight")
+    ground_weight: float = option(1.0, "head stage: noun-phrase grounding and role supervision "
+                                  "(worlds)")
+    hard_weight: float = option(1.0, "head stage: each positive above its own hard negatives")
+    attr_weight: float = option(0.0, "head stage: regions predict their objects' attributes "
+                                "(worlds)")
+    cache_features: bool = option(True, "head stage: compute backbone features once (no pixel "
+                                  "augmentation)")
+    eval_every: int = option(1, "evaluate on the world's test sets every N epochs (0: never)")
+    eval_images: int = option(200, "worlds: images per evaluation set")
+    eval_pairs: int = option(200, "worlds: swapped pairs per evaluation set")
+    eval_art: str | None = option(None, "Object Scenes: evaluate on this art set only")
+    max_steps: int | None = option(None, "stop after this many steps (default: epochs)")
+    checkpoint_minutes: float = option(10.0, "write last/ at least this often (and each epoch end, "
+                                       "and on Ctrl-C)")
+    workers: int = option(2, "processes/threads rendering or loading images")
+    device: str | None = option(None, "cpu, cuda, ... (default: CUDA when available)")
+    threads: int | None = option(None, "CPU threads for torch (1 is steadiest on a shared "
+                                 "machine)")
+    resume: bool = option(True, "continue from out/last when it exists")
+    log_every: int = option(20, "write a log.jsonl line every N steps (and at the first and "
+                            "last)")
 
 
 def load_train_cfg(path: str | None, overrides: list[str]) -> TrainCfg:
@@ -100,19 +143,29 @@ def load_train_cfg(path: str | None, overrides: list[str]) -> TrainCfg:
 
 
 def get_lr(step: int, total: int, cfg: TrainCfg) -> float:
-    """Linear warmup, then cosine decay to 5 % of the peak."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
-    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+    """Linear warmup (``warmup_steps``, at most a tenth of the run), then cosine decay to 5 % of
+    the peak."""
+    peak = FRESH_LR if cfg.lr is None else cfg.lr
+    warmup = max(1, min(cfg.warmup_steps, total // 10))
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def make_optimizer(params: list[tuple[str, torch.nn.Parameter]], cfg: TrainCfg, fused: bool):
-    """AdamW; weight decay only on 2-D+ weights (not norms, biases, scales)."""
-    decay = [p for _, p in params if p.ndim >= 2]
+def make_optimizer(params: list[tuple[str, torch.nn.Parameter]], cfg: TrainCfg, fused: bool,
+                   rows: tuple = ()):
+    """AdamW; weight decay only on 2-D+ weights (not norms, biases, scales). ``rows``: parameters
+    of which only some rows train (new words' embeddings): no decay (it would move the frozen
+    rows), and at least the fresh learning rate (the rows are new)."""
+    rows = {id(p) for p in rows}
+    decay = [p for _, p in params if p.ndim >= 2 and id(p) not in rows]
     other = [p for _, p in params if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": other, "weight_decay": 0.0}]
+    if rows:
+        groups.append({"params": [p for _, p in params if id(p) in rows], "weight_decay": 0.0,
+                       "lr_scale": max(1.0, FRESH_LR / cfg.lr)})
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), fused=fused)
 
 
@@ -180,21 +233,12 @@ class Schedule:
         return step % self.per_epoch == 0 or step >= self.total
 
 
-def _build(cfg: TrainCfg, device: torch.device) -> VitrModel:
-    """The model to train: ``cfg.model`` fresh (pretrained backbone where it has one), or for
-    ``init``: the whole model (clip stage) or its backbone under a fresh head (head stage).
-    Its config records the world it is trained on (None for a dataset file)."""
-    if cfg.init is None:
-        model = create_model(cfg.model, device=str(device))
-    elif cfg.stage == "clip":
-        model = load_model_dir(cfg.init, device=str(device))
-    else:
-        model = create_model(cfg.model, device=str(device), load_pretrained=False)
-        state = load_weights(cfg.init)
-        model.backbone.load_state_dict({k.removeprefix("backbone."): v for k, v in state.items()
-                                        if k.startswith("backbone.")})
-    model.cfg.world = cfg.data if cfg.data in WORLD_NAMES else None
-    return model.train()
+def _check_options(cfg: TrainCfg) -> None:
+    """Options with a closed set of values, checked before anything is built."""
+    for key, allowed in (("stage", ("clip", "head")), ("head", ("continue", "new")),
+                         ("new_words", ("learn", "refuse"))):
+        if getattr(cfg, key) not in allowed:
+            raise InputError(f"{key}={getattr(cfg, key)!r}: expected one of {allowed}")
 
 
 def _data(cfg: TrainCfg, size: int, rank: int):
@@ -247,139 +291,238 @@ def _headline(results: dict, stage: str) -> float:
     return float(r["rsum"]) + float(r["swap_acc"] or 0.0)
 
 
-class Checkpoint:
-    """``out/last``: the model (its own save format), optimizer, task extras, step, best.
-
-    Written whole to ``last.new`` first and swapped in by renames, so a kill at any moment
-    leaves one complete checkpoint (``last``, else ``last.new``, else ``last.old``)."""
-
-    def __init__(self, out: Path):
-        self.out, self.last = out, out / "last"
-
-    def save(self, model: VitrModel, opt, task: Task, step: int, best: float, cfg: TrainCfg):
-        new, old = self.out / "last.new", self.out / "last.old"
-        shutil.rmtree(new, ignore_errors=True)
-        model.save(new)
-        torch.save({"optimizer": opt.state_dict(), "step": step, "best": best,
-                    "cfg": asdict(cfg), "task": _extras(task)}, new / "trainer.pt")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.last.exists():
-            self.last.rename(old)
-        new.rename(self.last)
-        shutil.rmtree(old, ignore_errors=True)
-
-    def found(self) -> Path | None:
-        """The newest complete checkpoint, if any."""
-        for d in (self.last, self.out / "last.new", self.out / "last.old"):
-            if (d / "trainer.pt").is_file():
-                return d
-        return None
-
-    def restore(self, model: VitrModel, opt, task: Task, device) -> tuple[int, float]:
-        where = self.found()
-        state = torch.load(where / "trainer.pt", map_location=device, weights_only=True)
-        weights = load_weights(where)
-        _check_same_keys(where, "model (its config)", weights, model.state_dict())
-        _check_same_keys(where, "task setup (its extras)", state["task"], _extras(task))
-        model.load_state_dict(weights)
-        task.load_state_dict(state["task"], strict=False)
-        opt.load_state_dict(state["optimizer"])
-        log.info("resumed from %s at step %d", where, state["step"])
-        return state["step"], state["best"]
+def _evaluate_and_keep(run: "Run") -> None:
+    """The world's test sets now; ``best/`` keeps the model with the best headline so far."""
+    run.results = _eval(run.model, run.cfg)
+    run.logf.write(json.dumps({"step": run.step, "eval": run.results}) + "\n")
+    run.logf.flush()
+    if _headline(run.results, run.cfg.stage) > run.best:
+        run.best = _headline(run.results, run.cfg.stage)
+        run.model.save(run.out / "best")
 
 
-def _check_same_keys(where: Path, what: str, saved: dict, expected: dict) -> None:
-    """A checkpoint resumes only into the run that made it: the same model and task tensors."""
-    if set(saved) != set(expected):
-        missing, extra = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
-        raise InputError(f"the checkpoint in {where} was made by another {what}: it lacks "
-                         f"{missing[:5]} and has {extra[:5]} beyond this run's; resume with its "
-                         "options, or start in a new out= folder")
+@dataclass
+class Run:
+    """One stage's state: what the loop reads and advances."""
+
+    cfg: TrainCfg
+    ddp: Dist
+    model: VitrModel
+    task: Task
+    wrapped: torch.nn.Module
+    params: list
+    opt: torch.optim.Optimizer
+    plan: Schedule
+    ckpt: Checkpoint
+    step: int = 0
+    best: float = -math.inf
+    seen: int = 0
+    t0: float = field(default_factory=time.time)
+    saved_at: float = field(default_factory=time.time)
+    results: dict | None = None   # the last evaluation on the world's test sets
+    logf: Any = None
+    bar: Any = None
+    stop: bool = False            # Ctrl-C: checkpoint after this step, then stop
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.seen / max(1e-9, time.time() - self.t0)
 
 
-def _extras(task: Task) -> dict[str, torch.Tensor]:
-    """The task's own state (e.g. the late-score scale, the attribute probe), not the model's."""
-    return {k: v for k, v in task.state_dict().items() if not k.startswith("model.")}
+def _prepare(cfg: TrainCfg, ddp: Dist, device: torch.device) -> Run:
+    """Model, data, new words, task, optimizer and schedule; resumed from ``out/last`` if there."""
+    model, parent = build_model(cfg, device)
+    cfg = replace(cfg, lr=default_lr(cfg, model))
+    pool, sampler = _data(cfg, model.backbone.image_size, ddp.rank)
+    words, rows = learn_words(cfg, model, pool)
+    if rows and model.backbone_ref:
+        model.backbone_ref["stored"] = [EMBEDDING]
+    model.cfg.training = training_record(cfg, parent, pool, words)
+    task = (ClipTask(model, cfg, pool, sampler) if cfg.stage == "clip"
+            else HeadTask(model, cfg, pool, sampler, word_rows=rows))
+    model.head_trained = model.head_trained or cfg.stage == "head"
+    params = task.trainable()
+    opt = make_optimizer(params, cfg, fused=device.type == "cuda", rows=task.row_params())
+    run = Run(cfg, ddp, model, task, task, params, opt,
+              Schedule(len(pool), cfg.batch_size, ddp.world, cfg.seed, cfg.epochs, cfg.flip,
+                       cfg.max_steps), Checkpoint(Path(cfg.out)))
+    if cfg.resume and run.ckpt.found() is not None:
+        run.step, run.best = run.ckpt.restore(model, opt, task, device)
+    run.wrapped = ddp.wrap(task)
+    return run
 
 
-def _evaluate_and_keep(model, cfg, out: Path, step: int, best: float, logf) -> float:
-    results = _eval(model, cfg)
-    logf.write(json.dumps({"step": step, "eval": results}) + "\n")
-    logf.flush()
-    if _headline(results, cfg.stage) > best:
-        best = _headline(results, cfg.stage)
-        model.save(out / "best")
-    return best
+def _step(run: Run) -> dict:
+    """One optimizer step; the losses and metrics of its batch."""
+    idx = run.plan.indices(run.step, run.ddp.rank)
+    lr = get_lr(run.step, run.plan.total, run.cfg)
+    for g in run.opt.param_groups:
+        g["lr"] = lr * g.get("lr_scale", 1.0)
+    losses, metrics = run.wrapped(idx, run.plan.flipped(run.step), run.step)
+    loss = sum(losses.values())
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for _, p in run.params], run.cfg.grad_clip)
+    run.opt.step()
+    run.step += 1
+    run.seen += len(idx) * run.ddp.world
+    return {"step": run.step, "epoch": (run.step - 1) // run.plan.per_epoch, "lr": lr,
+            "loss": loss.item(), **{k: v.item() for k, v in losses.items()}, **metrics}
+
+
+def _report(run: Run, rec: dict) -> None:
+    """The progress bar's loss and samples/s; a log line at step 1, every ``log_every`` and at
+    the last step."""
+    run.bar.update(1)
+    run.bar.set_postfix(loss=f"{rec['loss']:.3f}", samples_s=f"{run.samples_per_s:.1f}")
+    if run.step in (1, run.plan.total) or run.step % run.cfg.log_every == 0:
+        run.logf.write(json.dumps({**rec, "samples_per_s": run.samples_per_s}) + "\n")
+        run.logf.flush()
+
+
+def _checkpoint_when_due(run: Run) -> None:
+    """At each epoch end (evaluating when due) and every ``checkpoint_minutes``: ``last/``."""
+    plan, cfg = run.plan, run.cfg
+    end = plan.epoch_end(run.step)
+    if end and cfg.eval_every and cfg.data in WORLD_NAMES and (
+            (run.step // plan.per_epoch) % cfg.eval_every == 0 or run.step >= plan.total):
+        _evaluate_and_keep(run)
+    if end or time.time() - run.saved_at >= 60 * cfg.checkpoint_minutes:
+        _save(run)
+
+
+def _save(run: Run) -> None:
+    run.ckpt.save(run.model, run.opt, run.task, run.step, run.best, run.cfg)
+    run.saved_at = time.time()
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops_after_the_step(run: Run):
+    """A first Ctrl-C lets the current step finish and asks the loop to checkpoint and stop; a
+    second one stops at once (the last checkpoint remains)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if run.stop:
+            raise KeyboardInterrupt
+        run.stop = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _loop(run: Run) -> None:
+    """Steps until the schedule ends or Ctrl-C; only the main process logs and checkpoints."""
+    while run.step < run.plan.total and not run.stop:
+        rec = _step(run)
+        if run.ddp.main:
+            _report(run, rec)
+            _checkpoint_when_due(run)
+    if run.stop and run.ddp.main:
+        _save(run)
+
+
+def _final_evaluation(run: Run) -> dict | None:
+    """``eval_data`` scored by the trained model, else the world's last evaluation, else None."""
+    if run.cfg.eval_data is None:
+        return {"world": run.cfg.data, "results": run.results} if run.results else None
+    from .file_eval import evaluate_file
+
+    result = evaluate_file(run.model.eval(), run.cfg.eval_data, run.cfg.data_format,
+                           image_root=run.cfg.image_root)
+    run.model.train()
+    return result
+
+
+def _summary(evaluation: dict | None) -> str:
+    if evaluation is None:
+        return ("not evaluated (train with eval_data=FILE, or run vitr eval --data FILE "
+                "--model DIR)")
+    if "metrics" in evaluation:
+        m = evaluation["metrics"]
+        return (f"evaluation on {evaluation['data']} ({evaluation['images']} images, {evaluation['mode']}): "
+                f"t2i R@1 {m['t2i_r1']:.1f}, i2t R@1 {m['i2t_r1']:.1f}, rsum {m['rsum']:.1f}")
+    key, r = next((k, v) for k, v in evaluation["results"].items() if k.startswith("test-iid"))
+    return f"evaluation {key}: t2i R@1 {r['t2i_r1']:.1f}, rsum {r['rsum']:.1f}, swap {r['swap_acc']}"
+
+
+def _finish(run: Run) -> Path:
+    """Record steps and evaluation in ``last/`` (its config and generated model card); print the
+    closing line."""
+    final = run.out / "last"
+    evaluation = _final_evaluation(run)
+    run.model.cfg.training.update(steps=run.step, evaluation=evaluation)
+    write_config(run.model, final)
+    log.info("done: %d steps, %.1f samples/s", run.step, run.samples_per_s)
+    return final
+
+
+def closing_line(directory: Path) -> str:
+    """What ``vitr train`` prints last: the model's name and directory, and its evaluation."""
+    cfg, _ = read_config(directory)
+    return (f"vitr train: model {cfg.name!r} is in {directory} (vitr index --model {directory}); "
+            f"{_summary((cfg.training or {}).get('evaluation'))}")
 
 
 def train(cfg: TrainCfg) -> Path:
-    """Run one stage; returns the output directory (``last/`` and ``best/`` model dirs)."""
+    """Run one stage; returns the trained model's directory (``out/last``; the world runs also
+    keep ``out/best``). Ctrl-C checkpoints after the current step (rerun to resume)."""
+    _check_options(cfg)
     ddp = Dist()
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    out = Path(cfg.out)
-    model = _build(cfg, device)
-    pool, sampler = _data(cfg, model.backbone.image_size, ddp.rank)
-    task = (ClipTask if cfg.stage == "clip" else HeadTask)(model, cfg, pool, sampler)
-    model.head_trained = model.head_trained or cfg.stage == "head"
-    params = task.trainable()
-    opt = make_optimizer(params, cfg, fused=device.type == "cuda")
-    ckpt = Checkpoint(out)
-    step, best = 0, -math.inf
-    if cfg.resume and ckpt.found() is not None:
-        step, best = ckpt.restore(model, opt, task, device)
-    wrapped = ddp.wrap(task)
-    plan = Schedule(len(pool), cfg.batch_size, ddp.world, cfg.seed, cfg.epochs, cfg.flip,
-                    cfg.max_steps)
-    out.mkdir(parents=True, exist_ok=True)
-    logf = open(out / "log.jsonl", "a") if ddp.main else None
-    bar = tqdm(total=plan.total, initial=step, desc=f"train {cfg.stage}", disable=not ddp.main)
-    t0, seen, saved_at = time.time(), 0, time.time()
-    while step < plan.total:
-        idx = plan.indices(step, ddp.rank)
-        lr = get_lr(step, plan.total, cfg)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        losses, metrics = wrapped(idx, plan.flipped(step), step)
-        loss = sum(losses.values())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for _, p in params], cfg.grad_clip)
-        opt.step()
-        step += 1
-        seen += len(idx) * ddp.world
-        bar.update(1)
-        if ddp.main and step % cfg.log_every == 0:
-            rec = {"step": step, "epoch": (step - 1) // plan.per_epoch, "lr": lr,
-                   "loss": loss.item(), **{k: v.item() for k, v in losses.items()}, **metrics,
-                   "samples_per_s": seen / (time.time() - t0)}
-            bar.set_postfix(loss=f"{rec['loss']:.3f}")
-            logf.write(json.dumps(rec) + "\n")
-            logf.flush()
-        due = time.time() - saved_at >= 60 * cfg.checkpoint_minutes
-        if ddp.main and (plan.epoch_end(step) or due):
-            if plan.epoch_end(step) and cfg.eval_every and cfg.data in WORLD_NAMES and (
-                    (step // plan.per_epoch) % cfg.eval_every == 0 or step >= plan.total):
-                best = _evaluate_and_keep(model, cfg, out, step, best, logf)
-            ckpt.save(model, opt, task, step, best, cfg)
-            saved_at = time.time()
-    bar.close()
-    if ddp.main:
-        logf.close()
-        log.info("done: %d steps, %.1f samples/s", step, seen / max(1e-9, time.time() - t0))
+    run = _prepare(cfg, ddp, device)
+    run.out.mkdir(parents=True, exist_ok=True)
+    run.logf = open(run.out / "log.jsonl", "a") if ddp.main else None
+    run.bar = tqdm(total=run.plan.total, initial=run.step, desc=f"train {cfg.stage}",
+                   disable=not ddp.main)
+    try:
+        with _ctrl_c_stops_after_the_step(run):
+            _loop(run)
+    finally:
+        run.bar.close()
+        if run.logf:
+            run.logf.close()
+    final = _finish(run) if ddp.main and not run.stop else run.out / "last"
     ddp.close()
-    return out
+    if run.stop:
+        log.warning("interrupted at step %d; the checkpoint is in %s", run.step, final)
+        raise KeyboardInterrupt
+    return final
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="vitr train", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", help="JSON file of training options (see TrainCfg)")
+    ap = argparse.ArgumentParser(
+        prog="vitr train", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="options (key=value; values are JSON, e.g. art='[\"noto\"]'):\n"
+        + describe_options(TrainCfg))
+    ap.add_argument("--config", help="JSON file of training options (the keys below)")
     ap.add_argument("overrides", nargs="*", help="key=value options, e.g. stage=head epochs=3")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    train(load_train_cfg(args.config, args.overrides))
+    cfg = load_train_cfg(args.config, args.overrides)
+    main_rank = int(os.environ.get("RANK", 0)) == 0
+    try:
+        final = train(cfg)
+    except KeyboardInterrupt:
+        if main_rank:
+            print(f"vitr train: interrupted; the checkpoint is in {Path(cfg.out) / 'last'}: run "
+                  "the same command again to resume", file=sys.stderr, flush=True)
+        raise
+    if main_rank:
+        print(closing_line(final), flush=True)
 
 
 if __name__ == "__main__":

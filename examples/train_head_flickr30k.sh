@@ -15,8 +15,8 @@ OUT=${OUT:-runs/vitr-ViT-B-32-flickr30k}
 DATA="$FLICKR/dataset_flickr30k.json"
 IMAGES="$FLICKR/flickr30k-images"
 
-# 1. The head stage: local encoders + fusion on the frozen ViT-B-32 backbone (options: TrainCfg in
-#    encoders/train.py). eval_every=0: the trainer's own evaluation is the Relation Scenes protocol,
+# 1. The head stage: local encoders + fusion on the frozen ViT-B-32 backbone (options: vitr train
+#    --help). The model directory references the backbone instead of copying it. eval_every=0: the trainer's own evaluation is the Relation Scenes protocol,
 #    which says little about photos; step 2 evaluates on Flickr30K's test split instead.
 #    Several GPUs: torchrun --nproc_per_node 8 -m vitr_qdrant.encoders.train stage=head ...
 INIT=()

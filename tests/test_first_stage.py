@@ -144,3 +144,17 @@ def test_interrupted_upgrade_is_refused_then_finished(staged_model, tiny_model, 
         assert store.list_collections() == ["photos"]
     with vq.VitrCollection("photos", path=path, model=staged_model) as col:
         assert len(col) == 4 and first_stage_ok(col._store, staged_model)
+
+
+def test_vitr_upgrade_command(staged_model, tiny_model, scene_images, tmp_path, capsys):
+    from vitr_qdrant.cli import main
+
+    staged_model.save(tmp_path / "model")
+    with vq.VitrCollection("photos", path=tmp_path / "store", model=tiny_model) as col:
+        col.add_images(scene_images[:3], progress=False)
+    args = ["upgrade", "-c", "photos", "--path", str(tmp_path / "store"), "--model", str(tmp_path / "model")]
+    assert main(args) == 0
+    assert "added to 3 images" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "already" in capsys.readouterr().out
+    assert main(["upgrade", "-c", "photos", "--path", str(tmp_path / "nowhere")]) == 2

@@ -25,6 +25,8 @@ def run_eval(argv: Sequence[str]) -> int:
     """``vitr eval``: a model on the Relation Scenes protocol (every mode), a reference
     ``--scorer``, or a model on a real captioned dataset with ``--data``."""
     argv = list(argv)
+    if argv in (["-h"], ["--help"]):
+        print(EVAL_FORMS)
     if any(a == "--data" or a.startswith("--data=") for a in argv):
         return eval_dataset(argv)
     if any(a == "--scorer" or a.startswith("--scorer=") for a in argv):
@@ -34,6 +36,14 @@ def run_eval(argv: Sequence[str]) -> int:
     from .encoders.model_eval import main as model_main
 
     return int(model_main(argv) or 0)
+
+
+EVAL_FORMS = """vitr eval has three forms:
+  vitr eval --data FILE [--format jsonl|csv|karpathy|coco|clevr] [--model M] [--json OUT]
+      Recall@K both ways and rsum of a model on your captioned images (vitr eval --data X --help)
+  vitr eval --scorer NAME ...   a reference scorer on the worlds' protocol (--scorer X --help)
+  vitr eval [--model M] ...     a model on its world's protocol (options below)
+"""
 
 
 def eval_parser() -> argparse.ArgumentParser:
@@ -51,27 +61,23 @@ def eval_parser() -> argparse.ArgumentParser:
                     help="score to evaluate: default vitr, or global for a model without a trained head "
                     "(global: the CLIP baseline)")
     ap.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
+    ap.add_argument("--json", metavar="OUT", help="write the result (metrics with rsum) to this file too")
     return ap
 
 
 def eval_dataset(argv: Sequence[str]) -> int:
     """Recall@K both ways of a model on a captioned dataset (Karpathy JSON, COCO, CSV, JSONL...)."""
     from .encoders import load_model
-    from .encoders.data.formats import load_captions
-    from .encoders.evaluation import evaluate_retrieval, relevant_by_counts
+    from .encoders.file_eval import evaluate_file
 
     args = eval_parser().parse_args(argv)
-    records = load_captions(args.data, args.format, image_root=args.image_root)
-    records = [r for r in records if args.split is None or r.split == args.split][: args.max_images]
-    if not records:
-        raise SystemExit(f"vitr eval: no images in {args.data} (split {args.split})")
     model = load_model(args.model, device=args.device)
-    texts = [c for r in records for c in r.captions]
-    mode = model.resolve_mode(args.mode)
-    scores = model.score([r.image for r in records], texts, mode=mode)
-    result = evaluate_retrieval(scores, relevant_by_counts([len(r.captions) for r in records]))
-    print(json.dumps({"data": args.data, "mode": mode, "images": len(records), "texts": len(texts),
-                      "model": model.fingerprint, "metrics": result}, indent=2))
+    result = evaluate_file(model, args.data, args.format, image_root=args.image_root,
+                           split=args.split, max_images=args.max_images, mode=args.mode)
+    text = json.dumps({**result, "model": model.fingerprint}, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
     return 0
 
 

@@ -147,10 +147,10 @@ class VitrCollection:
             filter: A dict (``{"category": "dog", "year": {"gte": 2020}}``) or a Qdrant ``models.Filter``.
             mode: ``"vitr"`` (fusion rerank), ``"late"`` (MaxSim) or ``"global"`` (CLIP baseline);
                 None: ``vitr``, or ``global`` for a model without a trained head.
-            prefetch: Stage 1 size N (top N by the global vector, filters applied); None: no
-                global stage, every image the filter lets through is ranked by MaxSim (exact,
-                slower as the collection grows; for models with a weak global vector such as
-                ``vitr-objects-s``).
+            prefetch: Stage 1 size N: the top N by the global vector and, in a collection with
+                the model's first-stage vectors, the top N by those (filters applied); None: no
+                stage 1, every image the filter lets through is ranked by MaxSim (exact, slower
+                as the collection grows).
             candidates: Stage 2 size M (top M by MaxSim, reranked in ``vitr`` mode).
             offset: Hits to skip, for paging (``offset=10, limit=10``: hits 11-20).
             score_threshold: Leave out hits scoring below this (in the mode's scale).
