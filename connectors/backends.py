@@ -59,6 +59,7 @@ def create_backend(*, path: str | os.PathLike[str] | None = None, location: str 
     if url is not None or backend == "qdrant-remote":
         if url is None or path is not None or location is not None:
             raise InputError("a remote backend takes url= (and api_key=), not path= or location=")
+        _check_options(options, "remote")
         return _client(url=url, api_key=api_key, **options)
     if api_key is not None:
         raise InputError("api_key= only applies to a remote backend (url=...)")
@@ -69,10 +70,46 @@ def create_backend(*, path: str | os.PathLike[str] | None = None, location: str 
             raise InputError("give either location=':memory:' or path=, not both")
         if location is None and path is None:
             path = default_store_path("qdrant-local")
+        _check_options(options, "qdrant-local")
         return _client(location=location, path=None if path is None else str(path), **options)
     from .edge import EdgeBackend
 
+    _check_options(options, "edge")
     return EdgeBackend(default_store_path() if path is None else path, **options)
+
+
+def backend_options(kind: str) -> list[str]:
+    """The options a backend of ``kind`` (``edge``, ``qdrant-local``, ``remote``) takes."""
+    if kind == "edge":
+        from .edge import EdgeBackend
+
+        return _parameters(EdgeBackend.__init__, {"path"})
+    from qdrant_client import QdrantClient
+
+    from .client import QdrantClientBackend
+
+    own = _parameters(QdrantClientBackend.__init__, {"location", "path", "url", "api_key", "client"})
+    if kind != "remote":   # cluster and network options mean nothing to a local store
+        return sorted(set(own) - {"shard_number", "replication_factor", "write_consistency_factor", "retries"})
+    return sorted(set(own) | set(_parameters(QdrantClient.__init__, {"location", "path", "url", "api_key"})))
+
+
+def _parameters(fn: Any, leave_out: set[str]) -> list[str]:
+    import inspect
+
+    return sorted(n for n, p in inspect.signature(fn).parameters.items()
+                  if n != "self" and n not in leave_out and p.kind is not p.VAR_KEYWORD)
+
+
+def _check_options(options: dict[str, Any], kind: str) -> None:
+    """An InputError naming the valid options if ``options`` holds one a ``kind`` backend does not take."""
+    valid = backend_options(kind)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        from .schema import STORAGE_OPTIONS
+
+        raise InputError(f"unknown option(s) {unknown} for the {kind} backend; valid: {valid}, and the "
+                         f"collection's storage options {list(STORAGE_OPTIONS)}")
 
 
 def _client(**kwargs: Any) -> StoreBackend:

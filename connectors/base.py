@@ -56,6 +56,12 @@ class StoreBackend(abc.ABC):
         """Delete points by id (missing ids are ignored); durable when this returns."""
 
     @abc.abstractmethod
+    def set_payload(self, ids: Sequence[PointId], payload: dict[str, Any], delete_keys: Sequence[str] = ()) -> None:
+        """Merge ``payload`` into the payloads of ``ids`` (keys it names are overwritten, others
+        kept), after removing ``delete_keys``; vectors are untouched; missing ids are ignored;
+        durable when this returns."""
+
+    @abc.abstractmethod
     def retrieve(self, ids: Sequence[PointId], with_vectors: bool = False) -> list[StoredPoint]:
         """Return the stored points among ``ids`` (missing ids are left out), in ``ids`` order."""
 

@@ -68,9 +68,13 @@ class QdrantClientBackend(StoreBackend):
         self._indexes: dict[str, str] | None = None
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        if self.remote:
+        if not self.remote:
+            return fn(*args, **kwargs)
+        try:
             return call_with_retry(lambda: fn(*args, **kwargs), self.retry, is_transient, f"Qdrant ({fn.__name__})")
-        return fn(*args, **kwargs)
+        except (UnexpectedResponse, ResponseHandlingException, ResourceExhaustedResponse, httpx.HTTPError,
+                grpc.RpcError, ConnectionError, TimeoutError) as exc:
+            raise server_error(exc, fn.__name__) from exc
 
     def open_collection(self, spec: CollectionSpec, create: bool = True) -> None:
         stored = self.read_metadata(spec.name)
@@ -81,9 +85,10 @@ class QdrantClientBackend(StoreBackend):
                 self._call(self.client.create_collection, spec.name, vectors_config=_vectors_config(spec),
                            metadata={METADATA_KEY: spec.metadata()}, **self.cluster)
                 logger.info("created collection %s (%s)", spec.name, self.name)
-            except UnexpectedResponse as exc:
-                if exc.status_code != 409:  # 409: a concurrent ingest job created it first
-                    raise
+            except StoreError as exc:
+                cause = exc.__cause__
+                if not (isinstance(cause, UnexpectedResponse) and cause.status_code == 409):
+                    raise   # 409: a concurrent ingest job created it first
             stored = self.read_metadata(spec.name) or spec.metadata()
         check_metadata(spec.name, stored, spec)
         self.spec, self._indexes = spec.with_stored_options(stored), None
@@ -124,6 +129,16 @@ class QdrantClientBackend(StoreBackend):
         spec = self._require_spec()
         if ids:
             self._call(self.client.delete, spec.name, models.PointIdsList(points=list(ids)), wait=True)
+
+    def set_payload(self, ids: Sequence[PointId], payload: dict[str, Any], delete_keys: Sequence[str] = ()) -> None:
+        spec = self._require_spec()
+        ids = [p.id for p in self.retrieve(ids)]   # local mode refuses a missing id: ignore it, as delete does
+        if not ids:
+            return
+        if delete_keys:
+            self._call(self.client.delete_payload, spec.name, list(delete_keys), list(ids), wait=True)
+        if payload:
+            self._call(self.client.set_payload, spec.name, payload, list(ids), wait=True)
 
     def retrieve(self, ids: Sequence[PointId], with_vectors: bool = False) -> list[StoredPoint]:
         spec = self._require_spec()
@@ -201,6 +216,20 @@ class QdrantClientBackend(StoreBackend):
         if self._owns_client:
             self.client.close()
         self.spec = None
+
+
+def server_error(exc: BaseException, call: str) -> StoreError:
+    """A qdrant-client, httpx or gRPC error (after any retries) as the library's :class:`StoreError`."""
+    text = " ".join(str(exc).split())[:300] or type(exc).__name__
+    if isinstance(exc, UnexpectedResponse):
+        if exc.status_code in (401, 403):
+            return StoreError(f"the Qdrant server refused {call} (HTTP {exc.status_code}): check the API key "
+                              f"(api_key= or $QDRANT_API_KEY)")
+        return StoreError(f"the Qdrant server answered {call} with HTTP {exc.status_code}: {text}")
+    if is_transient(exc):
+        return StoreError(f"cannot reach the Qdrant server ({call}: {text}); check the URL and that the "
+                          f"server runs (transient errors were retried)")
+    return StoreError(f"the Qdrant server failed {call}: {text}")
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -188,6 +188,17 @@ class EdgeBackend(StoreBackend):
                 shard.update(qe.UpdateOperation.delete_points(list(ids)))
                 shard.flush()
 
+    def set_payload(self, ids: Sequence[PointId], payload: dict[str, Any], delete_keys: Sequence[str] = ()) -> None:
+        shard = self._shard_or_raise()
+        ids = [p.id for p in self.retrieve(ids)]   # the engine refuses a missing id: ignore it, as delete does
+        if ids:
+            self._require_room(point_bytes([], [payload]) * len(ids), f"updating {len(ids)} payloads")
+            if delete_keys:
+                shard.update(qe.UpdateOperation.delete_payload(list(ids), list(delete_keys)))
+            if payload:
+                shard.update(qe.UpdateOperation.set_payload(list(ids), payload))
+            shard.flush()
+
     def retrieve(self, ids: Sequence[PointId], with_vectors: bool = False) -> list[StoredPoint]:
         if not ids:
             return []

@@ -53,6 +53,8 @@ class CollectionSpec:
             first-stage vector is only compared with vectors of the same first stage.
         hnsw_m: HNSW ``m`` of ``global`` and ``first`` (``regions`` always has ``m=0``: it only reranks).
         hnsw_ef_construct: HNSW ``ef_construct`` of ``global`` and ``first``.
+        model_source: Where the model was loaded from (a directory), recorded at creation so
+            that a collection opened without a model finds it; not compared on open.
     """
 
     name: str
@@ -66,6 +68,7 @@ class CollectionSpec:
     first_sha256: str | None = None
     hnsw_m: int = 16
     hnsw_ef_construct: int = 100
+    model_source: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -86,9 +89,10 @@ class CollectionSpec:
 
     def metadata(self) -> dict[str, Any]:
         """Return the JSON record stored with the collection."""
-        return {"format": FORMAT_VERSION, "fingerprint": _jsonable(self.fingerprint),
+        meta = {"format": FORMAT_VERSION, "fingerprint": _jsonable(self.fingerprint),
                 "schema": self.schema_dict(),
                 "options": {k: getattr(self, k) for k in (*STORAGE_OPTIONS, *FIRST_STAGE_OPTIONS)}}
+        return meta if self.model_source is None else {**meta, "model_source": self.model_source}
 
     def with_stored_options(self, stored: Mapping[str, Any]) -> "CollectionSpec":
         """Return this spec with the storage options and the first stage the collection was

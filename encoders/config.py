@@ -63,6 +63,9 @@ class ModelCfg:
     description: str = ""
     world: str | None = None  # the world a model was trained on (relation-scenes, object-scenes)
     first_stage: FirstStageCfg | None = None  # a first-stage vector fitted for this model (first_stage.py)
+    # per mode, [a, b] of P(the text holds for the image) = sigmoid(a * score + b), fitted on the
+    # model's evaluation data (calibration.py); not part of the weights' fingerprint
+    calibration: dict | None = None
     # how the trainer made it: parent (name, weights hash), data, command, final evaluation,
     # new words (written by vitr train; the model card is generated from it)
     training: dict[str, Any] | None = None

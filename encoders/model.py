@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -92,6 +93,7 @@ class VitrModel(nn.Module):
         self.first_stage = FirstStage(cfg.local.dim, cfg.first_stage) if cfg.first_stage else None
         self.head_trained = False
         self.card_text = ""  # a bundled model's MODEL_CARD.md (set when loaded from its directory)
+        self.source: str | None = None  # the directory it was loaded from, if any (collections record it)
         self._fingerprint: dict | None = None
 
     def __repr__(self) -> str:
@@ -285,6 +287,26 @@ class VitrModel(nn.Module):
                 torch.from_numpy(query.global_vectors[:1]).to(dev),
                 torch.zeros(k, dtype=torch.long, device=dev))
         return scores.float().cpu().numpy(), attn.float().cpu().numpy()
+
+    def probability(self, score: float, mode: str) -> float | None:
+        """The calibrated probability that a text holds for an image given their ``mode`` score
+        (Platt scaling stored in the config's ``calibration``); None if this mode has none."""
+        fit = (self.cfg.calibration or {}).get(mode)
+        if fit is None:
+            return None
+        a, b = fit
+        return float(1.0 / (1.0 + math.exp(-min(max(a * score + b, -60.0), 60.0))))
+
+    def score_for_probability(self, probability: float = 0.5, mode: str = "vitr") -> float | None:
+        """The ``mode`` score at which :meth:`probability` is ``probability`` (a ``score_threshold``
+        that keeps the hits the model thinks more likely true than not); None without a calibration."""
+        fit = (self.cfg.calibration or {}).get(mode)
+        if fit is None:
+            return None
+        if not 0.0 < probability < 1.0:
+            raise InputError(f"probability must be strictly between 0 and 1, got {probability!r}")
+        a, b = fit
+        return float((math.log(probability / (1.0 - probability)) - b) / a)
 
     def core_state_dict(self) -> dict[str, torch.Tensor]:
         """The state dict without the first stage: ``model.safetensors`` of a model directory."""

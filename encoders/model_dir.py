@@ -230,4 +230,5 @@ def load_model_dir(directory: str | Path, device: str | None = None) -> VitrMode
     model.backbone_ref = backbone_ref(directory)
     card = Path(directory) / CARD_FILE
     model.card_text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    model.source = str(Path(directory).resolve())
     return model.to(pick_device(device)).eval()

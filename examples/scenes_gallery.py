@@ -11,20 +11,23 @@ import tempfile
 from pathlib import Path
 
 import vitr_qdrant as vq
-from vitr_qdrant.demo import SPLIT, gallery_jobs, render_gallery, scene_of
+from vitr_qdrant.demo import OBJECT_QUERIES, SPLIT, gallery_jobs, render_gallery, scene_of
 from vitr_qdrant.encoders.data.worlds import get_world
 from vitr_qdrant.encoders.model_eval import model_world
 
 
-def describe(world, seed: int) -> str:
-    """Up to three relations that hold in a scene, as text an LLM can read."""
-    scene = scene_of(world.name, seed, SPLIT)
+def describe(world, seed: int, split: str = SPLIT, swap: tuple[int, ...] = ()) -> str:
+    """Up to three relations that hold in a gallery scene (as drawn: a twin's centres exchanged),
+    as text an LLM can read."""
+    scene = scene_of(world.name, seed, split, tuple(swap))
     facts = [world.caption(a, rel, b) for a, rel, b in world.related_pairs(scene)[:3]]
     return "; ".join(facts) or ", ".join(o.phrase() for o in scene.objects)
 
 
-def open_gallery(model: str | None, images: str | None, n: int, store: str | None) -> vq.VitrCollection:
-    """Your folder ``images``, else ``n`` rendered scenes with a ``caption`` in their payload."""
+def open_gallery(model: str | None, images: str | None, n: int, store: str | None,
+                 query: str | None = None) -> vq.VitrCollection:
+    """Your folder ``images``, else ``n`` rendered scenes with a ``caption`` in their payload
+    (and, for a demo query of the world, scene pairs where it holds in one and its swap in the other)."""
     store = Path(store or tempfile.mkdtemp(prefix="vitr-rag-"))
     model = vq.load_model(model)
     col = vq.VitrCollection("rag", path=store / "store", model=model)
@@ -32,10 +35,16 @@ def open_gallery(model: str | None, images: str | None, n: int, store: str | Non
         print(col.add_images(images))
     else:   # the payload's caption becomes the document text of each hit
         world = get_world(model_world(model))
-        jobs = gallery_jobs(world, n, [])
+        jobs = gallery_jobs(world, n, [q for q in OBJECT_QUERIES if q[0] == query and world.name == "object-scenes"])
         paths = render_gallery(store / "images", world, jobs)
-        print(col.add_images(paths, metadata=[{"caption": describe(world, seed)} for seed, _, _ in jobs]))
+        print(col.add_images(paths, metadata=[{"caption": describe(world, *job)} for job in jobs]))
     return col
+
+
+def probable(col: vq.VitrCollection, probability: float = 0.5) -> float | None:
+    """The vitr score at which the model's calibrated probability is ``probability``: a
+    ``score_threshold`` that keeps only hits the model thinks hold (None for an uncalibrated model)."""
+    return col.model.score_for_probability(probability, "vitr")
 
 
 def gallery_parser(description: str, query: str) -> argparse.ArgumentParser:

@@ -147,3 +147,9 @@ def test_bench_memory_fields(tmp_path, tiny_model):
                            [str(f) for f in files])
     assert out["added"] == 2 and out["failed"] == [] and out["model_input"] == 32
     assert out["rss_peak_mb"] >= out["rss_before_mb"] > 0
+
+
+def test_bench_batch_fields(tiny_model):
+    result = runpy.run_path(str(BENCH / "bench_batch.py"))["run"](tiny_model, images=6, queries=5, repeats=1)
+    assert result["same_results"] is True and result["queries"] == 5
+    assert result["loop_queries_per_s"] > 0 and result["batch_queries_per_s"] > 0 and result["speedup"] > 0

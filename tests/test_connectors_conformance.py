@@ -231,6 +231,18 @@ def test_scroll_lists_every_point(store):
     assert sorted(p.id for p in store.iter_points(batch_size=7)) == list(range(N))
 
 
+def test_set_payload_merges_deletes_keys_and_keeps_vectors(store, data):
+    g, r, meta, _ = data
+    store.set_payload([3, 4, 999], {"color": "black", "album": "x"}, delete_keys=["size"])
+    got = {p.id: p for p in store.retrieve([3, 4, 5], with_vectors=True)}
+    assert got[3].payload == {"uri": "img3.png", "width": 32, "height": 24, "tags": meta[3]["tags"],
+                              "color": "black", "album": "x"}
+    assert got[5].payload == {"uri": "img5.png", "width": 32, "height": 24, **meta[5]}   # untouched
+    np.testing.assert_allclose(got[4].regions, r[4], atol=1e-5)
+    assert store.count() == N and store.count(models.Filter(must=[models.FieldCondition(
+        key="album", match=models.MatchValue(value="x"))])) == 2
+
+
 def test_rerank_callable_orders_final_hits(store, data):
     qg, qt = data[3][0]
     seen = {}

@@ -13,6 +13,7 @@ from vitr_qdrant.connectors import (build_filter, create_backend, default_data_d
                                     make_payload, point_id)
 from vitr_qdrant.connectors.edge_filters import to_edge_filter
 from vitr_qdrant.connectors.client import is_transient
+from vitr_qdrant.errors import StoreError
 from vitr_qdrant.connectors.retry import MAX_WAIT_S, RetryPolicy, call_with_retry
 
 SHA = "ab" * 32
@@ -155,8 +156,9 @@ def test_remote_backend_retries_then_raises_on_unreachable_server(monkeypatch):
     calls = []
     real = b.client.collection_exists
     monkeypatch.setattr(b.client, "collection_exists", lambda name: calls.append(name) or real(name))
-    with pytest.raises(ResponseHandlingException):
+    with pytest.raises(StoreError, match="cannot reach the Qdrant server") as err:
         b.open_collection(CollectionSpec("c", 4, 2))
+    assert isinstance(err.value.__cause__, ResponseHandlingException)   # translated after the retries
     assert len(calls) == 2
     b.close()
 

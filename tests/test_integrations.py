@@ -89,3 +89,39 @@ def test_missing_extra_names_the_install(monkeypatch, module, extra):
     monkeypatch.delitem(sys.modules, f"vitr_qdrant.integrations.{module}", raising=False)
     with pytest.raises(ImportError, match=rf"vitr-qdrant\[{extra}\]"):
         importlib.import_module(f"vitr_qdrant.integrations.{module}")
+
+
+@pytest.mark.parametrize("framework", ["langchain", "llamaindex"])
+def test_adapters_take_every_search_parameter_and_search_async(rag_collection, framework):
+    """The adapters accept the library's search parameters (checked when made, raised as
+    InputError) and their async paths await the same search off the event loop."""
+    import asyncio
+
+    pytest.importorskip("langchain_core" if framework == "langchain" else "llama_index.core")
+    module = importlib.import_module(f"vitr_qdrant.integrations.{framework}")
+
+    def make(**kw):
+        return module.VitrRetriever(collection=rag_collection, **kw)
+
+    full = rag_collection.search(QUERY, limit=6, prefetch=None, candidates=6)
+    cut = full[2].score - 1e-6
+    retriever = make(k=6, prefetch=None, candidates=6, score_threshold=cut, offset=1)
+    want = [str(h.id) for h in full[1:3]]
+    if framework == "langchain":
+        sync = [d.id for d in retriever.invoke(QUERY)]
+        many = asyncio.run(_gather(retriever.ainvoke(QUERY) for _ in range(4)))
+        got = [[d.id for d in docs] for docs in many]
+    else:
+        sync = [n.node.id_ for n in retriever.retrieve(QUERY)]
+        many = asyncio.run(_gather(retriever.aretrieve(QUERY) for _ in range(4)))
+        got = [[n.node.id_ for n in nodes] for nodes in many]
+    assert sync == want and got == [want] * 4
+    for bad in (dict(k=0), dict(prefetch=0), dict(score_threshold="high"), dict(mode="clip")):
+        with pytest.raises(vq.InputError):
+            make(**bad)
+
+
+async def _gather(coros):
+    import asyncio
+
+    return await asyncio.gather(*coros)

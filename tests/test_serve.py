@@ -15,7 +15,7 @@ from test_collection import png
 
 QUERY = "red circle left of blue square"
 LOCAL = "http://127.0.0.1"   # the services answer loopback names only (tests/test_serve_safety.py)
-HIT_KEYS = {"id", "score", "scores", "payload", "grounding"}
+HIT_KEYS = {"id", "score", "probability", "scores", "payload", "grounding"}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,9 @@ def test_unknown_words_are_named(client):
 
 @pytest.mark.parametrize("body, status, says", [
     ({"limit": 3}, 422, "text: Field required"),
-    ({"text": QUERY, "limit": 0}, 422, "limit: Input should be greater than 0"),
+    ({"text": QUERY, "limit": 0}, 400, "limit must be an int from 1 to 1000, got 0"),
+    ({"text": QUERY, "offset": -1}, 400, "offset must be an int from 0 to 10000"),
+    ({"text": QUERY, "score_threshold": "high"}, 422, "score_threshold: Input should be a valid number"),
     ({"text": QUERY, "mode": "fast"}, 422, "mode: Input should be 'vitr', 'late' or 'global'"),
     ({"text": QUERY, "filter": ["kind"]}, 422, "filter: Input should be a valid dictionary"),
     ({"text": QUERY, "extra": 1}, 422, "extra: Extra inputs are not permitted"),
@@ -109,7 +111,7 @@ def test_search_by_uploaded_image_and_for_texts(client, scene_images):
     r = client.post("/search/image", files={"file": ("q.png", png(scene_images[2]))}, data={"filter": "{"})
     assert r.status_code == 400 and "filter is not JSON" in r.json()["message"]
     r = client.post("/search/image", files={"file": ("q.png", png(scene_images[2]))}, data={"limit": "-1"})
-    assert r.status_code == 422 and "limit" in r.json()["message"]
+    assert r.status_code == 400 and "limit" in r.json()["message"]
     r = client.post("/search/image", files={"file": ("q.txt", b"not an image")})
     assert r.status_code == 400 and "query image" in r.json()["message"]
 

@@ -101,6 +101,11 @@ def test_query_hover_swap_and_errors(served, page):
     expect(page.locator("[data-mode=global] .hit")).to_have_count(LIMIT)   # the CLIP baseline side by side
     want = api(url, query)
     assert vitr_ids(page) == [str(h["id"]) for h in want["hits"]]
+    # the calibrated line: before the first hit the model gives a probability below one half
+    below = next((i for i, h in enumerate(want["hits"]) if h["probability"] < 0.5), -1)
+    line_at = page.eval_on_selector("[data-mode=vitr] .hits", "ol => [...ol.children].findIndex("
+                                    "c => c.classList.contains('threshold'))")
+    assert all(h["probability"] is not None for h in want["hits"]) and line_at == below
 
     top, grounding = page.locator("[data-mode=vitr] .hit").first, want["hits"][0]["grounding"][0]
     img = top.locator(".thumb img")

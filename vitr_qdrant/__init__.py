@@ -19,13 +19,17 @@ from .errors import (CollectionClosedError, CollectionNotFoundError, CollectionN
 from .errors import __all__ as _ERRORS
 
 if TYPE_CHECKING:
+    from .aio import AsyncVitrCollection
     from .collection import VitrCollection
+    from .params import SearchParams
+    from .store_info import list_collections
     from .encoders import create_model, list_models, load_model
     from .results import AddReport, Hit, Record
     from .settings import Settings
 
 _LAZY = {
-    "VitrCollection": ".collection", "AddReport": ".results", "Hit": ".results", "Record": ".results",
+    "VitrCollection": ".collection", "AsyncVitrCollection": ".aio", "SearchParams": ".params",
+    "list_collections": ".store_info", "AddReport": ".results", "Hit": ".results", "Record": ".results",
     "Settings": ".settings", "load_model": ".encoders", "create_model": ".encoders",
     "list_models": ".encoders",
 }

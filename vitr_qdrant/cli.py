@@ -47,6 +47,18 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
                    "by the model's first-stage vector (each its top N); 'all': no stage 1, MaxSim over every "
                    "image (exact, slower on large collections)")
     p.add_argument("--candidates", type=int, default=50, help="stage 2 size: candidates reranked in vitr mode")
+    p.add_argument("--offset", type=int, default=0, help="hits to skip first, for paging (default: 0)")
+    p.add_argument("--score-threshold", type=float, default=None,
+                   help="leave out hits scoring below this (in the mode's scale; see the probability column)")
+
+
+def search_params(args: argparse.Namespace) -> Any:
+    """The :class:`~vitr_qdrant.params.SearchParams` of a search command line (checked now,
+    before any store opens or model loads)."""
+    from .params import SearchParams
+
+    return SearchParams(limit=args.limit, offset=args.offset, filter=args.filter, mode=getattr(args, "mode", None),
+                        prefetch=args.prefetch, candidates=args.candidates, score_threshold=args.score_threshold)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_store_args(s)
 
+    d = sub.add_parser("drop", help="delete a collection and its files (asks first unless --yes)",
+                       parents=[common], epilog=EXIT_STATUS)
+    d.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    add_store_args(d, model=False)
+
     i = sub.add_parser("info", help="collection statistics and model fingerprint (no model needed)",
                        parents=[common], epilog=EXIT_STATUS)
     add_store_args(i, model=False, required=False)
@@ -85,21 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
 def run_search(args: argparse.Namespace) -> int:
     if not args.query and not args.image:
         raise UsageError("give a query text or --image PATH")
+    if args.query is not None and not args.query.strip():
+        raise UsageError("the query text is empty")
+    params = search_params(args)
     require_collection(args)
-    stages = {"limit": args.limit, "filter": args.filter, "prefetch": args.prefetch, "candidates": args.candidates}
     with open_collection(args) as col:
         if args.image and args.texts:
-            hits = col.search_texts(args.image, mode=args.mode, **stages)
+            hits = col.search_texts(args.image, params=params)
         elif args.image:
-            hits = col.search_by_image(args.image, **stages)
+            hits = col.search_by_image(args.image, params=params)
         else:
-            hits = col.search(args.query, mode=args.mode, **stages)   # logs any unknown query words
+            hits = col.search(args.query, params=params)   # logs any unknown query words
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], indent=2, default=str))
         return 0
-    for rank, h in enumerate(hits, 1):
-        where = h.text or h.uri or "-"
-        print(f"{rank:>3}  {h.score:9.4f}  {str(h.id):<36}  {where}")
+    for rank, h in enumerate(hits, args.offset + 1):
+        where, p = h.text or h.uri or "-", "" if h.probability is None else f"  p={h.probability:.2f}"
+        print(f"{rank:>3}  {h.score:9.4f}{p}  {str(h.id):<36}  {where}")
         if h.grounding:
             print("       " + ", ".join(f"{g.word}@({', '.join(f'{v:.0f}' for v in g.box)})" for g in h.grounding))
     if not hits:
@@ -119,6 +138,22 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_drop(args: argparse.Namespace) -> int:
+    """``vitr drop -c NAME``: delete a collection (and its texts companion) after asking."""
+    from .store_info import drop_collection
+
+    require_collection(args)
+    if not args.yes:
+        where = args.url or store_path(args)
+        answer = input(f"delete collection {args.collection!r} at {where} and everything in it? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    drop_collection(args.collection, path=args.path, url=args.url, api_key=server_key(args), backend=args.backend)
+    print(f"dropped collection {args.collection!r}")
+    return 0
+
+
 def run_upgrade(args: argparse.Namespace) -> int:
     from .connectors import create_backend
     from .encoders import load_model
@@ -135,7 +170,8 @@ def run_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"search": run_search, "info": run_info, "index": run_index, "serve": run_serve, "upgrade": run_upgrade}
+COMMANDS = {"search": run_search, "info": run_info, "index": run_index, "serve": run_serve, "upgrade": run_upgrade,
+            "drop": run_drop}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,7 +34,8 @@ def add_store_args(p: argparse.ArgumentParser, model: bool = True, required: boo
     g.add_argument("--backend", choices=("edge", "qdrant-local", "qdrant-remote"),
                    help="storage backend (default: chosen by --path / --url)")
     if model:
-        g.add_argument("--model", help="model name or directory (default: the bundled model)")
+        g.add_argument("--model", help="model name or directory (default: the model the collection was built "
+                       "with, else the bundled default)")
         g.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
 
 
@@ -73,14 +74,33 @@ def require_collection(args: argparse.Namespace, texts: bool = False) -> None:
                          f"created); collections there: {names}")
 
 
+def recorded_model(args: argparse.Namespace) -> str | None:
+    """Without ``--model``: the model the collection was built with (see ``VitrCollection(model=None)``),
+    or None (the bundled default) for a collection not created yet."""
+    from .collection import recorded_model as model_of
+    from .errors import CollectionNotFoundError
+    from .store_info import store_info
+
+    if store_path(args) is not None and not store_path(args).is_dir():
+        return None
+    try:
+        stored = store_info(args.collection, path=args.path, url=args.url, api_key=server_key(args),
+                            backend=args.backend)["stored"]
+    except CollectionNotFoundError:
+        return None
+    return model_of(args.collection, stored)
+
+
 def open_collection(args: argparse.Namespace, storage: dict[str, Any] | None = None,
                     index_keys: list[str] | None = None, **settings: Any):
     """The :class:`VitrCollection` named by ``args`` (see :func:`add_store_args`); ``storage``:
     the region storage options of a collection created now; ``index_keys``: payload keys to index."""
     from .collection import VitrCollection
+    from .connectors import CollectionSpec
     from .encoders import load_model
 
-    model = load_model(args.model, device=args.device)
+    CollectionSpec(args.collection, 1, 1, **(storage or {}))   # a bad name or option: before the model loads
+    model = load_model(args.model if args.model is not None else recorded_model(args), device=args.device)
     return VitrCollection(args.collection, path=args.path, url=args.url, api_key=server_key(args), model=model,
                           backend=args.backend, settings=Settings.create(**settings), index_keys=index_keys,
                           **(storage or {}))

@@ -6,19 +6,23 @@ import logging
 import os
 import threading
 import uuid
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from . import ingest, search
 from .search import collection_spec, warn_first_stage
-from .connectors import (STORAGE_OPTIONS, CollectionSpec, PointId, StoreBackend, create_backend,
-                         default_store_path, point_id)
+from .connectors import (STORAGE_OPTIONS, CollectionSpec, PointId, StoreBackend, build_filter, create_backend,
+                         default_store_path, make_payload, point_id)
 from .connectors.ids import user_key
+from .connectors.schema import RESERVED_PAYLOAD_KEYS
 from .encoders import VitrModel, load_model
-from .errors import CollectionClosedError, InputError, StoreError
+from .errors import CollectionClosedError, CollectionNotFoundError, InputError, ModelNotFoundError, StoreError
 from .inputs import load_one
+from .params import SearchParams
 from .results import AddReport, Hit, ItemId, Record, user_id
 from .settings import Settings
-from .store_info import TEXTS_SUFFIX, UPGRADE_SUFFIX, sibling_store
+from .store_info import TEXTS_SUFFIX, UPGRADE_SUFFIX, image_collections, sibling_store
 
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,7 +60,9 @@ class VitrCollection:
         path: Directory of the embedded store (default: :func:`~vitr_qdrant.settings.default_data_dir`).
         location: ``":memory:"`` for qdrant-client's in-memory local mode.
         url, api_key: A Qdrant server or cluster.
-        model: A :class:`VitrModel`, a model name or directory, or None for the bundled default.
+        model: A :class:`VitrModel`, a model name or directory, or None: the model the
+            collection was built with (its fingerprint names it; bundled, or at the directory
+            recorded when it was created), and for a new collection the bundled default.
         backend: ``"edge"`` (embedded default), ``"qdrant-local"``, ``"qdrant-remote"``, or an
             unopened :class:`~vitr_qdrant.connectors.StoreBackend`.
         settings: :class:`~vitr_qdrant.settings.Settings` (or a dict of them).
@@ -70,16 +76,25 @@ class VitrCollection:
             :class:`~vitr_qdrant.connectors.CollectionSpec`): ``quantize_regions`` (int8 search
             copy), ``regions_datatype`` (``"turbo8"`` for about 5 KB an image) and
             ``regions_in_payload`` (a float16 copy that makes reranking faster, ~11 KB).
+        create: True (default): open the collection, creating it when missing (Chroma's
+            ``get_or_create_collection``, the one-line quickstart). False: open an existing one
+            only (Chroma's ``get_collection``, Qdrant's explicit create): a mistyped name raises
+            :class:`CollectionNotFoundError` naming the collections there, as the CLI does.
 
     Raises:
+        CollectionNotFoundError: ``create=False`` and no collection ``name`` (checked before any model loads).
         FingerprintMismatchError: the collection was built with another model.
+        ModelNotFoundError: ``model=None`` and the collection's model is neither bundled nor at
+            its recorded directory (the message names what to pass).
         StoreLockedError: the embedded store is already open (in this or another process).
+        InputError: a bad name or option (checked before any model loads).
     """
 
     def __init__(self, name: str, path: str | os.PathLike[str] | None = None, location: str | None = None,
                  url: str | None = None, api_key: str | None = None, model: VitrModel | str | None = None,
                  backend: str | StoreBackend | None = None, settings: Settings | dict | None = None,
-                 index_keys: Mapping[str, str] | Sequence[str] | None = None, **options: Any):
+                 index_keys: Mapping[str, str] | Sequence[str] | None = None, create: bool = True,
+                 **options: Any):
         self.name = name
         self._closed, self._active, self._use = True, {}, threading.Condition()   # calls running, by thread
         self._writing = threading.Lock()   # adds one at a time: each report counts an image once
@@ -88,23 +103,22 @@ class VitrCollection:
                 raise InputError(f"collection names ending in {suffix!r} are kept for {kept} of the collection "
                                  f"{name[:-len(suffix)]!r}: choose another name")
         self.settings = Settings.create(settings)
-        self.model = model if isinstance(model, VitrModel) else load_model(model)
         storage = {k: options.pop(k) for k in STORAGE_OPTIONS if k in options}
-        if isinstance(backend, StoreBackend):
-            if any(v is not None for v in (path, location, url, api_key)) or options:
-                raise InputError("a backend instance already knows its store: drop path=/location=/url=/options")
-            self._store = backend
-        else:
-            if path is None and location is None and url is None and backend != "qdrant-remote":
-                path = default_store_path(backend, self.settings.resolved_data_dir())
-            self._store = create_backend(path=path, location=location, url=url, api_key=api_key,
-                                           backend=backend, **options)
+        CollectionSpec(name, 1, 1, **storage)   # a bad name or storage option: an InputError before anything opens
+        kinds = index_kinds(index_keys)
+        self._store = _create_store(self.settings, path, location, url, api_key, backend, options)
         self._texts: StoreBackend | None = None
         try:
-            self._spec = self._make_spec(name, **storage)   # a bad name or option closes the store too
             check_not_upgrading(self._store, name)
-            self._store.open_collection(self._spec)
-            self._store.ensure_payload_indexes(index_kinds(index_keys))
+            stored = self._store.read_metadata(name)
+            if stored is None and not create:
+                raise CollectionNotFoundError(
+                    f"no collection {name!r} in this {self._store.name} store (nothing was created); collections "
+                    f"there: {', '.join(image_collections(self._store)) or 'none'}; pass create=True to create it")
+            self.model = model if isinstance(model, VitrModel) else load_model(model or recorded_model(name, stored))
+            self._spec = self._make_spec(name, **storage)
+            self._store.open_collection(self._spec, create=create)
+            self._store.ensure_payload_indexes(kinds)
             warn_first_stage(self._store, self.model)
         except BaseException:
             self._store.close()
@@ -164,12 +178,13 @@ class VitrCollection:
     # --- reading ----------------------------------------------------------------------------
     @_while_open
     def search(self, text: str, limit: int = 10, filter: Any = None, mode: str | None = None,
-               prefetch: int | None = 200, candidates: int = 50) -> list[Hit]:
+               prefetch: int | None = 200, candidates: int = 50, *, offset: int = 0,
+               score_threshold: float | None = None, params: SearchParams | None = None) -> list[Hit]:
         """Find images matching ``text``, best first.
 
         Args:
-            text: The query, e.g. ``"red circle left of blue square"``.
-            limit: Number of hits.
+            text: The query, e.g. ``"dog left of cat"``.
+            limit: Number of hits (1..1000).
             filter: A dict (``{"category": "dog", "year": {"gte": 2020}}``) or a Qdrant ``models.Filter``.
             mode: ``"vitr"`` (fusion rerank), ``"late"`` (MaxSim) or ``"global"`` (CLIP baseline);
                 None: ``vitr``, or ``global`` for a model without a trained head.
@@ -178,39 +193,102 @@ class VitrCollection:
                 stage 1, every image the filter lets through is ranked by MaxSim (exact, slower
                 as the collection grows).
             candidates: Stage 2 size M (top M by MaxSim, reranked in ``vitr`` mode).
+            offset: Hits to skip, for paging (``offset=10, limit=10``: hits 11-20).
+            score_threshold: Leave out hits scoring below this (in the mode's scale).
+            params: A :class:`~vitr_qdrant.params.SearchParams` instead of the arguments above.
+
+        Each hit's ``probability`` is the model's calibrated probability that the query holds for
+        the image (None for an uncalibrated model or mode).
 
         Raises:
-            InputError: empty query, ``limit <= 0`` or an unknown mode.
+            InputError: empty query, a bad limit, offset, stage size, threshold, filter or mode
+                (before any work).
             HeadNotTrainedError: ``mode="vitr"`` with a model without a trained head.
         """
-        _check_query(text, limit)
-        return search.text_to_image(self._store, self.model, text, limit=limit, filter=filter, mode=mode,
-                                    prefetch=prefetch, candidates=candidates)
+        params = params or SearchParams(limit, offset, filter, mode, prefetch, candidates, score_threshold)
+        return search.text_to_image(self._store, self.model, check_query(text), params)
+
+    @_while_open
+    def search_batch(self, texts: Sequence[str], limit: int = 10, filter: Any = None, mode: str | None = None,
+                     prefetch: int | None = 200, candidates: int = 50, *, offset: int = 0,
+                     score_threshold: float | None = None, params: SearchParams | None = None) -> list[list[Hit]]:
+        """:meth:`search` for several queries: one model call encodes them all, then each runs its
+        stages; returns one hit list per text, in order (arguments as for :meth:`search`)."""
+        if isinstance(texts, str) or not isinstance(texts, Sequence):
+            raise InputError(f"texts must be a list of query strings, got {type(texts).__name__}")
+        params = params or SearchParams(limit, offset, filter, mode, prefetch, candidates, score_threshold)
+        texts = [check_query(t) for t in texts]
+        return search.texts_to_images(self._store, self.model, texts, params) if texts else []
 
     @_while_open
     def search_by_image(self, image: Any, limit: int = 10, filter: Any = None, prefetch: int | None = 200,
-                        candidates: int = 50) -> list[Hit]:
-        """Find images similar to ``image`` (global vector, then region MaxSim)."""
-        _check_limit(limit)
+                        candidates: int = 50, *, offset: int = 0, score_threshold: float | None = None,
+                        params: SearchParams | None = None) -> list[Hit]:
+        """Find images similar to ``image`` (global vector, then region MaxSim; scores are MaxSim,
+        no probability)."""
+        params = params or SearchParams(limit, offset, filter, None, prefetch, candidates, score_threshold)
         emb, _ = self._encode_query(image)
-        return search.image_to_image(self._store, emb, limit=limit, filter=filter, prefetch=prefetch,
-                                     candidates=candidates)
+        return search.image_to_image(self._store, emb, params)
 
     @_while_open
     def search_texts(self, image: Any, limit: int = 10, filter: Any = None, mode: str | None = None,
-                     prefetch: int | None = 200, candidates: int = 50) -> list[Hit]:
+                     prefetch: int | None = 200, candidates: int = 50, *, offset: int = 0,
+                     score_threshold: float | None = None, params: SearchParams | None = None) -> list[Hit]:
         """Find the texts (added with :meth:`add_texts`) that best describe ``image`` (none: no hits)."""
-        _check_limit(limit)
+        params = params or SearchParams(limit, offset, filter, mode, prefetch, candidates, score_threshold)
         emb, size = self._encode_query(image)
         if not self._has_texts():   # a search creates nothing, not even an empty texts collection
             return []
-        return search.image_to_text(self._text_store(), self.model, emb, size, limit=limit, filter=filter,
-                                    mode=mode, prefetch=prefetch, candidates=candidates)
+        return search.image_to_text(self._text_store(), self.model, emb, size, params)
 
     @_while_open
     def get(self, ids: ItemId | Sequence[ItemId]) -> list[Record]:
-        """The stored images among ``ids`` (missing ones are left out)."""
+        """The stored images among ``ids`` (missing ones are left out), in the order asked."""
         return [Record(user_id(p.id, p.payload), p.payload) for p in self._store.retrieve(self._stored_ids(ids))]
+
+    def scroll(self, filter: Any = None, limit: int | None = None, offset: int | None = None,
+               batch_size: int = 256) -> Iterator[Record]:
+        """Every stored image (matching ``filter``) in a stable order (by point id), read
+        ``batch_size`` at a time; ``offset`` skips that many first, ``limit`` stops after that many.
+        Items added or deleted while iterating may or may not be seen."""
+        flt = build_filter(filter)
+        for name, value in (("limit", limit), ("offset", offset)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise InputError(f"{name} must be an int >= 0 (or None), got {value!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+        start, stop = offset or 0, None if limit is None else (offset or 0) + limit
+        points = islice(self._store.iter_points(batch_size, flt), start, stop)
+        return (Record(user_id(p.id, p.payload), p.payload) for p in points)
+
+    @_while_open
+    def count(self, filter: Any = None) -> int:
+        """The number of stored images matching ``filter`` (all: ``len(col)``); exact."""
+        return self._store.count(build_filter(filter))
+
+    @_while_open
+    def set_metadata(self, ids: ItemId | Sequence[ItemId], metadata: Mapping[str, Any], replace: bool = False) -> int:
+        """Update the metadata of stored images without re-encoding them.
+
+        Args:
+            ids: Ids as :meth:`get` takes them (ids that name no stored item are ignored).
+            metadata: Keys and values to set (what ``add_images`` takes as metadata).
+            replace: False (default): merge, keys not named keep their values. True: the
+                metadata becomes exactly ``metadata`` (other user keys are removed; ``uri``,
+                ``sha256``, ``width``, ``height`` stay).
+
+        Returns:
+            How many stored items were updated.
+        """
+        payload = make_payload(metadata=metadata)   # reserved keys and unstorable values: an InputError
+        stored = self._store.retrieve(self._stored_ids(ids))
+        if replace:   # per item: its own user keys that the new metadata does not name
+            for p in stored:
+                stale = [k for k in p.payload if k not in RESERVED_PAYLOAD_KEYS and k not in payload]
+                self._store.set_payload([p.id], payload, stale)
+        elif stored and payload:
+            self._store.set_payload([p.id for p in stored], payload)
+        return len(stored)
 
     @_while_open
     def __len__(self) -> int:
@@ -237,6 +315,16 @@ class VitrCollection:
                 store.close()
         self._texts = None
 
+    def drop(self) -> None:
+        """Delete this collection, its texts companion and their files, then close it; what it
+        held cannot be recovered."""
+        if self._has_texts():
+            self._text_store().drop_collection(self.name + TEXTS_SUFFIX)
+        self._store.drop_collection(self.name)
+        self._store.drop_collection(self.name + UPGRADE_SUFFIX)   # none, unless an upgrade was interrupted
+        logger.info("dropped collection %s", self.name)
+        self.close()
+
     def __enter__(self) -> "VitrCollection":
         return self
 
@@ -260,8 +348,8 @@ class VitrCollection:
         """The point ids of the stored items whose id (as hits show it) is one of ``ids``, in order."""
         if isinstance(ids, (int, str, uuid.UUID)):
             ids = [ids]
-        elif ids is None or isinstance(ids, (bytes, Mapping)) or not hasattr(ids, "__iter__"):
-            raise InputError(f"ids must be an id (int or str) or a sequence of them, got {type(ids).__name__}")
+        elif not isinstance(ids, Iterable) or isinstance(ids, (bytes, Mapping)):
+            raise InputError(f"ids must be an id (int or str) or a list of them, got {type(ids).__name__}")
         wanted = [user_key(i) for i in ids]
         own = {i: point_id(i) for i in wanted}
         raw = {i: _uuid_or_none(i) for i in wanted}
@@ -297,15 +385,43 @@ def check_not_upgrading(store: StoreBackend, name: str) -> None:
                          f"{name + UPGRADE_SUFFIX!r}: run `vitr upgrade -c {name}` to finish it")
 
 
-def _check_query(text: Any, limit: int) -> None:
+def check_query(text: Any) -> str:
+    """``text`` if it is a usable query, else an InputError."""
     if not isinstance(text, str) or not text.strip():
         raise InputError(f"the query must be a non-empty string, got {text!r}")
-    _check_limit(limit)
+    return text
 
 
-def _check_limit(limit: int) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
-        raise InputError(f"limit must be a positive int, got {limit!r}")
+def _create_store(settings: Settings, path: Any, location: str | None, url: str | None, api_key: str | None,
+                  backend: str | StoreBackend | None, options: dict[str, Any]) -> StoreBackend:
+    """The (unopened) backend the arguments of :class:`VitrCollection` name."""
+    if isinstance(backend, StoreBackend):
+        if any(v is not None for v in (path, location, url, api_key)) or options:
+            raise InputError("a backend instance already knows its store: drop path=/location=/url=/options")
+        return backend
+    if path is None and location is None and url is None and backend != "qdrant-remote":
+        path = default_store_path(backend, settings.resolved_data_dir())
+    return create_backend(path=path, location=location, url=url, api_key=api_key, backend=backend, **options)
+
+
+def recorded_model(collection: str, stored: Mapping[str, Any] | None) -> str | None:
+    """The model to open ``collection`` with when none is given: its recorded directory if it
+    is still there, else the bundled model of its fingerprint's name; None for a new collection."""
+    from .encoders.factory import WEIGHTS_DIR
+    from .encoders.model_dir import WEIGHTS_FILE
+
+    name = ((stored or {}).get("fingerprint") or {}).get("name")
+    if stored is None or not name:
+        return None
+    source = stored.get("model_source")
+    if source and (Path(source) / WEIGHTS_FILE).is_file():
+        return source
+    if (WEIGHTS_DIR / name / WEIGHTS_FILE).is_file():
+        return name
+    where = f" (it was loaded from {source}, which is gone)" if source else ""
+    raise ModelNotFoundError(
+        f"collection {collection!r} was built with model {name!r}{where}, which is not bundled: pass "
+        f"model='path/to/{name}' (its model directory) or a loaded model, or `--model DIR` on the command line")
 
 
 def _uuid_or_none(item_id: ItemId) -> str | None:

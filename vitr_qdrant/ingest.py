@@ -132,6 +132,8 @@ def image_row(it: LoadedItem, ids: list[Any] | None, metas: list[Any] | None, re
 def add_texts(store: StoreBackend, model: VitrModel, texts: Any, ids: Sequence[Any] | None,
               metadata: Any, batch_size: int = 256) -> AddReport:
     """See :meth:`VitrCollection.add_texts`."""
+    if not isinstance(texts, (str, Iterable)) or isinstance(texts, (bytes, Mapping)):
+        raise InputError(f"texts must be a string or a list of strings, got {type(texts).__name__}")
     texts = [texts] if isinstance(texts, str) else list(texts)
     ids_l, meta_l = aligned(ids, len(texts), "ids"), aligned(metadata, len(texts), "metadata")
     report, rows = AddReport(), []

@@ -73,6 +73,9 @@ class Hit:
             ``text`` (texts), plus user metadata.
         grounding: Per query word, the region it attended to (text-to-image), or per word of
             the hit's text, the query-image region it attended to (image-to-text).
+        probability: The model's calibrated probability that the query holds for this image
+            (below 0.5: the model thinks it does not); None where the model has no calibration
+            for the search's mode (image-to-image search, an uncalibrated model).
     """
 
     id: ItemId
@@ -80,6 +83,7 @@ class Hit:
     scores: dict[str, float]
     payload: dict[str, Any]
     grounding: list[Grounding] = field(default_factory=list)
+    probability: float | None = None
 
     @property
     def uri(self) -> str | None:
@@ -87,9 +91,9 @@ class Hit:
         return self.payload.get("uri")
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict: id, score, scores, payload, grounding (word, box, region, weight)."""
-        return {"id": self.id, "score": self.score, "scores": dict(self.scores), "payload": dict(self.payload),
-                "grounding": [asdict(g) | {"box": list(g.box)} for g in self.grounding]}
+        """A JSON-friendly dict: id, score, probability, scores, payload, grounding (word, box, region, weight)."""
+        return {"id": self.id, "score": self.score, "probability": self.probability, "scores": dict(self.scores),
+                "payload": dict(self.payload), "grounding": [asdict(g) | {"box": list(g.box)} for g in self.grounding]}
 
     @property
     def text(self) -> str | None:

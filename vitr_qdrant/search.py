@@ -14,26 +14,27 @@ import numpy as np
 from .connectors import Candidate, CollectionSpec, StageCfg, StoreBackend
 from .connectors import search as staged_search
 from .encoders import ImageEmbeddings, TextEmbeddings, VitrModel
-from .errors import InputError
+from .params import SearchParams
 from .grounding import Grounding, ground, word_spans
 from .results import Hit, user_id
 
 logger = logging.getLogger(__name__)
 
 
-def stages_for(limit: int, prefetch: int | None, candidates: int) -> StageCfg:
-    """Stage sizes: N = prefetch and M = candidates, each at least ``limit`` (prefetch None: no
-    global stage, MaxSim over every point)."""
-    if limit <= 0 or (prefetch is not None and prefetch <= 0) or candidates <= 0:
-        raise InputError(f"limit, prefetch and candidates must be positive, got {limit}, {prefetch}, {candidates}")
-    return StageCfg(prefetch_limit=None if prefetch is None else max(prefetch, candidates, limit),
-                    late_limit=max(candidates, limit))
+def stages_for(params: SearchParams) -> StageCfg:
+    """Stage sizes: N = prefetch and M = candidates, each at least the hits a page needs
+    (prefetch None: no global stage, MaxSim over every point)."""
+    window = params.window
+    return StageCfg(prefetch_limit=None if params.prefetch is None else max(params.prefetch, params.candidates, window),
+                    late_limit=max(params.candidates, window))
 
 
-def to_hit(c: Candidate, grounding: list[Grounding] | None = None) -> Hit:
-    """A connector candidate as a :class:`Hit` (stage ``rerank`` is reported as ``vitr``)."""
+def to_hit(c: Candidate, mode: str, model: VitrModel | None = None, grounding: list[Grounding] | None = None) -> Hit:
+    """A connector candidate as a :class:`Hit` (stage ``rerank`` is reported as ``vitr``), with the
+    probability ``model``'s calibration gives its ``mode`` score (None without one)."""
     scores = {("vitr" if k == "rerank" else k): float(v) for k, v in c.stage_scores.items()}
-    return Hit(user_id(c.id, c.payload), float(c.score), scores, c.payload, grounding or [])
+    probability = None if model is None else model.probability(float(c.score), mode)
+    return Hit(user_id(c.id, c.payload), float(c.score), scores, c.payload, grounding or [], probability)
 
 
 _WARNED: set[tuple[str, tuple[str, ...]]] = set()
@@ -59,7 +60,7 @@ def collection_spec(name: str, model: VitrModel, first_stage: bool = True, **sto
     cfg, stage = model.cfg, model.first_stage if first_stage else None
     first = {} if stage is None else {"first_dim": stage.cfg.dim, "first_sha256": stage.weights_sha256()}
     return CollectionSpec(name=name, global_dim=cfg.backbone.embed_dim, region_dim=cfg.local.dim,
-                          fingerprint=model.fingerprint, **first, **storage)
+                          fingerprint=model.fingerprint, model_source=model.source, **first, **storage)
 
 
 def first_stage_ok(store: StoreBackend, model: VitrModel) -> bool:
@@ -83,50 +84,66 @@ def warn_first_stage(store: StoreBackend, model: VitrModel) -> None:
                    "(no image is re-encoded)", spec.name, why, model.cfg.name, spec.name)
 
 
-def text_to_image(store: StoreBackend, model: VitrModel, text: str, *, limit: int, filter: Any,
-                  mode: str | None, prefetch: int | None, candidates: int) -> list[Hit]:
+def text_to_image(store: StoreBackend, model: VitrModel, text: str, params: SearchParams) -> list[Hit]:
     """Search images by text; hits carry grounding of each query word (not in global mode)."""
-    mode, stages = model.resolve_mode(mode), stages_for(limit, prefetch, candidates)
-    warn_unknown_words(model, text)
-    query = model.encode_texts([text])
+    return texts_to_images(store, model, [text], params)[0]
+
+
+def texts_to_images(store: StoreBackend, model: VitrModel, texts: list[str], params: SearchParams) -> list[list[Hit]]:
+    """:func:`text_to_image` for several texts: one model call encodes them all, then the stages
+    run per query."""
+    mode = model.resolve_mode(params.mode)
+    for text in texts:
+        warn_unknown_words(model, text)
+    encoded = model.encode_texts(texts)
+    firsts = encoded.first_vectors
+    return [_text_hits(store, model, text, TextEmbeddings(encoded.global_vectors[i:i + 1], [encoded.token_vectors[i]],
+                                                          None if firsts is None else firsts[i:i + 1]),
+                       mode, params) for i, text in enumerate(texts)]
+
+
+def _text_hits(store: StoreBackend, model: VitrModel, text: str, query: TextEmbeddings, mode: str,
+               params: SearchParams) -> list[Hit]:
     g, words = query.global_vectors[0], query.token_vectors[0]
 
     def rerank(gv: np.ndarray, regions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         return model.rerank(query, gv, np.stack(regions))   # the attention is each hit's detail
 
     first = query.first_vectors[0] if first_stage_ok(store, model) else None
-    cands = staged_search(store, g, None if mode == "global" else words, limit=limit, filter=filter,
-                          stages=stages, rerank=rerank if mode == "vitr" else None, with_vectors=mode == "late",
-                          first_vector=first)
+    cands = staged_search(store, g, None if mode == "global" else words, limit=params.window, filter=params.filter,
+                          stages=stages_for(params), rerank=rerank if mode == "vitr" else None,
+                          with_vectors=mode == "late", first_vector=first)
+    cands = params.page(cands)
     if mode == "global":
-        return [to_hit(c) for c in cands]
+        return [to_hit(c, mode, model) for c in cands]
     spans, boxes = word_spans(model, text, len(words)), model.region_boxes
-    return [to_hit(c, ground(spans, words @ c.regions.T if mode == "late" else c.detail, boxes,
-                             c.payload.get("width"), c.payload.get("height"))) for c in cands]
+    return [to_hit(c, mode, model, ground(spans, words @ c.regions.T if mode == "late" else c.detail, boxes,
+                                          c.payload.get("width"), c.payload.get("height"))) for c in cands]
 
 
-def image_to_image(store: StoreBackend, emb: ImageEmbeddings, *, limit: int, filter: Any,
-                   prefetch: int | None, candidates: int) -> list[Hit]:
+def image_to_image(store: StoreBackend, emb: ImageEmbeddings, params: SearchParams) -> list[Hit]:
     """Search images by an image: its global vector, then its regions by MaxSim."""
-    cands = staged_search(store, emb.global_vectors[0], emb.region_vectors[0], limit=limit, filter=filter,
-                          stages=stages_for(limit, prefetch, candidates))
-    return [to_hit(c) for c in cands]
+    cands = staged_search(store, emb.global_vectors[0], emb.region_vectors[0], limit=params.window,
+                          filter=params.filter, stages=stages_for(params))
+    return [to_hit(c, "late") for c in params.page(cands)]
 
 
-def image_to_text(store: StoreBackend, model: VitrModel, emb: ImageEmbeddings, size: tuple[int, int], *,
-                  limit: int, filter: Any, mode: str | None, prefetch: int | None, candidates: int) -> list[Hit]:
+def image_to_text(store: StoreBackend, model: VitrModel, emb: ImageEmbeddings, size: tuple[int, int],
+                  params: SearchParams) -> list[Hit]:
     """Search texts by an image; grounding maps each word of a hit's text to a query-image box."""
-    mode, stages = model.resolve_mode(mode), stages_for(limit, prefetch, candidates)
+    mode = model.resolve_mode(params.mode)
     g, regions = emb.global_vectors[0], emb.region_vectors[0]
 
     def rerank(gv: np.ndarray, tokens: list[np.ndarray]) -> np.ndarray:
         # the texts' own token lists: padding would change the fusion score
         return model.score_embeddings(emb, TextEmbeddings(gv, tokens), "vitr")[0]
 
-    cands = staged_search(store, g, None if mode == "global" else regions, limit=limit, filter=filter,
-                          stages=stages, rerank=rerank if mode == "vitr" else None, with_vectors=mode == "late")
+    cands = staged_search(store, g, None if mode == "global" else regions, limit=params.window, filter=params.filter,
+                          stages=stages_for(params), rerank=rerank if mode == "vitr" else None,
+                          with_vectors=mode == "late")
+    cands = params.page(cands)
     if mode == "global":
-        return [to_hit(c) for c in cands]
+        return [to_hit(c, mode, model) for c in cands]
     hits = []
     for c in cands:
         if mode == "late":
@@ -135,5 +152,5 @@ def image_to_text(store: StoreBackend, model: VitrModel, emb: ImageEmbeddings, s
             one = TextEmbeddings(c.global_vector[None], [c.regions])
             weights = model.rerank(one, g[None], regions[None])[1][0]
         spans = word_spans(model, c.payload.get("text", ""), len(c.regions))
-        hits.append(to_hit(c, ground(spans, weights, model.region_boxes, *size)))
+        hits.append(to_hit(c, mode, model, ground(spans, weights, model.region_boxes, *size)))
     return hits

@@ -4,7 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import InputError
 
 if TYPE_CHECKING:
     from .fetch import FetchCfg
@@ -60,6 +62,18 @@ class Settings(BaseModel):
     max_pixels: int = Field(50_000_000, gt=0)
     jpeg_decoder: Literal["auto", "pil", "torchvision"] = "auto"
 
+    def __init__(self, **values: Any):
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise settings_error(exc) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            raise settings_error(exc) from None
+
     def resolved_data_dir(self) -> Path:
         """``data_dir`` if set, else :func:`default_data_dir`."""
         return Path(self.data_dir).expanduser() if self.data_dir is not None else default_data_dir()
@@ -96,3 +110,17 @@ class Settings(BaseModel):
         base = settings.model_dump() if isinstance(settings, Settings) else dict(settings or {})
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
+
+
+def settings_error(exc: ValidationError) -> InputError:
+    """Pydantic's validation error of :class:`Settings` as an InputError naming each bad key
+    (and, for an unknown one, the valid keys)."""
+    valid = ", ".join(Settings.model_fields)
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "settings"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown setting {key!r}; valid settings: {valid}")
+        else:
+            lines.append(f"setting {key}={err.get('input')!r}: {err['msg']}")
+    return InputError("; ".join(lines))

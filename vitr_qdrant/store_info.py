@@ -26,7 +26,7 @@ def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None =
     store = create_backend(path=path, url=url, api_key=api_key, backend=backend, **options)
     where = redact_url(url) if url else str(path)
     try:
-        names = list_collections(store)
+        names = image_collections(store)
         if name is None:
             texts = sorted(n for n in store.list_collections() if n.endswith(TEXTS_SUFFIX))
             return {"location": where, "backend": store.name, "collections": names, "text_collections": texts}
@@ -44,7 +44,40 @@ def store_info(name: str | None = None, *, path: str | os.PathLike[str] | None =
         store.close()
 
 
-def list_collections(store: StoreBackend) -> list[str]:
+def list_collections(*, path: str | os.PathLike[str] | None = None, url: str | None = None,
+                     api_key: str | None = None, backend: str | None = None, **options: Any) -> list[str]:
+    """Names of the collections of images in a store: the embedded one at ``path`` (default: the
+    data directory), or a Qdrant server at ``url``. A ``path`` that does not exist holds none (and
+    is not created). ``options`` go to the backend (e.g. ``retries``, ``timeout``)."""
+    if path is not None and url is None and not os.path.isdir(os.path.expanduser(os.fspath(path))):
+        return []
+    return store_info(None, path=path, url=url, api_key=api_key, backend=backend, **options)["collections"]
+
+
+def drop_collection(name: str, *, path: str | os.PathLike[str] | None = None, url: str | None = None,
+                    api_key: str | None = None, backend: str | None = None, **options: Any) -> None:
+    """Delete collection ``name`` and its companions (texts, an interrupted upgrade's points; their
+    files too) without loading a model.
+
+    Raises:
+        CollectionNotFoundError: no collection of that name (nothing is deleted).
+    """
+    if path is None and url is None and backend != "qdrant-remote":
+        path = default_store_path(backend)
+    store = create_backend(path=path, url=url, api_key=api_key, backend=backend, **options)
+    try:
+        if store.read_metadata(name) is None:
+            names = image_collections(store)
+            raise CollectionNotFoundError(f"no collection {name!r} at {redact_url(url) if url else path}; "
+                                          f"found: {names or 'none'}")
+        for companion in (TEXTS_SUFFIX, UPGRADE_SUFFIX):
+            store.drop_collection(name + companion)
+        store.drop_collection(name)
+    finally:
+        store.close()
+
+
+def image_collections(store: StoreBackend) -> list[str]:
     """Names of the vitr collections in a store (texts companions left out)."""
     return sorted(n for n in store.list_collections() if not n.endswith((TEXTS_SUFFIX, UPGRADE_SUFFIX)))
 

@@ -5,7 +5,25 @@ import importlib
 from typing import Any
 
 from ..fetch import url_scheme
+from ..params import SearchParams
 from ..results import Hit
+
+SEARCH_OPTIONS = ("filter", "mode", "prefetch", "candidates", "score_threshold", "offset")
+"""The search parameters the adapters take besides ``k`` (the library's :class:`SearchParams`)."""
+
+
+def search_params(k: Any, **values: Any) -> SearchParams:
+    """The library's search parameters for a retriever: ``k`` hits and ``values`` (checked once:
+    a bad one is an InputError naming it)."""
+    return SearchParams.create(limit=k, **values)
+
+
+async def asearch(collection: Any, query: str, params: SearchParams) -> list[Hit]:
+    """``collection.search`` awaited off the event loop (its shared :class:`AsyncVitrCollection`)."""
+    from ..aio import AsyncVitrCollection
+
+    face = collection if isinstance(collection, AsyncVitrCollection) else AsyncVitrCollection.of(collection)
+    return await face.search(query, params=params)
 
 
 def require(module: str, extra: str) -> Any:
@@ -25,9 +43,9 @@ def hit_text(hit: Hit) -> str:
 
 
 def hit_metadata(hit: Hit) -> dict[str, Any]:
-    """Flat metadata of a hit: id, score, uri, per-stage scores, payload, grounding."""
+    """Flat metadata of a hit: id, score, probability, uri, per-stage scores, payload, grounding."""
     d = hit.to_dict()
-    return {"id": d["id"], "score": d["score"], "uri": hit.uri, "scores": d["scores"],
+    return {"id": d["id"], "score": d["score"], "probability": hit.probability, "uri": hit.uri, "scores": d["scores"],
             "payload": d["payload"], "grounding": d["grounding"]}
 
 

@@ -9,6 +9,7 @@ from typing import Any, Iterable, Optional, get_args
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Response, UploadFile
 
 from .._version import __version__
+from ..params import SearchParams
 from ..collection import VitrCollection
 from .access import AccessLog
 from .guards import BodyLimit, BrowserGuard, Secret, default_hosts, install_error_handlers, key_checker
@@ -69,36 +70,35 @@ def create_app(collection: VitrCollection, *, api_key: str | Secret | None = Non
 
 
 @router.post("/search", response_model=SearchResponse, summary="images for a text")
-def search(req: SearchRequest, service: Service = Depends(get_service)) -> dict[str, Any]:
-    col = service.collection
-    with service.lock:
-        hits = col.search(req.text, limit=req.limit, filter=req.filter, mode=req.mode, prefetch=req.prefetch,
-                          candidates=req.candidates)
-        unknown = col.model.unknown_words(req.text)
-    return {"hits": [h.to_dict() for h in hits], "unknown_words": unknown}
+async def search(req: SearchRequest, service: Service = Depends(get_service)) -> dict[str, Any]:
+    col = service.face()
+    hits = await col.search(req.text, params=req.params())
+    return {"hits": [h.to_dict() for h in hits], "unknown_words": col.model.unknown_words(req.text)}
 
 
-def stage_form(limit: int = Form(10), filter: Optional[str] = Form(None, description="a JSON object"),
-               prefetch: int = Form(200), candidates: int = Form(50)) -> StageSizes:
-    """The stage sizes of a multipart search (its filter as a JSON string)."""
-    return StageSizes(limit=limit, filter=json_object(filter, "filter"), prefetch=prefetch, candidates=candidates)
+def stage_form(limit: int = Form(10), offset: int = Form(0),
+               filter: Optional[str] = Form(None, description="a JSON object"),
+               prefetch: Optional[int] = Form(200), candidates: int = Form(50),
+               score_threshold: Optional[float] = Form(None)) -> StageSizes:
+    """The search parameters of a multipart search (its filter as a JSON string)."""
+    return StageSizes(limit=limit, offset=offset, filter=json_object(filter, "filter"), prefetch=prefetch,
+                      candidates=candidates, score_threshold=score_threshold)
 
 
 @router.post("/search/image", response_model=SearchResponse, summary="images similar to an uploaded image")
-def search_image(file: UploadFile = File(...), stages: StageSizes = Depends(stage_form),
-                 service: Service = Depends(get_service)) -> dict[str, Any]:
-    data = file.file.read()
-    with service.lock:
-        hits = service.collection.search_by_image(data, **stages.model_dump())
+async def search_image(file: UploadFile = File(...), stages: StageSizes = Depends(stage_form),
+                       service: Service = Depends(get_service)) -> dict[str, Any]:
+    data = await file.read()
+    hits = await service.face().search_by_image(data, params=stages.params())
     return {"hits": [h.to_dict() for h in hits], "unknown_words": []}
 
 
 @router.post("/search/texts", response_model=SearchResponse, summary="stored texts that describe an uploaded image")
-def search_texts(file: UploadFile = File(...), mode: Optional[Mode] = Form(None), stages: StageSizes = Depends(stage_form),
-                 service: Service = Depends(get_service)) -> dict[str, Any]:
-    data = file.file.read()
-    with service.lock:
-        hits = service.collection.search_texts(data, mode=mode, **stages.model_dump())
+async def search_texts(file: UploadFile = File(...), mode: Optional[Mode] = Form(None),
+                       stages: StageSizes = Depends(stage_form),
+                       service: Service = Depends(get_service)) -> dict[str, Any]:
+    data = await file.read()
+    hits = await service.face().search_texts(data, params=SearchParams.create(stages.params(), mode=mode))
     return {"hits": [h.to_dict() for h in hits], "unknown_words": []}
 
 

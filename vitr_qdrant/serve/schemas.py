@@ -7,21 +7,33 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..encoders.modes import MODES
+from ..params import MAX_CANDIDATES, MAX_LIMIT, MAX_OFFSET, MAX_PREFETCH, SearchParams
 
 Mode = Literal[MODES]   # a tuple subscript is the same as listing the values
 ItemIdOut = Union[int, str]
 
 
 class StageSizes(BaseModel):
-    """How many hits, and how many candidates the first two stages keep."""
+    """How many hits, from where, and how many candidates the first two stages keep; checked by
+    :class:`~vitr_qdrant.params.SearchParams`, as every search of the library is."""
 
     model_config = ConfigDict(extra="forbid")
 
-    limit: int = Field(10, gt=0, le=1000, description="number of hits")
+    limit: int = Field(10, description=f"number of hits (1..{MAX_LIMIT})")
+    offset: int = Field(0, description=f"hits to skip first, for paging (0..{MAX_OFFSET})")
     filter: Optional[dict[str, Any]] = Field(None, description='payload filter, e.g. {"kind": "dog", '
                                              '"year": {"gte": 2020}}')
-    prefetch: int = Field(200, gt=0, le=10_000, description="stage 1 size: candidates by the global vector")
-    candidates: int = Field(50, gt=0, le=1000, description="stage 2 size: candidates reranked in vitr mode")
+    prefetch: Optional[int] = Field(200, description=f"stage 1 size: candidates by the first-stage vector "
+                                    f"(1..{MAX_PREFETCH}); null: no global stage, every image ranked by MaxSim")
+    candidates: int = Field(50, description=f"stage 2 size: candidates reranked in vitr mode (1..{MAX_CANDIDATES})")
+    score_threshold: Optional[float] = Field(None, description="leave out hits scoring below this")
+
+    def params(self) -> SearchParams:
+        """These values as the library's :class:`~vitr_qdrant.params.SearchParams` (the one
+        validation: a bad value is an InputError, answered 400 with its message)."""
+        values = self.model_dump()
+        return SearchParams(mode=values.pop("mode", None), **{k: values[k] for k in (
+            "limit", "offset", "filter", "prefetch", "candidates", "score_threshold")})
 
 
 class SearchRequest(StageSizes):
@@ -46,6 +58,8 @@ class HitOut(BaseModel):
 
     id: ItemIdOut
     score: float
+    probability: Optional[float] = Field(None, description="the model's calibrated probability that the query "
+                                         "holds (below 0.5: it thinks not); null without a calibration")
     scores: dict[str, float] = Field(..., description="the score of every stage that ran: global, late, vitr")
     payload: dict[str, Any]
     grounding: list[GroundingOut]

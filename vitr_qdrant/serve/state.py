@@ -33,6 +33,13 @@ class Service:
     allow_updates: bool = False
     lock: Any = field(default_factory=threading.Lock)
 
+    def face(self) -> Any:
+        """The collection's :class:`~vitr_qdrant.aio.AsyncVitrCollection` (searches await it, off
+        the event loop), holding :attr:`lock` as the request threads do."""
+        from ..aio import AsyncVitrCollection
+
+        return AsyncVitrCollection.of(self.collection, self.lock)
+
 
 def get_service(request: Request) -> Service:
     """The :class:`Service` of the app handling ``request`` (a FastAPI dependency)."""

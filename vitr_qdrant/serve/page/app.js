@@ -115,6 +115,7 @@ function hitCard(hit, rank, colors) {
   const stages = STAGES.filter((k) => k in hit.scores).map((k) => `${k} ${hit.scores[k].toFixed(3)}`).join(" · ");
   const card = el("li", { className: "hit", dataset: { id: String(hit.id) } }, thumb,
     el("div", { className: "meta" }, `#${rank}  `, el("b", { textContent: hit.score.toFixed(3) }),
+       hit.probability == null ? "" : el("span", { className: "prob", textContent: ` p ${hit.probability.toFixed(2)}` }),
        el("span", { className: "stages", textContent: stages }),
        el("span", { className: "id", textContent: p.uri ? p.uri.split("/").pop() : String(hit.id) })));
   if (hit.grounding.length) {
@@ -130,7 +131,14 @@ function hitCard(hit, rank, colors) {
 
 function column(mode, result, ms, colors) {
   const list = el("ol", { className: "hits" });
-  result.hits.forEach((hit, i) => list.append(hitCard(hit, i + 1, colors)));
+  // The calibrated line: from the first hit the model gives a probability below one half, it
+  // thinks the query does not hold.
+  const below = result.hits.findIndex((hit) => hit.probability != null && hit.probability < 0.5);
+  result.hits.forEach((hit, i) => {
+    if (i === below) list.append(el("li", { className: "threshold",
+      textContent: "below this line the model thinks the query does not hold (probability < 0.5)" }));
+    list.append(hitCard(hit, i + 1, colors));
+  });
   const section = el("section", { className: "column", dataset: { mode } },
     el("h2", {}, LABELS[mode], " ", el("small", { textContent: `${result.hits.length} hits · ${ms} ms` })), list);
   if (!result.hits.length) section.append(el("p", { className: "empty", textContent: "no hits (check the filter)" }));
