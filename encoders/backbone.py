@@ -9,6 +9,7 @@ from torch import nn
 
 from ..errors import InputError, ModelNotFoundError
 from .config import BackboneCfg
+from . import openclip_adapter as oc
 from .hub import offline_unless_reachable, weights_cached
 from .tokenizer import create_tokenizer
 
@@ -55,8 +56,8 @@ class Backbone(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.clip = _build_clip(cfg, load_pretrained)
+        oc.check(self.clip)
         visual = self.clip.visual
-        visual.output_tokens = True
         self.image_size = int(cfg.image_size or _first(visual.image_size))
         self.grid = self.image_size // _first(visual.patch_size)
         self.image_mean = tuple(getattr(visual, "image_mean", None) or OPENAI_MEAN)
@@ -66,12 +67,7 @@ class Backbone(nn.Module):
                                           text_cfg.get("vocab_size", 49408),
                                           text_cfg.get("context_length", 77), cfg.extra_words)
         self.image_width = visual.transformer.width if hasattr(visual, "transformer") else None
-        self.text_width = self._text_module_width()
-
-    def _text_module_width(self) -> int:
-        if hasattr(self.clip, "text"):
-            return self.clip.text.width
-        return self.clip.transformer.width
+        self.text_width = oc.text_width(self.clip)
 
     def lock(self) -> None:
         """Freeze both towers (the head trains on frozen CLIP features, as in the paper)."""
@@ -80,33 +76,18 @@ class Backbone(nn.Module):
         self.clip.eval()
 
     def encode_image(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pooled, tokens = self.clip.visual(pixels)
-        return pooled, tokens
+        return oc.image_tokens(self.clip.visual, pixels)
 
     def encode_text(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        clip = self.clip
-        if hasattr(clip, "text"):  # CustomTextCLIP
-            clip.text.output_tokens = True
-            pooled, tokens = clip.text(ids)
-            return pooled, tokens
-        from open_clip.transformer import text_global_pool
-
-        cast = clip.transformer.get_cast_dtype()
-        x = clip.token_embedding(ids).to(cast) + clip.positional_embedding.to(cast)
-        x = clip.ln_final(clip.transformer(x, attn_mask=clip.attn_mask))
-        pooled = text_global_pool(x, ids, clip.text_pool_type,
-                                  eos_token_id=getattr(clip, "text_eos_id", None))
-        proj = clip.text_projection
-        if proj is not None:
-            pooled = proj(pooled) if isinstance(proj, nn.Linear) else pooled @ proj
-        return pooled, x
+        return oc.encode_text(self.clip, ids)
 
     def token_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
         """The text tower's input embedding of each token (B, L, text_width)."""
-        if hasattr(self.clip, "text"):
+        embedding = oc.token_embedding(self.clip)
+        if embedding is None:
             raise ValueError("word_embed needs open_clip's built-in text tower (this model's is "
                              f"{type(self.clip.text).__name__})")
-        return self.clip.token_embedding(ids)
+        return embedding(ids)
 
     def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.tokenizer(texts)

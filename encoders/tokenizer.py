@@ -7,6 +7,7 @@ from typing import Iterable, Sequence
 
 import torch
 
+from . import openclip_adapter as oc
 from .data.relation_scenes import COLORS, SHAPES, SIZES
 
 # A word's id is its position + 2: these lists may only grow at their end (shipped models).
@@ -152,22 +153,21 @@ def grow_vocabulary(backbone, words: Sequence[str]) -> list[int]:
     tok, clip, cfg = backbone.tokenizer, backbone.clip, backbone.cfg
     if not isinstance(tok, WordTokenizer):
         raise ValueError("open_clip's BPE spells every word: there is no vocabulary to grow")
-    if not hasattr(clip, "token_embedding"):
+    embedding = oc.token_embedding(clip)
+    if embedding is None:
         raise ValueError(f"this text tower ({type(getattr(clip, 'text', clip)).__name__}) has no "
                          "token embedding to grow")
     first = len(tok.vocab) + 2
     ids = list(range(first, first + len(words)))
-    old = clip.token_embedding.weight.data
+    old = embedding.weight.data
     size = old.shape[0]
     if ids and ids[-1] + 2 > size:   # ids, then end-of-text: grow in steps of 16 rows
         size = 16 * math.ceil((ids[-1] + 2) / 16)
         grown = torch.nn.Embedding(size, old.shape[1], device=old.device, dtype=old.dtype)
         grown.weight.data[: old.shape[0] - 1] = old[:-1]
         grown.weight.data[-1] = old[-1]               # end-of-text: the highest id
-        clip.token_embedding = grown
-        if hasattr(clip, "vocab_size"):
-            clip.vocab_size = size
-    weight = clip.token_embedding.weight.data
+        oc.set_token_embedding(clip, grown)
+    weight = oc.token_embedding(clip).weight.data
     weight[ids] = weight[UNK].clone()
     cfg.extra_words = [*cfg.extra_words, *words]
     cfg.text_cfg = {**cfg.text_cfg, "vocab_size": size}

@@ -242,3 +242,37 @@ def test_word_spans_group_tokens_into_words(model):
     assert [w for w, _ in bpe] == ["a", "photobombing", "café"]
     positions = [p for _, members in bpe for p in members]
     assert positions == list(range(len(positions))) and len(bpe[1][1]) > 1  # pieces of one word
+
+
+def test_openclip_adapter_names_what_an_open_clip_model_lacks(model, monkeypatch):
+    import copy
+    import re
+    from pathlib import Path
+
+    import open_clip.transformer
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    from vitr_qdrant.encoders import openclip_adapter as oc
+
+    clip = model.backbone.clip
+    assert oc.missing_attrs(clip) == []   # the real model has all the adapter reads
+    oc.check(clip)
+    # pyproject pins the range the adapter names, and the installed open_clip is inside it
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    req = Requirement(re.search(r'"(open_clip_torch[^"]*)"', pyproject).group(1))
+    assert str(req.specifier) == str(Requirement("x" + oc.SUPPORTED).specifier)
+    assert Version(oc._version()) in req.specifier
+
+    moved = copy.deepcopy(clip)           # a release that renamed two of them
+    del moved.attn_mask
+    del moved.text_pool_type
+    with pytest.raises(vq.ModelError) as err:
+        oc.check(moved)
+    msg = str(err.value)
+    assert "attn_mask" in msg and "text_pool_type" in msg and oc.SUPPORTED in msg
+    assert "token_embedding" not in msg   # only what is missing
+    # a release without the pooling function: building a model fails at once, naming it
+    monkeypatch.delattr(open_clip.transformer, "text_global_pool")
+    with pytest.raises(vq.ModelError, match=re.escape(oc.POOL_FUNCTION)):
+        E.create_model("vitr-tiny-test", device="cpu")
