@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from ..errors import ImageLoadError, InputError
+from .limits import MAX_PIXELS
 
 ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
-MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb threshold: the default cap of decoded pixels
 REDUCING_GAP = 2
 """Images are reduced (JPEG: decoded at a smaller scale) only while their shorter side stays at
 least this many times the model's input size; the bicubic resize does the rest."""

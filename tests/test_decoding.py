@@ -72,3 +72,27 @@ def test_ingest_and_encode_images_see_the_same_pixels(tmp_path, tiny_model):
     for point, g, r in zip(stored, direct.global_vectors, direct.region_vectors):
         np.testing.assert_allclose(point.global_vector, g, atol=1e-5)
         np.testing.assert_allclose(point.regions, r, atol=1e-5)
+
+
+def _png_header_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` (the cap is checked before decoding)."""
+    import struct
+    import zlib
+
+    data = bytearray(photo(4, 4, "PNG"))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:33] = ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+def test_one_default_pixel_cap_for_the_library_and_the_encoders(tiny_model):
+    from vitr_qdrant.encoders.limits import MAX_PIXELS
+    from vitr_qdrant.inputs import LoadCfg
+
+    assert vq.Settings().max_pixels == LoadCfg().max_pixels == MAX_PIXELS == 50_000_000
+    over = _png_header_claiming(7072, 7072)    # 50,013,184 pixels
+    for decode in (decode_image, lambda item: tiny_model.encode_images([item])):
+        with pytest.raises(vq.ImageLoadError, match="over the cap of 50,000,000"):
+            decode(over)
+    with pytest.raises(vq.ImageLoadError, match="not a readable image"):   # 49,984,900 pixels:
+        decode_image(_png_header_claiming(7070, 7070))   # past the cap, to decoding (no pixel data)

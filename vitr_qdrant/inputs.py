@@ -19,7 +19,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from .encoders.images import MAX_PIXELS, decode_image, load_image, reduce_for
+from .encoders.images import decode_image, load_image, reduce_for
+from .encoders.limits import MAX_PIXELS
 from .errors import FetchError, ImageLoadError
 from .fetch import FetchCfg, fetch_url, new_client, url_scheme
 from .url_policy import redact_url

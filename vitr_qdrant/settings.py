@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .encoders.limits import MAX_PIXELS
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class Settings(BaseModel):
     url_deadline: float = Field(30.0, gt=0)
     url_allow: tuple[str, ...] = ()
     max_bytes: int = Field(50 * 2**20, gt=0)
-    max_pixels: int = Field(50_000_000, gt=0)
+    max_pixels: int = Field(MAX_PIXELS, gt=0)
     jpeg_decoder: Literal["auto", "pil", "torchvision"] = "auto"
 
     def __init__(self, **values: Any):
