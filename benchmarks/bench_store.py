@@ -19,8 +19,8 @@ from typing import Any, Callable
 import numpy as np
 
 from vitr_qdrant.cli import prefetch_option
-from vitr_qdrant.connectors import (COMPACT_STORAGE, CollectionSpec, StageCfg, StoredPoint, create_backend,
-                                    make_payload, search)
+from vitr_qdrant.connectors import (COMPACT_STORAGE, STORAGE_OPTIONS, CollectionSpec, StageCfg, StoredPoint,
+                                    create_backend, make_payload, search)
 
 from common import disk_bytes  # benchmarks/common.py
 
@@ -64,7 +64,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "nocopy": {"regions_in_payload": False}, "nowal": {"wal": False},
     "turbo8": COMPACT_STORAGE,
 }
-SPEC_KEYS = ("quantize_regions", "regions_datatype", "regions_in_payload")
+SPEC_KEYS = STORAGE_OPTIONS
 
 
 def run_backend(label: str, n: int, a: argparse.Namespace, n_queries: int, **kw: Any) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from .disk import GROWTH, MARGIN, point_bytes, require_free
 from .ids import PointId, normalize_id
 from .records import candidate_from, payload_with_regions, stored_point_from
 from .retry import TRANSIENT_STATUS, RetryPolicy, call_with_retry
-from .schema import (FIRST, GLOBAL, METADATA_KEY, REGIONS, REGIONS_PAYLOAD_KEY, Candidate, CollectionSpec, QueryPlan,
-                     StoredPoint, check_metadata)
+from .schema import (FIRST, GLOBAL, METADATA_KEY, REGIONS, REGIONS_PAYLOAD_KEY, RESCORE, Candidate, CollectionSpec,
+                     QueryPlan, StoredPoint, check_metadata)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -178,7 +178,7 @@ class QdrantClientBackend(StoreBackend):
         if prefetch and plan.first_vector is not None:   # the union of both top N goes to stage 2
             prefetch.append(models.Prefetch(query=plan.first_vector.tolist(), using=FIRST,
                                             limit=plan.prefetch_limit, filter=plan.filter))
-        quant = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=True)) \
+        quant = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=RESCORE)) \
             if spec.quantize_regions and self.remote else None  # local mode is exact: no params
         res = self._call(self.client.query_points, spec.name, prefetch=prefetch, query=plan.token_vectors.tolist(),
                          using=REGIONS, query_filter=plan.filter if everything else None, search_params=quant,

@@ -21,8 +21,8 @@ from .edge_filters import to_edge_filter
 from .ids import PointId, normalize_id
 from .locking import DirLock
 from .records import candidate_from, payload_with_regions, stored_point_from
-from .schema import (FIRST, GLOBAL, REGIONS, REGIONS_PAYLOAD_KEY, Candidate, CollectionSpec, QueryPlan, StoredPoint,
-                     check_metadata)
+from .schema import (FIRST, GLOBAL, REGIONS, REGIONS_PAYLOAD_KEY, RESCORE, Candidate, CollectionSpec, QueryPlan,
+                     StoredPoint, check_metadata)
 
 logger = logging.getLogger(__name__)
 META_FILE = "vitr_collection.json"
@@ -230,7 +230,7 @@ class EdgeBackend(StoreBackend):
             req = qe.QueryRequest(limit=plan.limit, query=g_query, filter=flt, with_payload=payload,
                                   with_vector=vectors)
             return [candidate_from(p, "global", spec.region_dim) for p in shard.query(req)]
-        quant = qe.QuantizationSearchParams(rescore=True) if spec.quantize_regions else None
+        quant = qe.QuantizationSearchParams(rescore=RESCORE) if spec.quantize_regions else None
         everything = plan.prefetch_limit is None   # MaxSim over every point the filter lets through
         req = qe.QueryRequest(
             limit=plan.limit,

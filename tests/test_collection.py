@@ -107,6 +107,26 @@ def test_compact_storage_ranks_like_the_default_and_is_kept_on_reopen(tmp_path, 
         assert c.search(QUERY, limit=3)[0].id == hits["compact"][0][0].id
 
 
+def test_hnsw_options_reach_the_engine_and_are_kept_on_reopen(tmp_path, tiny_model):
+    import json
+
+    with vq.VitrCollection("h", path=tmp_path, model=tiny_model, hnsw_m=8, hnsw_ef_construct=50) as c:
+        assert {k: c.info()["stored"]["options"][k] for k in ("hnsw_m", "hnsw_ef_construct")} == \
+            {"hnsw_m": 8, "hnsw_ef_construct": 50}
+    engine = json.loads((tmp_path / "h" / "shard" / "edge_config.json").read_text())["vectors"]
+    assert (engine["global"]["hnsw_config"]["m"], engine["global"]["hnsw_config"]["ef_construct"]) == (8, 50)
+    assert engine["regions"]["hnsw_config"]["m"] == 0   # regions only rerank
+    with vq.VitrCollection("h", path=tmp_path, model=tiny_model, hnsw_m=32) as c:   # what was stored wins
+        assert (c._store.spec.hnsw_m, c._store.spec.hnsw_ef_construct) == (8, 50)
+    with vq.VitrCollection("m", location=":memory:", model=tiny_model, hnsw_m=12, hnsw_ef_construct=40) as c:
+        hnsw = c._store.client.get_collection("m").config.params.vectors["global"].hnsw_config
+        assert (hnsw.m, hnsw.ef_construct) == (12, 40)
+    for bad in ({"hnsw_m": 0}, {"hnsw_ef_construct": -1}, {"hnsw_m": "16"}, {"hnsw_m": True}):
+        with pytest.raises(vq.InputError, match=next(iter(bad))):
+            vq.VitrCollection("bad", path=tmp_path / "bad", model=tiny_model, **bad)
+    assert not (tmp_path / "bad").exists()   # refused before anything opened
+
+
 def test_interrupted_ingest_resumes(tmp_path, tiny_model, scene_images, monkeypatch):
     c = vq.VitrCollection("resume", path=tmp_path, model=tiny_model)
     real, batches = c._store.upsert, []

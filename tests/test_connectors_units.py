@@ -173,6 +173,16 @@ def test_collection_spec_rejects_bad_storage_options():
         CollectionSpec("bad name", 4, 2)
 
 
+def test_stored_storage_options_win_and_missing_ones_take_their_defaults():
+    from vitr_qdrant.connectors import STORAGE_OPTIONS, CollectionSpec
+
+    given = CollectionSpec("c", 4, 2, hnsw_m=32, regions_datatype="float16")
+    assert given.metadata()["options"]["hnsw_m"] == 32 and set(STORAGE_OPTIONS) <= set(given.metadata()["options"])
+    old = given.with_stored_options({"options": {"regions_datatype": "float32", "quantize_regions": True}})
+    assert (old.regions_datatype, old.quantize_regions) == ("float32", True)
+    assert (old.hnsw_m, old.hnsw_ef_construct, old.regions_in_payload) == (16, 100, True)   # stored before they were
+
+
 def test_edge_options_reach_the_engine(tmp_path):
     """Every option the embedded backend takes shows in the engine's own config."""
     import json
@@ -180,8 +190,12 @@ def test_edge_options_reach_the_engine(tmp_path):
     from vitr_qdrant.connectors import CollectionSpec
 
     with create_backend(path=tmp_path, max_search_threads=1, wal=False) as b:
+        b.open_collection(CollectionSpec("q", 4, 2, quantize_regions=True))
         b.open_collection(CollectionSpec("c", 4, 2, hnsw_m=8, hnsw_ef_construct=50))
+    quantized = json.loads((tmp_path / "q" / "shard" / "edge_config.json").read_text())["vectors"]["regions"]
+    assert quantized["quantization_config"] == {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": True}}
     config = json.loads((tmp_path / "c" / "shard" / "edge_config.json").read_text())
+    assert config["vectors"]["regions"].get("quantization_config") is None
     assert config["max_search_threads"] == 1 and config["wal_enabled"] is False
     assert config["vectors"]["global"]["hnsw_config"]["m"] == 8
     assert config["vectors"]["global"]["hnsw_config"]["ef_construct"] == 50

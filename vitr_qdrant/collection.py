@@ -73,9 +73,11 @@ class VitrCollection:
         **options: Backend options: ``shard_number``, ``replication_factor``,
             ``write_consistency_factor``, ``timeout`` (server); ``max_search_threads``
             (embedded); and how region vectors are stored (see
-            :class:`~vitr_qdrant.connectors.CollectionSpec`): ``quantize_regions`` (int8 search
-            copy), ``regions_datatype`` (``"turbo8"`` for about 5 KB an image) and
-            ``regions_in_payload`` (a float16 copy that makes reranking faster, ~11 KB).
+            :class:`~vitr_qdrant.connectors.CollectionSpec`; fixed at creation, stored, read back
+            on every open): ``regions_datatype`` (``"turbo8"`` for about 5 KB an image),
+            ``regions_in_payload`` (a float16 copy that makes reranking faster, ~11 KB),
+            ``quantize_regions`` (an int8 copy stage 2 scores with), and ``hnsw_m`` /
+            ``hnsw_ef_construct`` (the stage-1 HNSW index; default 16 / 100).
         create: True (default): open the collection, creating it when missing (Chroma's
             ``get_or_create_collection``, the one-line quickstart). False: open an existing one
             only (Chroma's ``get_collection``, Qdrant's explicit create): a mistyped name raises
