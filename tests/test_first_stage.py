@@ -91,7 +91,8 @@ def test_fitting_follows_maxsim():
 def test_collection_searches_with_the_first_stage_and_upgrade_adds_it(staged_model, tiny_model, scene_images,
                                                                       tmp_path, caplog):
     path = tmp_path / "store"
-    with vq.VitrCollection("old", path=path, model=tiny_model) as col:   # made before the first stage
+    storage = {"regions_datatype": "float16", "hnsw_m": 8}   # kept by the upgrade
+    with vq.VitrCollection("old", path=path, model=tiny_model, **storage) as col:   # made before the first stage
         ids = col.add_images(scene_images, metadata={"album": "a"}, progress=False).ids
         assert col._store.spec.first_dim is None
     with caplog.at_level(logging.WARNING):
@@ -106,6 +107,7 @@ def test_collection_searches_with_the_first_stage_and_upgrade_adds_it(staged_mod
         assert upgrade_collection(store, "old", staged_model, progress=False) == 0
     with vq.VitrCollection("old", path=path, model=staged_model) as col:
         assert first_stage_ok(col._store, staged_model) and len(col) == len(scene_images)
+        assert {k: col._store.spec.metadata()["options"][k] for k in storage} == storage
         assert {r.payload["album"] for r in col.get(ids)} == {"a"}
         after = [h.id for h in col.search("red circle left of blue square", limit=8)]
         assert sorted(after) == sorted(before)   # 8 images: every one is a candidate either way
@@ -117,7 +119,7 @@ def test_collection_searches_with_the_first_stage_and_upgrade_adds_it(staged_mod
 
 def test_interrupted_upgrade_is_refused_then_finished(staged_model, tiny_model, scene_images, tmp_path):
     path = tmp_path / "store"
-    with vq.VitrCollection("photos", path=path, model=tiny_model) as col:
+    with vq.VitrCollection("photos", path=path, model=tiny_model, hnsw_ef_construct=40) as col:
         col.add_images(scene_images[:4], progress=False)
     with create_backend(path=path) as store:   # stop after the first copy, as a kill there would
         from vitr_qdrant import upgrade
@@ -144,6 +146,7 @@ def test_interrupted_upgrade_is_refused_then_finished(staged_model, tiny_model, 
         assert store.list_collections() == ["photos"]
     with vq.VitrCollection("photos", path=path, model=staged_model) as col:
         assert len(col) == 4 and first_stage_ok(col._store, staged_model)
+        assert col.info()["stored"]["options"]["hnsw_ef_construct"] == 40   # the resumed run kept it
 
 
 def test_vitr_upgrade_command(staged_model, tiny_model, scene_images, tmp_path, capsys):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .connectors import StoredPoint, StoreBackend
+from .connectors import STORAGE_OPTIONS, CollectionSpec, StoredPoint, StoreBackend
 from .search import collection_spec
 from .encoders import VitrModel
 from .errors import CollectionNotFoundError, InputError
@@ -47,6 +47,7 @@ def upgrade_collection(store: StoreBackend, name: str, model: VitrModel, progres
     with sibling_store(store) as tmp:
         if stored is not None:
             store.open_collection(spec, create=False)
+            target = _same_storage(target, store.spec)
         rebuilt = stored is None or store.spec.first_sha256 == target.first_sha256
         if rebuilt and pending is None:
             store.close()
@@ -58,12 +59,19 @@ def upgrade_collection(store: StoreBackend, name: str, model: VitrModel, progres
             store.drop_collection(spec.name)
         else:             # copy 1 of an interrupted run is complete (the old collection was dropped after it)
             tmp.open_collection(dataclasses.replace(target, name=tmp_name), create=False)
+            target = _same_storage(target, tmp.spec)
         store.open_collection(target)
         n = _copy(tmp, store, model, f"upgrading {spec.name} (2/2)", progress)
         tmp.drop_collection(tmp_name)
     store.close()
     logger.info("collection %s: first-stage vectors added to %d points", spec.name, n)
     return n
+
+
+def _same_storage(target: CollectionSpec, stored: CollectionSpec) -> CollectionSpec:
+    """``target`` with the storage options the collection was created with (a compact
+    collection stays compact, its HNSW settings stay)."""
+    return dataclasses.replace(target, **{k: getattr(stored, k) for k in STORAGE_OPTIONS})
 
 
 def _copy(src: StoreBackend, dst: StoreBackend, model: VitrModel, what: str, progress: bool) -> int:
