@@ -23,7 +23,7 @@ def col(tmp_path_factory, tiny_model, scene_images):
 def post_all(app, bodies):
     async def main():
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:   # loopback: the service answers no other host
             return await asyncio.gather(*[client.post("/search", json=b) for b in bodies])
 
     return asyncio.run(main())
