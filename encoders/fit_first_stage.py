@@ -51,7 +51,8 @@ def encode_split(model: Any, split: str, seed: int, n: int, cache: Path) -> dict
                 for _ in range(CAPTIONS):
                     (a, rel, b), template, size_words = world.sample_caption(s, rng)
                     captions.append(world.caption(a, rel, b, template, size_words))
-            emb = model.encode_images([world.render(s, model.backbone.image_size) for s in scenes], batch_size=128)
+            size = max(model.backbone.image_size, world.min_render_size)   # the model resizes to its input
+            emb = model.encode_images([world.render(s, size) for s in scenes], batch_size=128)
             txt = model.encode_texts(captions, batch_size=1024)
             words, mask = pad(txt.token_vectors, MAX_TOKENS)
             tmp = path.with_suffix(".tmp.npz")

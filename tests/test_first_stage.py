@@ -161,3 +161,22 @@ def test_vitr_upgrade_command(staged_model, tiny_model, scene_images, tmp_path, 
     assert main(args) == 0
     assert "already" in capsys.readouterr().out
     assert main(["upgrade", "-c", "photos", "--path", str(tmp_path / "nowhere")]) == 2
+
+
+def test_fit_first_stage_command_writes_a_model_with_it(tmp_path, capsys):
+    """The fitting command end to end on a tiny random model: a model directory whose first stage
+    loads, and a report with the check against the global vector."""
+    import json
+
+    from vitr_qdrant.encoders import fit_first_stage
+
+    out = tmp_path / "model"
+    assert fit_first_stage.main(["--model", "vitr-tiny-test", "--out", str(out), "--images", "24", "--steps", "3",
+                                 "--batch", "16", "--texts", "8", "--dim", "8", "--hidden", "16", "--check", "20",
+                                 "--queries", "6", "--threads", "1", "--cache", str(tmp_path / "cache")]) == 0
+    report = json.loads((out / "first_stage.json").read_text())
+    assert report["check"]["queries"] == 6 and set(report["check"]) >= {"first", "global"}
+    model = load_model(str(out))
+    assert model.first_stage is not None and model.first_stage.cfg.dim == 8
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["test-iid-1000000000-0000000.npz",
+                                                                       "train-7000000-0000000.npz"]
