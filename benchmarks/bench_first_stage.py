@@ -138,7 +138,7 @@ def design_vectors(name: str, model: Any, regions: np.ndarray, args: argparse.Na
                                for i in range(0, len(regions), 4096)]).numpy()
         return ({"first": qe.EdgeVectorParams(size=stage.cfg.dim, distance=qe.Distance.Cosine, hnsw_config=hnsw)},
                 lambda a, b: {"first": first[a:b].tolist()},
-                lambda q: [("first", q.first_vectors[0].tolist())])
+                lambda q: [("first", q.first_vector.tolist())])
     if name == "muvera":
         from fastembed.postprocess import Muvera   # pip install fastembed (only this benchmark needs it)
 
@@ -147,18 +147,18 @@ def design_vectors(name: str, model: Any, regions: np.ndarray, args: argparse.Na
         fde = np.stack([muv.process_document(r.astype(np.float32)) for r in regions]).astype(np.float32)
         return ({"muvera": qe.EdgeVectorParams(size=muv.embedding_size, distance=qe.Distance.Dot, hnsw_config=hnsw)},
                 lambda a, b: {"muvera": fde[a:b].tolist()},
-                lambda q: [("muvera", muv.process_query(q.token_vectors[0]).astype(np.float32).tolist())])
+                lambda q: [("muvera", muv.process_query(q.token_vectors).astype(np.float32).tolist())])
     if name == "pooled":
         pooled = np.concatenate([kmeans_pool(regions[i:i + 2048], args.pool) for i in range(0, len(regions), 2048)])
         return ({"pooled": qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine, multivector_config=multi,
                                                hnsw_config=hnsw)},
                 lambda a, b: {"pooled": pooled[a:b].tolist()},
-                lambda q: [("pooled", q.token_vectors[0].tolist())])
+                lambda q: [("pooled", q.token_vectors.tolist())])
     if name == "regions-hnsw":
         return ({"regions_hnsw": qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine, multivector_config=multi,
                                                      hnsw_config=hnsw)},
                 lambda a, b: {"regions_hnsw": regions[a:b].astype(np.float32).tolist()},
-                lambda q: [("regions_hnsw", q.token_vectors[0].tolist())])
+                lambda q: [("regions_hnsw", q.token_vectors.tolist())])
     raise SystemExit(f"unknown design {name!r}")
 
 
@@ -207,12 +207,12 @@ def run_design(name: str, model: Any, g: np.ndarray, r: np.ndarray, caps: list[s
     ranked, times = [], []
     for text in caps:
         t0 = time.perf_counter()
-        q = model.encode_texts([text])
-        g_q = qe.Query.Nearest(q.global_vectors[0].tolist(), using="global")
+        q = model.encode_queries([text])[0]
+        g_q = qe.Query.Nearest(q.global_vector.tolist(), using="global")
         stage1 = None if name == "exact" else [qe.Prefetch(limit=PREFETCH, query=g_q)][name == "first-only":] + [
             qe.Prefetch(limit=PREFETCH, query=qe.Query.Nearest(v, using=using)) for using, v in prefetch_of(q)]
         pts = shard.query(qe.QueryRequest(limit=CANDIDATES, prefetches=stage1, with_payload=True, with_vector=["global"],
-                                          query=qe.Query.Nearest(q.token_vectors[0].tolist(), using="regions")))
+                                          query=qe.Query.Nearest(q.token_vectors.tolist(), using="regions")))
         regions = np.stack([decode_regions(p.payload["_vitr_regions_f16"], r.shape[2]) for p in pts])
         scores, _ = model.rerank(q, np.stack([np.asarray(p.vector["global"], np.float32) for p in pts]), regions)
         order = np.argsort(-scores, kind="stable")[:LIMIT]

@@ -87,8 +87,8 @@ def test_fusion_from_stored_vectors_equals_from_images(model, images):
     ie, te = model.encode_images(images), model.encode_texts(TEXTS)
     stored = model.score_embeddings(ie, te, mode="vitr")
     np.testing.assert_allclose(stored, direct, atol=1e-5)
-    for j in range(len(TEXTS)):
-        q = E.TextEmbeddings(te.global_vectors[j:j + 1], te.token_vectors[j:j + 1])
+    for j, q in enumerate(model.encode_queries(TEXTS)):
+        np.testing.assert_allclose(q.token_vectors, te.token_vectors[j], atol=1e-6)
         scores, attn = model.rerank(q, ie.global_vectors, ie.region_vectors)
         np.testing.assert_allclose(scores, direct[:, j], atol=1e-5)
         assert attn.shape == (len(images), len(te.token_vectors[j]), len(model.region_boxes))

@@ -16,7 +16,7 @@ from .connectors import (STORAGE_OPTIONS, CollectionSpec, PointId, StoreBackend,
                          default_store_path, make_payload, point_id)
 from .connectors.ids import user_key
 from .connectors.schema import RESERVED_PAYLOAD_KEYS
-from .encoders import VitrModel, load_model
+from .encoders import TextQuery, VitrModel, load_model
 from .errors import CollectionClosedError, CollectionNotFoundError, InputError, ModelNotFoundError, StoreError
 from .inputs import load_one
 from .params import SearchParams
@@ -179,13 +179,20 @@ class VitrCollection:
 
     # --- reading ----------------------------------------------------------------------------
     @_while_open
-    def search(self, text: str, limit: int = 10, filter: Any = None, mode: str | None = None,
+    def encode_query(self, text: str) -> TextQuery:
+        """``text`` encoded once by the collection's model, for several searches of it (other
+        filters, pages, modes) without encoding it again: ``col.search(col.encode_query(t))``.
+        Its ``unknown_words`` are the words the model does not know."""
+        return self.model.encode_queries([check_query(text)])[0]
+
+    @_while_open
+    def search(self, text: str | TextQuery, limit: int = 10, filter: Any = None, mode: str | None = None,
                prefetch: int | None = 200, candidates: int = 50, *, offset: int = 0,
                score_threshold: float | None = None, params: SearchParams | None = None) -> list[Hit]:
         """Find images matching ``text``, best first.
 
         Args:
-            text: The query, e.g. ``"dog left of cat"``.
+            text: The query, e.g. ``"dog left of cat"``, or one made by :meth:`encode_query`.
             limit: Number of hits (1..1000).
             filter: A dict (``{"category": "dog", "year": {"gte": 2020}}``) or a Qdrant ``models.Filter``.
             mode: ``"vitr"`` (fusion rerank), ``"late"`` (MaxSim) or ``"global"`` (CLIP baseline);
@@ -211,7 +218,7 @@ class VitrCollection:
         return search.text_to_image(self._store, self.model, check_query(text), params)
 
     @_while_open
-    def search_batch(self, texts: Sequence[str], limit: int = 10, filter: Any = None, mode: str | None = None,
+    def search_batch(self, texts: Sequence[str | TextQuery], limit: int = 10, filter: Any = None, mode: str | None = None,
                      prefetch: int | None = 200, candidates: int = 50, *, offset: int = 0,
                      score_threshold: float | None = None, params: SearchParams | None = None) -> list[list[Hit]]:
         """:meth:`search` for several queries: one model call encodes them all, then each runs its
@@ -387,8 +394,10 @@ def check_not_upgrading(store: StoreBackend, name: str) -> None:
                          f"{name + UPGRADE_SUFFIX!r}: run `vitr upgrade -c {name}` to finish it")
 
 
-def check_query(text: Any) -> str:
-    """``text`` if it is a usable query, else an InputError."""
+def check_query(text: Any) -> Any:
+    """``text`` if it is a usable query (a non-empty string or an encoded query), else an InputError."""
+    if isinstance(text, TextQuery):
+        return text
     if not isinstance(text, str) or not text.strip():
         raise InputError(f"the query must be a non-empty string, got {text!r}")
     return text

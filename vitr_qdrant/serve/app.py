@@ -72,8 +72,9 @@ def create_app(collection: VitrCollection, *, api_key: str | Secret | None = Non
 @router.post("/search", response_model=SearchResponse, summary="images for a text")
 async def search(req: SearchRequest, service: Service = Depends(get_service)) -> dict[str, Any]:
     col = service.face()
-    hits = await col.search(req.text, params=req.params())
-    return {"hits": [h.to_dict() for h in hits], "unknown_words": col.model.unknown_words(req.text)}
+    query = await col.encode_query(req.text)   # encoded once: the search and its unknown words
+    hits = await col.search(query, params=req.params())
+    return {"hits": [h.to_dict() for h in hits], "unknown_words": query.unknown_words}
 
 
 def stage_form(limit: int = Form(10), offset: int = Form(0),
