@@ -163,7 +163,8 @@ class VitrModel(nn.Module):
         ``local.word_embed`` also each token's input embedding (None otherwise). ``tokenized``:
         the texts' ``(ids, mask)`` when already tokenized."""
         ids, mask = tokenized if tokenized is not None else self.backbone.tokenize(texts)
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        length = self.backbone.decisive_length(ids)   # the padding after it changes nothing: not run
+        ids, mask = ids[:, :length].to(self.device), mask[:, :length].to(self.device)
         g, tokens = self.backbone.encode_text(ids)
         words = (self.backbone.token_embeddings(ids).to(tokens.dtype)
                  if self.cfg.local.word_embed else None)
