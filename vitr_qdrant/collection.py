@@ -19,7 +19,7 @@ from .connectors.schema import RESERVED_PAYLOAD_KEYS
 from .encoders import TextQuery, VitrModel, load_model
 from .errors import CollectionClosedError, CollectionNotFoundError, InputError, ModelNotFoundError, StoreError
 from .inputs import load_one
-from .params import SearchParams
+from .params import CANDIDATES, PREFETCH, SearchParams
 from .results import AddReport, Hit, ItemId, Record, user_id
 from .settings import Settings
 from .store_info import TEXTS_SUFFIX, UPGRADE_SUFFIX, image_collections, sibling_store
@@ -187,7 +187,7 @@ class VitrCollection:
 
     @_while_open
     def search(self, text: str | TextQuery, limit: int = 10, filter: Any = None, mode: str | None = None,
-               prefetch: int | None = 200, candidates: int = 50, *, offset: int = 0,
+               prefetch: int | None = PREFETCH, candidates: int = CANDIDATES, *, offset: int = 0,
                score_threshold: float | None = None, params: SearchParams | None = None) -> list[Hit]:
         """Find images matching ``text``, best first.
 
@@ -219,7 +219,7 @@ class VitrCollection:
 
     @_while_open
     def search_batch(self, texts: Sequence[str | TextQuery], limit: int = 10, filter: Any = None, mode: str | None = None,
-                     prefetch: int | None = 200, candidates: int = 50, *, offset: int = 0,
+                     prefetch: int | None = PREFETCH, candidates: int = CANDIDATES, *, offset: int = 0,
                      score_threshold: float | None = None, params: SearchParams | None = None) -> list[list[Hit]]:
         """:meth:`search` for several queries: one model call encodes them all, then each runs its
         stages; returns one hit list per text, in order (arguments as for :meth:`search`)."""
@@ -230,8 +230,8 @@ class VitrCollection:
         return search.texts_to_images(self._store, self.model, texts, params) if texts else []
 
     @_while_open
-    def search_by_image(self, image: Any, limit: int = 10, filter: Any = None, prefetch: int | None = 200,
-                        candidates: int = 50, *, offset: int = 0, score_threshold: float | None = None,
+    def search_by_image(self, image: Any, limit: int = 10, filter: Any = None, prefetch: int | None = PREFETCH,
+                        candidates: int = CANDIDATES, *, offset: int = 0, score_threshold: float | None = None,
                         params: SearchParams | None = None) -> list[Hit]:
         """Find images similar to ``image`` (global vector, then region MaxSim; scores are MaxSim,
         no probability)."""
@@ -241,7 +241,7 @@ class VitrCollection:
 
     @_while_open
     def search_texts(self, image: Any, limit: int = 10, filter: Any = None, mode: str | None = None,
-                     prefetch: int | None = 200, candidates: int = 50, *, offset: int = 0,
+                     prefetch: int | None = PREFETCH, candidates: int = CANDIDATES, *, offset: int = 0,
                      score_threshold: float | None = None, params: SearchParams | None = None) -> list[Hit]:
         """Find the texts (added with :meth:`add_texts`) that best describe ``image`` (none: no hits)."""
         params = params or SearchParams(limit, offset, filter, mode, prefetch, candidates, score_threshold)

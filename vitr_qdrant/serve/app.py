@@ -9,7 +9,7 @@ from typing import Any, Iterable, Optional, get_args
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Response, UploadFile
 
 from .._version import __version__
-from ..params import SearchParams
+from ..params import CANDIDATES, PREFETCH, SearchParams
 from ..collection import VitrCollection
 from .access import AccessLog
 from .guards import BodyLimit, BrowserGuard, Secret, default_hosts, install_error_handlers, key_checker
@@ -79,7 +79,7 @@ async def search(req: SearchRequest, service: Service = Depends(get_service)) ->
 
 def stage_form(limit: int = Form(10), offset: int = Form(0),
                filter: Optional[str] = Form(None, description="a JSON object"),
-               prefetch: Optional[int] = Form(200), candidates: int = Form(50),
+               prefetch: Optional[int] = Form(PREFETCH), candidates: int = Form(CANDIDATES),
                score_threshold: Optional[float] = Form(None)) -> StageSizes:
     """The search parameters of a multipart search (its filter as a JSON string)."""
     return StageSizes(limit=limit, offset=offset, filter=json_object(filter, "filter"), prefetch=prefetch,
