@@ -28,10 +28,10 @@ from PIL import Image
 
 import vitr_qdrant as vq
 from vitr_qdrant.connectors import CollectionSpec, StoredPoint, create_backend, make_payload
-from vitr_qdrant.decoders import choose_decoder, decode_jpegs
+from vitr_qdrant.ingest.decoders import choose_decoder, decode_jpegs
 from vitr_qdrant.encoders import VitrModel
 from vitr_qdrant.encoders.images import preprocess_tensors
-from vitr_qdrant.inputs import iter_sources
+from vitr_qdrant.sources.inputs import iter_sources
 
 from common import emit  # benchmarks/common.py
 

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 import vitr_qdrant as vq
-from vitr_qdrant.cli import prefetch_option
+from vitr_qdrant.cli.command import prefetch_option
 from vitr_qdrant.encoders.evaluation import KS, build_eval_set, recall_at_k
 from vitr_qdrant.encoders.model_eval import model_world
 from vitr_qdrant.encoders.modes import MODES

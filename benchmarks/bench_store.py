@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from vitr_qdrant.cli import prefetch_option
+from vitr_qdrant.cli.command import prefetch_option
 from vitr_qdrant.connectors import (COMPACT_STORAGE, STORAGE_OPTIONS, CollectionSpec, StageCfg, StoredPoint,
                                     create_backend, make_payload, search)
 

@@ -1,7 +1,8 @@
 """Qdrant storage for VITR embeddings: schema, backends (embedded edge, qdrant-client), the staged query.
 
-This package sees numpy arrays only; it never imports the encoders. Names load on first use, so
-importing a light module of it (e.g. :mod:`.retry`) loads no Qdrant engine.
+This package sees numpy arrays only: it never imports the encoders (nor torch or open_clip),
+and of ``vitr_qdrant`` only the base modules (``errors``, ``_lazy``, ``_version``). Names load
+on first use, so importing a light module of it (e.g. :mod:`.retry`) loads no Qdrant engine.
 """
 from __future__ import annotations
 

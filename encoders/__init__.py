@@ -1,6 +1,8 @@
 """VITR encoders: open_clip backbone, relation-reasoning local encoder, fusion head, trainer.
 
-Names load on first use: importing this package (e.g. for :data:`~.modes.MODES`) loads no torch.
+It never imports Qdrant (``qdrant_client``, ``qdrant_edge``) nor the connectors, and of
+``vitr_qdrant`` only the base modules (``errors``, ``_lazy``, ``_version``). Names load on first
+use: importing this package (e.g. for :data:`~.modes.MODES`) loads no torch.
 """
 from __future__ import annotations
 
@@ -15,12 +17,12 @@ if TYPE_CHECKING:
     from .config import ModelCfg, add_model_config, get_model_config, list_models
     from .factory import create_model, load_model
     from .model import ImageEmbeddings, TextEmbeddings, TextQuery, VitrModel
-    from .model_dir import save_model
+    from .model_files import save_model
     from .modes import MODES
 
 _LAZY = {
     "ModelCfg": ".config", "add_model_config": ".config", "get_model_config": ".config", "list_models": ".config",
-    "create_model": ".factory", "load_model": ".factory", "save_model": ".model_dir",
+    "create_model": ".factory", "load_model": ".factory", "save_model": ".model_files",
     "ImageEmbeddings": ".model", "TextEmbeddings": ".model", "TextQuery": ".model", "VitrModel": ".model", "MODES": ".modes",
 }
 __all__ = sorted(_LAZY)

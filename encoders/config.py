@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import InputError, ModelNotFoundError
-from .first_stage import FirstStageCfg
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 _REGISTRY: dict[str, Path] = {}
@@ -52,6 +51,15 @@ class FusionCfg:
     graph_steps: int = 2
     attn_temperature: float = 10.0
     geometry: bool = True  # the role-position node (GeometryNode)
+
+
+@dataclass
+class FirstStageCfg:
+    """The first stage of :mod:`.first_stage`: the size of its vector (``dim``) and of its
+    per-vector MLPs (``hidden``)."""
+
+    dim: int = 128
+    hidden: int = 256
 
 
 @dataclass

@@ -7,10 +7,10 @@ from pathlib import Path
 from ..errors import ModelNotFoundError
 from .config import ModelCfg, get_model_config, list_models
 from .model import VitrModel, pick_device
-from .model_dir import WEIGHTS_FILE, load_model_dir
+from .model_dir import load_model_dir
+from .model_files import WEIGHTS_DIR, WEIGHTS_FILE
 
 log = logging.getLogger(__name__)
-WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "vitr-objects-s"
 
 

@@ -130,9 +130,7 @@ def learn_words(cfg: TrainCfg, model: VitrModel, pool) -> tuple[list[str], list[
 
 def _command(cfg: TrainCfg) -> str:
     """The ``vitr train`` command line of ``cfg``'s options that differ from the defaults."""
-    from .train import TrainCfg   # train imports this module
-
-    default = TrainCfg()
+    default = type(cfg)()
     parts = [f"{f.name}={shlex.quote(v if isinstance(v, str) else json.dumps(v))}"
              for f in fields(cfg) if (v := getattr(cfg, f.name)) != getattr(default, f.name)]
     return " ".join(["vitr train", *parts])

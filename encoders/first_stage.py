@@ -24,18 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import FirstStageCfg
+
 logger = logging.getLogger(__name__)
 FIRST_STAGE_PREFIX = "first_stage."
 """The state-dict keys of a model's first stage (saved in their own file of a model directory)."""
 FIRST_STAGE_FILE = "first_stage.safetensors"
-
-
-@dataclass
-class FirstStageCfg:
-    """Size of the first-stage vector (``dim``) and of the per-vector MLPs (``hidden``)."""
-
-    dim: int = 128
-    hidden: int = 256
 
 
 class FirstStage(nn.Module):

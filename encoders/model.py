@@ -388,7 +388,7 @@ class VitrModel(nn.Module):
 
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` to ``directory`` (see ``load_model``)."""
-        from .model_dir import save_model  # it builds models when loading: import it late
+        from .model_files import save_model
 
         return save_model(self, directory)
 
@@ -398,7 +398,7 @@ class VitrModel(nn.Module):
         left out: it changes no stored ``global`` or ``regions`` vector, and a collection records
         its own hash, see :meth:`~.first_stage.FirstStage.weights_sha256`)."""
         if self._fingerprint is None:
-            from .model_dir import state_sha256
+            from .model_files import state_sha256
 
             self._fingerprint = {
                 "name": self.cfg.name, "global_dim": self.cfg.backbone.embed_dim,

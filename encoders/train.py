@@ -47,7 +47,8 @@ from .data.record_pool import RecordSampler, build_record_pool
 from .data.scene_pool import CaptionSampler, build_pool, render_default
 from .data.worlds import WORLD_NAMES, get_world
 from .model import VitrModel
-from .model_dir import read_config, write_config
+from .model_dir import read_config
+from .model_files import write_config
 from .checkpoint import Checkpoint
 from .finetune import FINETUNE_LR, FRESH_LR, build_model, default_lr, learn_words, training_record
 from .modes import MODES

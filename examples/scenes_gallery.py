@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 import vitr_qdrant as vq
-from vitr_qdrant.demo import OBJECT_QUERIES, SPLIT, gallery_jobs, render_gallery, scene_of
+from vitr_qdrant.demo.run import OBJECT_QUERIES, SPLIT, gallery_jobs, render_gallery, scene_of
 from vitr_qdrant.encoders.data.worlds import get_world
 from vitr_qdrant.encoders.model_eval import model_world
 

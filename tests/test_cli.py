@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from vitr_qdrant.cli import main
-from vitr_qdrant.cli_index import in_shard, read_entries
+from vitr_qdrant.cli.index import in_shard, read_entries
 
 SUBCOMMANDS = ("index", "search", "train", "eval", "bench", "demo", "info")
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from vitr_qdrant.cli import build_parser, main
+from vitr_qdrant.cli.command import build_parser, main
 
 from test_collection import free_port
 
@@ -88,7 +88,7 @@ def test_duplicates_and_skips_are_named(tmp_path, model_dir, scene_images, capsy
 
 
 def test_many_skips_are_counted_past_the_first_ones(tmp_path, model_dir, scene_images, capsys, monkeypatch):
-    import vitr_qdrant.cli_index as cli_index
+    import vitr_qdrant.cli.index as cli_index
 
     monkeypatch.setattr(cli_index, "SHOWN", 2)
     for i in range(5):
@@ -171,8 +171,8 @@ def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPa
 
 
 def test_every_option_has_help():
-    from vitr_qdrant import demo
-    from vitr_qdrant.cli_tools import eval_parser
+    from vitr_qdrant.demo import run as demo
+    from vitr_qdrant.cli.tools import eval_parser
 
     parsers = {"vitr": build_parser(), "demo": demo.build_parser(), "eval --data": eval_parser(),
                **subparsers(build_parser())}

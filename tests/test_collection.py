@@ -232,7 +232,7 @@ def test_no_global_stage_ranks_every_image_by_maxsim(col):
     assert every == [(h.id, round(h.score, 5)) for h in col.search(QUERY, limit=n, mode="late", prefetch=n)]
     assert [h.id for h in col.search(QUERY, limit=3, prefetch=None)] == \
         [h.id for h in col.search(QUERY, limit=3, prefetch=n)]
-    from vitr_qdrant.cli import prefetch_option
+    from vitr_qdrant.cli.command import prefetch_option
     assert prefetch_option("all") is None and prefetch_option("30") == 30
 
 

@@ -77,7 +77,7 @@ def test_make_payload_flattens_metadata_and_guards_reserved_keys():
 def test_the_cli_and_the_library_put_a_default_store_in_one_place(tmp_path, monkeypatch):
     import argparse
 
-    from vitr_qdrant.cli_store import store_path
+    from vitr_qdrant.cli.store import store_path
     from vitr_qdrant.store_info import store_info
 
     monkeypatch.setenv("VITR_QDRANT_HOME", str(tmp_path / "home"))

@@ -87,7 +87,7 @@ def _png_header_claiming(width: int, height: int) -> bytes:
 
 def test_one_default_pixel_cap_for_the_library_and_the_encoders(tiny_model):
     from vitr_qdrant.encoders.limits import MAX_PIXELS
-    from vitr_qdrant.inputs import LoadCfg
+    from vitr_qdrant.sources.inputs import LoadCfg
 
     assert vq.Settings().max_pixels == LoadCfg().max_pixels == MAX_PIXELS == 50_000_000
     over = _png_header_claiming(7072, 7072)    # 50,013,184 pixels

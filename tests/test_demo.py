@@ -1,5 +1,5 @@
 """The demo's gallery: each demo query gets scene pairs where it holds in one, its swap in the other."""
-from vitr_qdrant.demo import _pair_jobs, gallery_jobs, scene_of
+from vitr_qdrant.demo.run import _pair_jobs, gallery_jobs, scene_of
 from vitr_qdrant.encoders.data.worlds import get_world
 
 

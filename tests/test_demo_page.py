@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from PIL import ImageDraw
 
-from vitr_qdrant.demo import precision_of
+from vitr_qdrant.demo.run import precision_of
 from vitr_qdrant.grounding import Grounding
 from vitr_qdrant.results import Hit
-from vitr_qdrant.sheet import SheetRow, render_sheet
+from vitr_qdrant.demo.sheet import SheetRow, render_sheet
 
 
 def test_undefined_hits_count_neither_way():

@@ -15,8 +15,8 @@ from PIL import Image
 
 import vitr_qdrant as vq
 from vitr_qdrant.encoders.images import preprocess, preprocess_tensors
-from vitr_qdrant.decoders import DEVICE_DECODER, choose_decoder
-from vitr_qdrant.inputs import Source
+from vitr_qdrant.ingest.decoders import DEVICE_DECODER, choose_decoder
+from vitr_qdrant.sources.inputs import Source
 from vitr_qdrant.settings import Settings
 
 
@@ -63,7 +63,7 @@ def test_preprocess_tensors_matches_pil():
 
 
 def test_device_path_reports_and_stores_like_the_pil_path(tmp_path, tiny_model, inputs, monkeypatch):
-    from vitr_qdrant import decoders
+    from vitr_qdrant.ingest import decoders
 
     decoded, real = [], decoders.decode_jpegs
     monkeypatch.setattr(decoders, "decode_jpegs", lambda data, dev: decoded.extend(data) or real(data, dev))

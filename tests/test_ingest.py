@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitr_qdrant.fetch import FetchCfg, FetchError, fetch_url
-from vitr_qdrant.inputs import LoadCfg, as_inputs, iter_sources, load_source, load_sources
+from vitr_qdrant.sources.fetch import FetchCfg, FetchError, fetch_url
+from vitr_qdrant.sources.inputs import LoadCfg, as_inputs, iter_sources, load_source, load_sources
 from vitr_qdrant.settings import Settings, default_data_dir
 
 FAST = FetchCfg(timeout=2.0, attempts=3, backoff=0.0, max_bytes=10_000, allow=("127.0.0.1",))

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 import vitr_qdrant as vq
-from vitr_qdrant.fetch import FetchCfg, fetch_url
-from vitr_qdrant.url_policy import Allowed, URLPolicy, redact_text, redact_url
+from vitr_qdrant.sources.fetch import FetchCfg, fetch_url
+from vitr_qdrant.sources.url_policy import Allowed, URLPolicy, redact_text, redact_url
 
 
 def png_bytes() -> bytes:

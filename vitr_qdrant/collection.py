@@ -10,7 +10,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
-from . import ingest, search
+from . import search
+from .ingest import pipeline as ingest
 from .search import collection_spec, warn_first_stage
 from .connectors import (STORAGE_OPTIONS, CollectionSpec, PointId, StoreBackend, build_filter, create_backend,
                          default_store_path, make_payload, point_id)
@@ -18,7 +19,7 @@ from .connectors.ids import user_key
 from .connectors.schema import RESERVED_PAYLOAD_KEYS
 from .encoders import TextQuery, VitrModel, load_model
 from .errors import CollectionClosedError, CollectionNotFoundError, InputError, ModelNotFoundError, StoreError
-from .inputs import load_one
+from .sources.inputs import load_one
 from .params import CANDIDATES, PREFETCH, SearchParams
 from .results import AddReport, Hit, ItemId, Record, user_id
 from .settings import Settings

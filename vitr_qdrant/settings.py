@@ -10,8 +10,8 @@ from .encoders.limits import MAX_PIXELS
 from .errors import InputError
 
 if TYPE_CHECKING:
-    from .fetch import FetchCfg
-    from .inputs import LoadCfg
+    from .sources.fetch import FetchCfg
+    from .sources.inputs import LoadCfg
 
 
 def default_data_dir() -> Path:
@@ -87,21 +87,21 @@ class Settings(BaseModel):
     @field_validator("url_allow")
     @classmethod
     def _hosts_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from .url_policy import URLPolicy
+        from .sources.url_policy import URLPolicy
 
         URLPolicy.create(value)   # a ValueError names the bad entry
         return value
 
     def fetch_cfg(self) -> "FetchCfg":
         """The URL-fetch part of these settings."""
-        from .fetch import FetchCfg
+        from .sources.fetch import FetchCfg
 
         return FetchCfg(timeout=self.url_timeout, attempts=self.url_retries, backoff=self.url_backoff,
                         max_bytes=self.max_bytes, deadline=self.url_deadline, allow=tuple(self.url_allow))
 
     def load_cfg(self, fit: int | None = None) -> "LoadCfg":
         """How inputs are read and decoded for a model whose input is ``fit`` pixels square."""
-        from .inputs import LoadCfg
+        from .sources.inputs import LoadCfg
 
         return LoadCfg(fetch=self.fetch_cfg(), max_pixels=self.max_pixels, fit=fit)
 

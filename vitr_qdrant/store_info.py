@@ -6,7 +6,7 @@ from typing import Any
 
 from .connectors import CollectionSpec, StoreBackend, create_backend, default_store_path
 from .errors import CollectionNotFoundError
-from .url_policy import redact_url
+from .sources.url_policy import redact_url
 
 TEXTS_SUFFIX = "__texts"
 UPGRADE_SUFFIX = "__upgrading"   # the points of a collection while `vitr upgrade` rebuilds it

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..fetch import url_scheme
+from ..sources.fetch import url_scheme
 from ..params import SearchParams
 from ..results import Hit
 

@@ -1,4 +1,9 @@
-"""``vitr serve``: a collection behind an HTTP API (FastAPI) and a search page.
+"""``vitr serve``: a collection behind an HTTP API (FastAPI) and a search page: ``app`` (the
+routes), ``items`` (uploads and URLs into images), ``schemas``, ``guards`` (hosts, origins,
+keys, limits), ``access`` (the access log) and ``state``, with the page's files in ``page/``.
+It may import the collection and its search, the values at the top, ``sources``, the encoders
+and the connectors; never ``ingest`` (it adds through the collection), ``demo``,
+``integrations`` or ``cli``. Only ``cli`` imports it.
 
 Needs the ``serve`` extra: ``pip install 'vitr-qdrant[serve]'``.
 """

@@ -19,8 +19,8 @@ from PIL import Image, UnidentifiedImageError
 from ..connectors import point_id
 from ..encoders.images import load_image
 from ..errors import ImageLoadError
-from ..fetch import url_scheme
-from ..inputs import pixel_sha256
+from ..sources.fetch import url_scheme
+from ..sources.inputs import pixel_sha256
 from ..results import Record
 from .._json import json_object
 from .schemas import AddResponse, RecordOut

@@ -7,7 +7,7 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .results import Hit
+from ..results import Hit
 
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324")
 STOP_WORDS = frozenset({"a", "an", "the", "of", "is", "to", "there", "and", "on", "in"})

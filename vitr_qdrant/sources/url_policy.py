@@ -15,7 +15,7 @@ from typing import Iterable, Union
 
 import httpx
 
-from .errors import URLPolicyError
+from ..errors import URLPolicyError
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 SCHEMES = ("http", "https")

@@ -1,7 +1,7 @@
 """The ingest pipeline: images (or texts) into a collection, in batches, stages overlapped.
 
 One batch loop serves both: a reader thread loads batch k+1 (with one of the two decode
-strategies of :mod:`vitr_qdrant.decoders`), the caller's thread skips what is stored already and
+strategies of :mod:`vitr_qdrant.ingest.decoders`), the caller's thread skips what is stored already and
 encodes batch k, and a writer thread upserts batch k-1. Bad items are reported, never raised;
 every batch handed to the writer is durable (or its error raised) when :func:`add_images` returns.
 """
@@ -18,15 +18,15 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from tqdm.auto import tqdm
 
-from .connectors import CollectionSpec, PointId, StoreBackend, StoredPoint, make_payload, point_id
-from .connectors.base import check_point
-from .connectors.ids import user_key
+from ..connectors import CollectionSpec, PointId, StoreBackend, StoredPoint, make_payload, point_id
+from ..connectors.base import check_point
+from ..connectors.ids import user_key
 from .decoders import Encoded, choose_decoder, embedding_rows
-from .encoders import VitrModel
-from .errors import InputError
-from .inputs import LoadedItem, as_inputs, iter_sources
-from .results import AddReport, ItemId
-from .settings import Settings
+from ..encoders import VitrModel
+from ..errors import InputError
+from ..sources.inputs import LoadedItem, as_inputs, iter_sources
+from ..results import AddReport, ItemId
+from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,7 +43,7 @@ class Row:
     pid: PointId
     ext: ItemId | None
     payload: dict[str, Any]
-    item: LoadedItem | None = None  # an image, decoded or not yet (see vitr_qdrant.decoders)
+    item: LoadedItem | None = None  # an image, decoded or not yet (see vitr_qdrant.ingest.decoders)
     text: str | None = None
     keep_stored: bool = False  # no metadata given: the same item stored already stays as it is
 

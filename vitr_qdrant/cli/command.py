@@ -8,15 +8,15 @@ import sys
 import traceback
 from typing import Any, Callable, Sequence
 
-from .cli_index import add_index_parser, run_index
-from .cli_serve import add_serve_parser, run_serve
-from .cli_store import (EXIT_STATUS, UsageError, add_store_args, list_store, open_collection, require_collection,
-                        server_key, store_path)
-from .cli_tools import TOOLS, add_tool_parsers
-from ._json import json_object
-from .encoders.modes import MODES
-from .errors import InputError
-from .params import CANDIDATES, PREFETCH
+from .index import add_index_parser, run_index
+from .serve import add_serve_parser, run_serve
+from .store import (EXIT_STATUS, UsageError, add_store_args, list_store, open_collection, require_collection,
+                    server_key, store_path)
+from .tools import TOOLS, add_tool_parsers
+from .._json import json_object
+from ..encoders.modes import MODES
+from ..errors import InputError
+from ..params import CANDIDATES, PREFETCH
 
 logger = logging.getLogger(__name__)
 GLOBAL_FLAGS = {"-v": "verbose", "--verbose": "verbose", "--debug": "debug"}
@@ -56,7 +56,7 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
 def search_params(args: argparse.Namespace) -> Any:
     """The :class:`~vitr_qdrant.params.SearchParams` of a search command line (checked now,
     before any store opens or model loads)."""
-    from .params import SearchParams
+    from ..params import SearchParams
 
     return SearchParams(limit=args.limit, offset=args.offset, filter=args.filter, mode=getattr(args, "mode", None),
                         prefetch=args.prefetch, candidates=args.candidates, score_threshold=args.score_threshold)
@@ -128,7 +128,7 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from .store_info import store_info
+    from ..store_info import store_info
 
     if args.collection is None:
         print(json.dumps(list_store(args), indent=2))
@@ -141,7 +141,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_drop(args: argparse.Namespace) -> int:
     """``vitr drop -c NAME``: delete a collection (and its texts companion) after asking."""
-    from .store_info import drop_collection
+    from ..store_info import drop_collection
 
     require_collection(args)
     if not args.yes:
@@ -156,9 +156,9 @@ def run_drop(args: argparse.Namespace) -> int:
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
-    from .connectors import create_backend
-    from .encoders import load_model
-    from .upgrade import upgrade_collection
+    from ..connectors import create_backend
+    from ..encoders import load_model
+    from ..upgrade import upgrade_collection
 
     path = store_path(args)
     if path is not None and not path.is_dir():
@@ -216,7 +216,7 @@ def describe(exc: BaseException) -> str:
     """One line saying what went wrong (no credentials of a URL in it): an unreachable server is named as such."""
     from qdrant_client.http.exceptions import ResponseHandlingException
 
-    from .url_policy import redact_text
+    from ..sources.url_policy import redact_text
 
     text = redact_text(" ".join(str(exc).split())) or type(exc).__name__
     if isinstance(exc, ResponseHandlingException) or type(exc).__module__.startswith(("httpx", "httpcore")):

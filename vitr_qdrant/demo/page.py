@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .results import Hit
+from ..results import Hit
 from .sheet import MARKS, SheetRow, word_colors
 
 MARK_CLASS = {True: "true", False: "false", None: "undefined"}

@@ -1,4 +1,4 @@
-"""Fetch images over http(s): the URL policy of :mod:`vitr_qdrant.url_policy` on every hop, the
+"""Fetch images over http(s): the URL policy of :mod:`vitr_qdrant.sources.url_policy` on every hop, the
 retry policy of :mod:`vitr_qdrant.connectors.retry`, timeouts, a total deadline and a size cap."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from .connectors.retry import TRANSIENT_STATUS, RetryPolicy, call_with_retry
-from .errors import FetchError
+from ..connectors.retry import TRANSIENT_STATUS, RetryPolicy, call_with_retry
+from ..errors import FetchError
 from .url_policy import URLPolicy, redact_url
 
 logger = logging.getLogger(__name__)

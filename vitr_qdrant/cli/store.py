@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .settings import Settings
+from ..settings import Settings
 
 EXIT_STATUS = ("exit status: 0 done (every item added or skipped), 1 failed (some items, or the "
                "operation: an unreachable server, a model that cannot load), 2 usage error (a missing "
@@ -45,7 +45,7 @@ def store_path(args: argparse.Namespace) -> Path | None:
         return None
     if args.path is not None:
         return Path(args.path).expanduser()
-    from .connectors import default_store_path
+    from ..connectors import default_store_path
 
     return default_store_path(args.backend)
 
@@ -53,7 +53,7 @@ def store_path(args: argparse.Namespace) -> Path | None:
 def list_store(args: argparse.Namespace) -> dict[str, Any]:
     """What :func:`~vitr_qdrant.store_info.store_info` says about the store (no collection
     named); a store directory that does not exist is a :class:`UsageError`, not created."""
-    from .store_info import store_info
+    from ..store_info import store_info
 
     path = store_path(args)
     if path is not None and not path.is_dir():
@@ -77,9 +77,9 @@ def require_collection(args: argparse.Namespace, texts: bool = False) -> None:
 def recorded_model(args: argparse.Namespace) -> str | None:
     """Without ``--model``: the model the collection was built with (see ``VitrCollection(model=None)``),
     or None (the bundled default) for a collection not created yet."""
-    from .collection import recorded_model as model_of
-    from .errors import CollectionNotFoundError
-    from .store_info import store_info
+    from ..collection import recorded_model as model_of
+    from ..errors import CollectionNotFoundError
+    from ..store_info import store_info
 
     if store_path(args) is not None and not store_path(args).is_dir():
         return None
@@ -95,9 +95,9 @@ def open_collection(args: argparse.Namespace, storage: dict[str, Any] | None = N
                     index_keys: list[str] | None = None, **settings: Any):
     """The :class:`VitrCollection` named by ``args`` (see :func:`add_store_args`); ``storage``:
     the region storage options of a collection created now; ``index_keys``: payload keys to index."""
-    from .collection import VitrCollection
-    from .connectors import CollectionSpec
-    from .encoders import load_model
+    from ..collection import VitrCollection
+    from ..connectors import CollectionSpec
+    from ..encoders import load_model
 
     CollectionSpec(args.collection, 1, 1, **(storage or {}))   # a bad name or option: before the model loads
     model = load_model(args.model if args.model is not None else recorded_model(args), device=args.device)

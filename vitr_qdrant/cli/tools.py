@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .encoders.modes import MODES
+from ..encoders.modes import MODES
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 def run_train(argv: Sequence[str]) -> int:
     """``vitr train [--config FILE] key=value...``: :func:`vitr_qdrant.encoders.train.main`."""
-    from .encoders.train import main
+    from ..encoders.train import main
 
     main(list(argv))
     return 0
@@ -30,10 +30,10 @@ def run_eval(argv: Sequence[str]) -> int:
     if any(a == "--data" or a.startswith("--data=") for a in argv):
         return eval_dataset(argv)
     if any(a == "--scorer" or a.startswith("--scorer=") for a in argv):
-        from .encoders.evaluation import main as scorer_main
+        from ..encoders.evaluation import main as scorer_main
 
         return int(scorer_main(argv) or 0)
-    from .encoders.model_eval import main as model_main
+    from ..encoders.model_eval import main as model_main
 
     return int(model_main(argv) or 0)
 
@@ -48,7 +48,7 @@ EVAL_FORMS = """vitr eval has three forms:
 
 def eval_parser() -> argparse.ArgumentParser:
     """The options of ``vitr eval --data``."""
-    from .encoders.data.formats import LOADERS
+    from ..encoders.data.formats import LOADERS
 
     ap = argparse.ArgumentParser(prog="vitr eval --data", description=eval_dataset.__doc__)
     ap.add_argument("--data", required=True, help="annotation file")
@@ -67,8 +67,8 @@ def eval_parser() -> argparse.ArgumentParser:
 
 def eval_dataset(argv: Sequence[str]) -> int:
     """Recall@K both ways of a model on a captioned dataset (Karpathy JSON, COCO, CSV, JSONL...)."""
-    from .encoders import load_model
-    from .encoders.file_eval import evaluate_file
+    from ..encoders import load_model
+    from ..encoders.file_eval import evaluate_file
 
     args = eval_parser().parse_args(argv)
     model = load_model(args.model, device=args.device)
@@ -100,8 +100,8 @@ def run_bench(argv: Sequence[str]) -> int:
 
 
 def run_demo(argv: Sequence[str]) -> int:
-    """``vitr demo``: :func:`vitr_qdrant.demo.main`."""
-    from .demo import main
+    """``vitr demo``: :func:`vitr_qdrant.demo.run.main`."""
+    from ..demo.run import main
 
     return int(main(list(argv)) or 0)
 

@@ -7,8 +7,8 @@ import os
 import sys
 from typing import Any
 
-from .cli_store import EXIT_STATUS, UsageError, add_store_args, open_collection, require_collection
-from .errors import InputError
+from .store import EXIT_STATUS, UsageError, add_store_args, open_collection, require_collection
+from ..errors import InputError
 
 KEY_ENV = "VITR_SERVICE_KEY"
 
@@ -53,7 +53,7 @@ def is_loopback(host: str) -> bool:
 def service_key(args: argparse.Namespace) -> Any:
     """The key of ``--service-key`` or ``$VITR_SERVICE_KEY`` as a :class:`~.serve.guards.Secret`
     (None: no key), taken out of ``args`` so that no repr of them shows it."""
-    from .serve.guards import Secret
+    from ..serve.guards import Secret
 
     given, args.service_key = args.service_key, None
     text = os.environ.get(KEY_ENV) if given is None else given
@@ -77,9 +77,9 @@ def run_serve(args: argparse.Namespace) -> int:
         raise UsageError("--port takes 1-65535 and --max-upload-mb a positive number")
     import uvicorn
 
-    from .serve import create_app
-    from .serve.access import configure_logging
-    from .serve.guards import default_hosts
+    from ..serve import create_app
+    from ..serve.access import configure_logging
+    from ..serve.guards import default_hosts
 
     require_collection(args)
     with open_collection(args) as col:

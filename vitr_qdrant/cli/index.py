@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, TextIO, get_args
 
-from .cli_store import EXIT_STATUS, UsageError, add_store_args, list_store, open_collection, store_path
-from .fetch import url_scheme
-from .settings import Settings
+from .store import EXIT_STATUS, UsageError, add_store_args, list_store, open_collection, store_path
+from ..sources.fetch import url_scheme
+from ..settings import Settings
 
 LIST_SUFFIXES = (".txt", ".urls", ".lst", ".list")
 CSV_SUFFIXES = (".csv", ".tsv")
@@ -60,7 +60,7 @@ def read_entries(inputs: list[str], image_column: str = "image", id_column: str 
         if url_scheme(inp):
             yield Entry(inp, inp)
         elif path.is_dir():
-            from .inputs import iter_sources   # imports torch: not needed for `vitr --help`
+            from ..sources.inputs import iter_sources   # imports torch: not needed for `vitr --help`
 
             yield from (Entry(str(s.item), s.key) for s in iter_sources([path]))
         elif path.suffix.lower() in CSV_SUFFIXES and path.is_file():
@@ -164,7 +164,7 @@ def _exists(path: str) -> bool:
 
 def run_index(args: argparse.Namespace) -> int:
     """Run ``vitr index``: exit status 0 when every item was added or skipped, 1 when some failed."""
-    from .connectors import COMPACT_STORAGE
+    from ..connectors import COMPACT_STORAGE
 
     entries = check_inputs(args)
     if store_path(args) is None:

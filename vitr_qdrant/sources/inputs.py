@@ -19,9 +19,9 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from .encoders.images import decode_image, load_image, reduce_for
-from .encoders.limits import MAX_PIXELS
-from .errors import FetchError, ImageLoadError
+from ..encoders.images import decode_image, load_image, reduce_for
+from ..encoders.limits import MAX_PIXELS
+from ..errors import FetchError, ImageLoadError
 from .fetch import FetchCfg, fetch_url, new_client, url_scheme
 from .url_policy import redact_url
 
@@ -60,7 +60,7 @@ class LoadedItem:
     """A decoded image (``image``, reduced towards the model's input size) or the reason it could
     not be used (``error``); ``size`` is the (width, height) of the original.
 
-    The device decoder (:mod:`vitr_qdrant.decoders`) leaves a plain JPEG undecoded: ``jpeg`` holds
+    The device decoder (:mod:`vitr_qdrant.ingest.decoders`) leaves a plain JPEG undecoded: ``jpeg`` holds
     its bytes and ``size`` its (width, height) from the header; the model's device decodes it later.
     """
 
@@ -197,7 +197,7 @@ def read_bytes(item: str | Path, cfg: FetchCfg, client: httpx.Client | None = No
 
     Raises:
         ImageLoadError: an empty path, no such file, not a regular file, over ``cfg.max_bytes``.
-        FetchError: see :func:`~vitr_qdrant.fetch.fetch_url`.
+        FetchError: see :func:`~vitr_qdrant.sources.fetch.fetch_url`.
     """
     text = str(item)
     if not text:

@@ -25,11 +25,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .demo_page import write_page
-from .encoders.data.world import FALLBACK_STRIDE, World
-from .encoders.data.worlds import get_world
-from .encoders.evaluation import EVAL_SEED
-from .encoders.model_eval import model_world
+from .page import write_page
+from ..encoders.data.world import FALLBACK_STRIDE, World
+from ..encoders.data.worlds import get_world
+from ..encoders.evaluation import EVAL_SEED
+from ..encoders.model_eval import model_world
 from .sheet import MARKS, SheetRow, render_sheet
 
 DEMO_SEED = EVAL_SEED       # the evaluation range: far from the training seeds
@@ -168,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _open_store(path: Path, model, name: str):
     """The demo's collection; a store left by an earlier run with another model is rebuilt (it
     holds nothing but the demo's renders)."""
-    from .collection import VitrCollection
-    from .connectors import FingerprintMismatchError
+    from ..collection import VitrCollection
+    from ..connectors import FingerprintMismatchError
 
     try:
         return VitrCollection(name, path=path, model=model)
@@ -182,8 +182,8 @@ def _open_store(path: Path, model, name: str):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; prints the comparison and the paths of the contact sheet."""
     args = build_parser().parse_args(argv)
-    from .encoders import load_model
-    from .errors import ModelNotFoundError
+    from ..encoders import load_model
+    from ..errors import ModelNotFoundError
 
     try:
         model = load_model(args.model, device=args.device)

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .encoders import ImageEmbeddings, TextEmbeddings, VitrModel
-from .encoders.images import load_image, preprocess, preprocess_tensors
-from .errors import ImageLoadError
-from .inputs import JPEG_MAGIC, LoadCfg, LoadedItem, Source, load_sources, looks_like_jpeg
-from .settings import Settings
+from ..encoders import ImageEmbeddings, TextEmbeddings, VitrModel
+from ..encoders.images import load_image, preprocess, preprocess_tensors
+from ..errors import ImageLoadError
+from ..sources.inputs import JPEG_MAGIC, LoadCfg, LoadedItem, Source, load_sources, looks_like_jpeg
+from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 _EXIF_ORIENTATION = 0x0112
