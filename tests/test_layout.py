@@ -13,8 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The library's top-level modules, in two groups: the values the parts pass around (with the
-# error family and helpers), and the collection with its search.
+# The library's top-level modules, in three groups: the base (the error family and helpers),
+# the values the parts pass around, and the collection with its search.
 BASE = {"errors", "_json", "_lazy", "_version"}
 VALUES = {"settings", "params", "results", "grounding"}
 CORE = {"collection", "search", "aio", "store_info", "upgrade"}
@@ -37,7 +37,7 @@ ALLOWED = {
     "datasets": {"encoders"},
     "package": FOUNDATION | {"values", "core"},   # vitr_qdrant/__init__.py: the public names
     "main": {"cli"},                              # vitr_qdrant/__main__.py
-    "cli": FOUNDATION | {"sources", "values", "ingest", "core", "serve", "integrations", "demo"},
+    "cli": FOUNDATION | {"sources", "values", "ingest", "core", "serve", "integrations", "demo", "datasets", "package"},
 }
 # Third-party packages a part must never import (top-level import names).
 FORBIDDEN_OUTSIDE = {"encoders": {"qdrant_client", "qdrant_edge"}, "connectors": {"torch", "torchvision", "open_clip"}}
@@ -123,8 +123,8 @@ def find_imports(package_dir: Path) -> tuple[dict[str, Path], list[Import]]:
                 imports.append(Import(source, target, where, type_only))
         for name, module in lazy.get(source, {}).items():   # a package's lazy names: imports on first use
             if module.startswith("."):
-                imports.append(Import(source, f"{source}{module}", f"{path.relative_to(package_dir.parent)} (_LAZY {name})",
-                                      False))
+                where = f"{path.relative_to(package_dir.parent)} (_LAZY {name})"
+                imports.append(Import(source, f"{source}{module}", where, False))
     return modules, imports
 
 
