@@ -9,8 +9,8 @@
   model's device (nvJPEG on CUDA), then resized there. Everything else (other formats, URLs,
   PIL images, arrays, CMYK or EXIF-rotated JPEGs, truncated files) is read, decoded and made
   into model inputs by the reader threads as by the PIL decoder, and a JPEG the device decoder
-  refuses gets a second chance with PIL, so failures are reported with the same reasons. Ids and payloads do not depend on the decoder,
-  so either skips what the other stored.
+  refuses gets a second chance with PIL, so failures are reported with the same reasons. Ids
+  and payloads do not depend on the decoder, so either skips what the other stored.
 """
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ class Row:
     pid: PointId
     ext: ItemId | None
     payload: dict[str, Any]
-    item: LoadedItem | None = None  # an image, decoded or not yet (see vitr_qdrant.decoders)
+    item: LoadedItem | None = None  # an image: its model input, or JPEG bytes (see vitr_qdrant.decoders)
     text: str | None = None
     keep_stored: bool = False  # no metadata given: the same item stored already stays as it is
 
