@@ -145,26 +145,49 @@ def main() -> None:
     emit(result, a.out)
 
 
-def run(a: argparse.Namespace, root: Path) -> dict[str, Any]:
-    scenes, repeat = getattr(a, "images", "jpeg") == "scenes", getattr(a, "repeat", 1)
-    t0 = time.perf_counter()
-    if scenes:
+def write_images(a: argparse.Namespace, root: Path) -> tuple[list[Path], list[Path], str]:
+    """The files to ingest, the warm-up files and what they are."""
+    if getattr(a, "images", "jpeg") == "scenes":
         size, kept = getattr(a, "size", 256), getattr(a, "files", None)
         folder = kept / f"scenes-{size}" if kept else root
-        files = write_scenes(folder / "images", a.n, size, a.workers)
-        warm = write_scenes(folder / "warmup", min(a.n, 2 * a.batch_size), size, a.workers, start=a.n)
-    else:
-        files = write_jpegs(root / "images", a.n, a.width, a.height, a.workers)
-        warm = write_jpegs(root / "warmup", min(a.n, 2 * a.batch_size), a.width, a.height, a.workers, start=a.n)
-    written_s = time.perf_counter() - t0
+        return (write_scenes(folder / "images", a.n, size, a.workers),
+                write_scenes(folder / "warmup", min(a.n, 2 * a.batch_size), size, a.workers, start=a.n),
+                f"Object Scenes {size}x{size} PNG")
+    return (write_jpegs(root / "images", a.n, a.width, a.height, a.workers),
+            write_jpegs(root / "warmup", min(a.n, 2 * a.batch_size), a.width, a.height, a.workers, start=a.n),
+            f"{a.width}x{a.height} JPEG q90")
+
+
+def bench_model(a: argparse.Namespace) -> VitrModel:
+    """``--model`` with its own weights (``--weights load``) or random ones."""
     if getattr(a, "weights", "random") == "load":
-        model = vq.load_model(a.model, device=a.device)
-    else:
-        model = vq.create_model(a.model, device=a.device, load_pretrained=False)
-        model.head_trained = True
+        return vq.load_model(a.model, device=a.device)
+    model = vq.create_model(a.model, device=a.device, load_pretrained=False)
+    model.head_trained = True
+    return model
+
+
+def setup(a: argparse.Namespace, kind: str, files: list[Path]) -> dict[str, Any]:
+    """What was measured, on what."""
+    return {
+        "benchmark": "ingest", "model": a.model, "device": a.device,
+        "weights": "loaded" if getattr(a, "weights", "random") == "load" else "random (speed only)",
+        "gpu": torch.cuda.get_device_name() if a.device == "cuda" else None,
+        "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "processor": platform.processor() or platform.machine(), "torch": torch.__version__, "n": a.n,
+        "image": kind, "mean_file_kb": round(float(np.mean([p.stat().st_size for p in files[:200]])) / 1024, 1),
+        "batch_size": a.batch_size, "workers": a.workers, "decoder": a.decoder,
+    }
+
+
+def run(a: argparse.Namespace, root: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    files, warm, kind = write_images(a, root)
+    written_s = time.perf_counter() - t0
+    model = bench_model(a)
     settings = {"batch_size": a.batch_size, "workers": a.workers, "jpeg_decoder": a.decoder}
     runs = []
-    for r in range(repeat):
+    for r in range(getattr(a, "repeat", 1)):
         with vq.VitrCollection(f"bench{r}", path=root / "store", model=model, settings=settings) as col:
             col.add_images(warm, progress=False)   # CUDA context, cuDNN autotune, allocator, store files
             t0, c0 = time.perf_counter(), time.process_time()
@@ -173,22 +196,13 @@ def run(a: argparse.Namespace, root: Path) -> dict[str, Any]:
             path = choose_decoder(model, col.settings, list(iter_sources(files[:1]))).name
     rates = [rep.added / seconds for rep, seconds, _ in runs]
     report, seconds, cpu = runs[int(np.argsort(rates)[len(rates) // 2])]   # the median run (the faster of two)
-    out = {
-        "benchmark": "ingest", "model": a.model, "device": a.device,
-        "weights": "loaded" if getattr(a, "weights", "random") == "load" else "random (speed only)",
-        "gpu": torch.cuda.get_device_name() if a.device == "cuda" else None,
-        "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "processor": platform.processor() or platform.machine(), "torch": torch.__version__, "n": a.n,
-        "image": f"Object Scenes {size}x{size} PNG" if scenes else f"{a.width}x{a.height} JPEG q90",
-        "mean_file_kb": round(float(np.mean([p.stat().st_size for p in files[:200]])) / 1024, 1),
-        "batch_size": a.batch_size, "workers": a.workers, "decoder": a.decoder, "path": path,
-        "images_per_s": round(report.added / seconds, 1), "seconds": round(seconds, 2),
-        "runs_images_per_s": [round(x, 1) for x in rates],
-        "cpu_ms_per_image": round(1000 * cpu / max(1, report.added), 2),   # every thread of the process
-        "runs_cpu_ms_per_image": [round(1000 * c / max(1, rep.added), 2) for rep, _, c in runs],
-        "added": report.added, "failed": len(report.failed), "files_write_s": round(written_s, 1),
-    }
-    if not a.no_stages and not scenes:
+    out = {**setup(a, kind, files), "path": path,
+           "images_per_s": round(report.added / seconds, 1), "seconds": round(seconds, 2),
+           "runs_images_per_s": [round(x, 1) for x in rates],
+           "cpu_ms_per_image": round(1000 * cpu / max(1, report.added), 2),   # every thread of the process
+           "runs_cpu_ms_per_image": [round(1000 * c / max(1, rep.added), 2) for rep, _, c in runs],
+           "added": report.added, "failed": len(report.failed), "files_write_s": round(written_s, 1)}
+    if not a.no_stages and kind.endswith("JPEG q90"):   # the device path's stages
         out["stages"] = time_stages(model, files[: min(len(files), 8 * a.batch_size)], a.batch_size,
                                     root / "stages-store")
     return out
