@@ -55,7 +55,7 @@ def main() -> None:
     img_t = _timed(lambda: model.encode_images(images), 3)
     txt_t = _timed(lambda: model.encode_texts(texts), 3)
     emb = model.encode_images(images[: args.candidates])
-    q = model.encode_texts([max(captions, key=len)])
+    q = model.encode_queries([max(captions, key=len)])[0]
     rr = np.array(_timed(lambda: model.rerank(q, emb.global_vectors, emb.region_vectors), 200))
     print(json.dumps({
         "model": model.cfg.name, "world": world.name, "device": "cpu", "threads": torch.get_num_threads(),

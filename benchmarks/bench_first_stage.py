@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -138,7 +139,7 @@ def design_vectors(name: str, model: Any, regions: np.ndarray, args: argparse.Na
                                for i in range(0, len(regions), 4096)]).numpy()
         return ({"first": qe.EdgeVectorParams(size=stage.cfg.dim, distance=qe.Distance.Cosine, hnsw_config=hnsw)},
                 lambda a, b: {"first": first[a:b].tolist()},
-                lambda q: [("first", q.first_vectors[0].tolist())])
+                lambda q: [("first", q.first_vector.tolist())])
     if name == "muvera":
         from fastembed.postprocess import Muvera   # pip install fastembed (only this benchmark needs it)
 
@@ -147,18 +148,18 @@ def design_vectors(name: str, model: Any, regions: np.ndarray, args: argparse.Na
         fde = np.stack([muv.process_document(r.astype(np.float32)) for r in regions]).astype(np.float32)
         return ({"muvera": qe.EdgeVectorParams(size=muv.embedding_size, distance=qe.Distance.Dot, hnsw_config=hnsw)},
                 lambda a, b: {"muvera": fde[a:b].tolist()},
-                lambda q: [("muvera", muv.process_query(q.token_vectors[0]).astype(np.float32).tolist())])
+                lambda q: [("muvera", muv.process_query(q.token_vectors).astype(np.float32).tolist())])
     if name == "pooled":
         pooled = np.concatenate([kmeans_pool(regions[i:i + 2048], args.pool) for i in range(0, len(regions), 2048)])
         return ({"pooled": qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine, multivector_config=multi,
                                                hnsw_config=hnsw)},
                 lambda a, b: {"pooled": pooled[a:b].tolist()},
-                lambda q: [("pooled", q.token_vectors[0].tolist())])
+                lambda q: [("pooled", q.token_vectors.tolist())])
     if name == "regions-hnsw":
         return ({"regions_hnsw": qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine, multivector_config=multi,
                                                      hnsw_config=hnsw)},
                 lambda a, b: {"regions_hnsw": regions[a:b].astype(np.float32).tolist()},
-                lambda q: [("regions_hnsw", q.token_vectors[0].tolist())])
+                lambda q: [("regions_hnsw", q.token_vectors.tolist())])
     raise SystemExit(f"unknown design {name!r}")
 
 
@@ -207,12 +208,12 @@ def run_design(name: str, model: Any, g: np.ndarray, r: np.ndarray, caps: list[s
     ranked, times = [], []
     for text in caps:
         t0 = time.perf_counter()
-        q = model.encode_texts([text])
-        g_q = qe.Query.Nearest(q.global_vectors[0].tolist(), using="global")
+        q = model.encode_queries([text])[0]
+        g_q = qe.Query.Nearest(q.global_vector.tolist(), using="global")
         stage1 = None if name == "exact" else [qe.Prefetch(limit=PREFETCH, query=g_q)][name == "first-only":] + [
             qe.Prefetch(limit=PREFETCH, query=qe.Query.Nearest(v, using=using)) for using, v in prefetch_of(q)]
         pts = shard.query(qe.QueryRequest(limit=CANDIDATES, prefetches=stage1, with_payload=True, with_vector=["global"],
-                                          query=qe.Query.Nearest(q.token_vectors[0].tolist(), using="regions")))
+                                          query=qe.Query.Nearest(q.token_vectors.tolist(), using="regions")))
         regions = np.stack([decode_regions(p.payload["_vitr_regions_f16"], r.shape[2]) for p in pts])
         scores, _ = model.rerank(q, np.stack([np.asarray(p.vector["global"], np.float32) for p in pts]), regions)
         order = np.argsort(-scores, kind="stable")[:LIMIT]
@@ -321,6 +322,60 @@ def api(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def write_cached(path: Path, name: str, model: Any, g: np.ndarray, r: np.ndarray, copies: int = 1,
+                 jitter: float = 0.0, **storage: Any) -> dict[str, Any]:
+    """A collection ``name`` at ``path`` written through the library's store from cached vectors:
+    each scene ``copies`` times (copies after the first with Gaussian jitter, renormalised), in
+    add_images' batches; its ingest figures."""
+    from vitr_qdrant.connectors import StoredPoint, create_backend, make_payload
+    from vitr_qdrant.search import collection_spec
+
+    base, rng = len(g), np.random.default_rng(0)
+    shutil.rmtree(path, ignore_errors=True)
+    stalls, t_start = [], time.perf_counter()
+    with create_backend(path=path) as store:
+        store.open_collection(collection_spec(name, model, **storage))
+        for copy in range(copies):
+            for a in range(0, base, BATCH):
+                b = min(base, a + BATCH)
+                gj = g[a:b] + (rng.normal(scale=jitter, size=g[a:b].shape) if copy else 0)
+                rj = r[a:b].astype(np.float32) + (rng.normal(scale=jitter, size=r[a:b].shape) if copy else 0)
+                gj /= np.linalg.norm(gj, axis=-1, keepdims=True)
+                rj /= np.linalg.norm(rj, axis=-1, keepdims=True)
+                with torch.inference_mode():
+                    first = model.first_stage.encode_regions(torch.from_numpy(rj.astype(np.float32))).numpy()
+                pts = [StoredPoint(copy * base + i, gj[i - a], rj[i - a], make_payload(
+                    uri=f"/gallery/{i:07d}.png", sha256="0" * 64, width=128, height=128, metadata={"copy": copy}),
+                    first[i - a]) for i in range(a, b)]
+                t0 = time.perf_counter()
+                store.upsert(pts)
+                stalls.append(time.perf_counter() - t0)
+            print(json.dumps({"written": (copy + 1) * base, "s": round(time.perf_counter() - t_start)}), flush=True)
+        store.optimize()
+    return {"points": copies * base, "ingest_s": round(time.perf_counter() - t_start, 1),
+            "longest_stall_s": round(max(stalls), 2), "bytes_per_image": round(disk_bytes(path)[0] / (copies * base))}
+
+
+def timed_searches(col: Any, caps: list[str], rel: np.ndarray, runs: dict[str, tuple[dict, int]],
+                   base: int | None = None) -> dict[str, Any]:
+    """``col.search(text, limit=10, **kw)`` for the first ``count`` captions of each run (after one
+    warm-up search): success@1/@10, p50 / p95 ms and the ids (image ids modulo ``base``)."""
+    res: dict[str, Any] = {}
+    for name, (kw, count) in runs.items():
+        col.search(caps[0], limit=LIMIT, **kw)
+        ids, times = [], []
+        for text in caps[:count]:
+            t0 = time.perf_counter()
+            hits = col.search(text, limit=LIMIT, **kw)
+            times.append(time.perf_counter() - t0)
+            ids.append([int(h.id) % base if base else int(h.id) for h in hits])
+        ms = 1000 * np.array(times)
+        res[name] = {**success(ids, rel[:, :count]), "queries": count, "p50_ms": round(float(np.percentile(ms, 50)), 1),
+                     "p95_ms": round(float(np.percentile(ms, 95)), 1), "_ids": ids}
+        print(json.dumps({"run": name, **{k: v for k, v in res[name].items() if k != "_ids"}}), flush=True)
+    return res
+
+
 def million(args: argparse.Namespace) -> dict[str, Any]:
     """``--n`` points (1M) on this machine, compact storage: the cached real vectors of
     ``--base`` rendered scenes, each written ``n / base`` times with Gaussian jitter (sigma
@@ -328,56 +383,22 @@ def million(args: argparse.Namespace) -> dict[str, Any]:
     import resource
 
     import vitr_qdrant as vq
-    from vitr_qdrant.connectors import COMPACT_STORAGE, StoredPoint, create_backend, make_payload
-    from vitr_qdrant.search import collection_spec
+    from vitr_qdrant.connectors import COMPACT_STORAGE
 
     model = load_model(args.model)
     torch.set_num_threads(args.threads)
     g, r = load_gallery(args.cache, args.base)
     caps, rel = queries(args.base, args.queries)
-    copies, rng = args.n // args.base, np.random.default_rng(0)
     path = args.workdir / "million"
-    shutil.rmtree(path, ignore_errors=True)
-    stalls, t_start = [], time.perf_counter()
-    with create_backend(path=path) as store:
-        store.open_collection(collection_spec("million", model, **COMPACT_STORAGE))
-        for copy in range(copies):
-            for a in range(0, args.base, BATCH):
-                b = min(args.base, a + BATCH)
-                gj = g[a:b] + (rng.normal(scale=args.jitter, size=g[a:b].shape) if copy else 0)
-                rj = r[a:b].astype(np.float32) + (rng.normal(scale=args.jitter, size=r[a:b].shape) if copy else 0)
-                gj /= np.linalg.norm(gj, axis=-1, keepdims=True)
-                rj /= np.linalg.norm(rj, axis=-1, keepdims=True)
-                with torch.inference_mode():
-                    first = model.first_stage.encode_regions(torch.from_numpy(rj.astype(np.float32))).numpy()
-                pts = [StoredPoint(copy * args.base + i, gj[i - a], rj[i - a], make_payload(
-                    uri=f"/gallery/{i:07d}.png", sha256="0" * 64, width=128, height=128, metadata={"copy": copy}),
-                    first[i - a]) for i in range(a, b)]
-                t0 = time.perf_counter()
-                store.upsert(pts)
-                stalls.append(time.perf_counter() - t0)
-            print(json.dumps({"written": (copy + 1) * args.base, "s": round(time.perf_counter() - t_start)}), flush=True)
-        store.optimize()
-    ingest_s = time.perf_counter() - t_start
-    res: dict[str, Any] = {"benchmark": "first_stage_million", "model": model.cfg.name, "points": copies * args.base,
-                           "vectors": f"{args.base} rendered scenes encoded by the model, each written {copies} times "
-                                      f"(copies after the first with jitter sigma {args.jitter}, renormalised)",
-                           "storage": "compact (turbo8 regions, no payload copy)", "ingest_s": round(ingest_s, 1),
-                           "longest_stall_s": round(max(stalls), 2), "bytes_per_image": round(disk_bytes(path)[0] / (copies * args.base))}
+    written = write_cached(path, "million", model, g, r, args.n // args.base, args.jitter, **COMPACT_STORAGE)
+    res: dict[str, Any] = {"benchmark": "first_stage_million", "model": model.cfg.name, "points": written.pop("points"),
+                           "vectors": f"{args.base} rendered scenes encoded by the model, each written "
+                                      f"{args.n // args.base} times (copies after the first with jitter sigma "
+                                      f"{args.jitter}, renormalised)",
+                           "storage": "compact (turbo8 regions, no payload copy)", **written}
     with vq.VitrCollection("million", path=path, model=model) as col:
-        for name, kw, count in (("default", {}, len(caps)), ("global", {"mode": "global"}, len(caps)),
-                                ("exact", {"prefetch": None}, args.exact_queries)):
-            col.search(caps[0], limit=LIMIT, **kw)
-            ids, times = [], []
-            for text in caps[:count]:
-                t0 = time.perf_counter()
-                ids.append([int(h.id) % args.base for h in col.search(text, limit=LIMIT, **kw)])
-                times.append(time.perf_counter() - t0)
-            ms = 1000 * np.array(times)
-            res[name] = {**success(ids, rel[:, :count]), "queries": count,
-                         "p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
-                         "_ids": ids}
-            print(json.dumps({"run": name, **{k: v for k, v in res[name].items() if k != "_ids"}}), flush=True)
+        res.update(timed_searches(col, caps, rel, {"default": ({}, len(caps)), "global": ({"mode": "global"}, len(caps)),
+                                                   "exact": ({"prefetch": None}, args.exact_queries)}, args.base))
     k = args.exact_queries
     res["default"]["same_top10_as_exact"] = round(100 * float(np.mean(
         [a == b for a, b in zip(res["default"]["_ids"][:k], res["exact"]["_ids"])])), 1)
@@ -388,9 +409,61 @@ def million(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
+def latency(args: argparse.Namespace) -> dict[str, Any]:
+    """Search latency of two checkouts of the library on one collection, in one run: ``--n``
+    cached scenes written through the library's store (default storage), then ``--rounds``
+    alternating rounds of ``searches`` in a subprocess per checkout (``--before DIR``: the
+    older one's root; the current checkout after it), each round on fresh captions."""
+    import subprocess
+    import sys
+
+    path = (args.workdir / f"latency-{args.n}").resolve()
+    result: dict[str, Any] = {"benchmark": "search_latency", "points": args.n, "threads": args.threads, "rounds": []}
+    if not (path / "latency" / "vitr_collection.json").exists():
+        model = load_model(args.model)
+        g, r = load_gallery(args.cache, args.n)
+        result["ingest"] = write_cached(path, "latency", model, g, r)
+    here = Path(__file__).resolve().parents[1]
+    codes = {"before": Path(args.before).resolve(), "after": here}
+    for k in range(args.rounds):
+        row = {}
+        for name, root in codes.items():
+            env = {**os.environ, "PYTHONPATH": str(root)}
+            out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "searches", "--n", str(args.n),
+                                  "--queries", str(args.queries), "--seed", str(k + 1), "--path", str(path),
+                                  "--threads", str(args.threads)], env=env, cwd=root, check=True,
+                                 capture_output=True, text=True).stdout
+            row[name] = json.loads(out.strip().splitlines()[-1])
+        print(json.dumps({"round": k, **row}), flush=True)
+        result["rounds"].append(row)
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
+    for name in codes:
+        for run in ("default", "global"):
+            p50 = [r[name][run]["p50_ms"] for r in result["rounds"]]
+            result.setdefault(name, {})[run] = {"p50_ms": float(np.median(p50)), "p95_ms": float(np.median(
+                [r[name][run]["p95_ms"] for r in result["rounds"]])), "success_at_1": result["rounds"][-1][name][run][
+                "success_at_1"], "success_at_10": result["rounds"][-1][name][run]["success_at_10"]}
+    result["after_over_before_p50"] = round(result["after"]["default"]["p50_ms"] / result["before"]["default"]["p50_ms"], 2)
+    return result
+
+
+def searches(args: argparse.Namespace) -> dict[str, Any]:
+    """One round of :func:`latency` in the checkout on ``PYTHONPATH``: the default search and the
+    global-only one on ``--queries`` fresh captions (``--seed``)."""
+    import vitr_qdrant as vq
+
+    torch.set_num_threads(args.threads)
+    caps, rel = queries(args.n, args.queries, seed=args.seed)
+    with vq.VitrCollection("latency", path=args.path) as col:
+        res = timed_searches(col, caps, rel, {"default": ({}, len(caps)), "global": ({"mode": "global"}, len(caps))})
+    return {"code": str(Path(vq.__file__).resolve().parents[1].name),
+            **{k: {m: v for m, v in r.items() if m != "_ids"} for k, r in res.items()}}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=("cache", "designs", "api", "million"))
+    ap.add_argument("what", choices=("cache", "designs", "api", "million", "latency", "searches"))
     ap.add_argument("--model", help="model name or directory (default: the bundled default)")
     ap.add_argument("--n", type=int, default=100_000, help="cache: gallery images to encode; million: points")
     ap.add_argument("--base", type=int, default=100_000, help="million: cached scenes the points are made of")
@@ -406,13 +479,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=Path("runs/first-stage-cache"))
     ap.add_argument("--workdir", type=Path, default=Path("runs/first-stage-work"))
+    ap.add_argument("--before", type=Path, help="latency: the root of the older checkout to compare")
+    ap.add_argument("--rounds", type=int, default=3, help="latency: alternating rounds")
+    ap.add_argument("--seed", type=int, default=0, help="searches: the captions' seed")
+    ap.add_argument("--path", type=Path, help="searches: the collection's store")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
     a.workdir.mkdir(parents=True, exist_ok=True)
     if a.what == "cache":
         cache_gallery(load_model(a.model), a.n, a.cache)
         return 0
-    emit({"designs": designs, "api": api, "million": million}[a.what](a), a.out)
+    if a.what == "searches":   # one line, read by `latency`
+        print(json.dumps(searches(a)), flush=True)
+        return 0
+    emit({"designs": designs, "api": api, "million": million, "latency": latency}[a.what](a), a.out)
     return 0
 
 

@@ -15,7 +15,7 @@ from ..errors import CollectionNotFoundError, InputError, StoreError, StoreLocke
 from .base import CheckedPoint, StoreBackend, check_plan, check_points
 from .disk import GROWTH, MARGIN, point_bytes, require_free
 from .ids import PointId, normalize_id
-from .records import candidate_from, payload_with_regions, stored_point_from
+from .records import candidates_from, payload_with_regions, stored_point_from
 from .retry import TRANSIENT_STATUS, RetryPolicy, call_with_retry
 from .schema import (FIRST, GLOBAL, METADATA_KEY, REGIONS, REGIONS_PAYLOAD_KEY, RESCORE, Candidate, CollectionSpec,
                      QueryPlan, StoredPoint, check_metadata)
@@ -171,7 +171,7 @@ class QdrantClientBackend(StoreBackend):
         if plan.token_vectors is None:
             res = self._call(self.client.query_points, spec.name, query=plan.global_vector.tolist(), using=GLOBAL,
                              query_filter=plan.filter, **common)
-            return [candidate_from(p, "global", spec.region_dim) for p in res.points]
+            return candidates_from(res.points, "global", spec.region_dim)
         everything = plan.prefetch_limit is None   # MaxSim over every point the filter lets through
         prefetch = None if everything else [models.Prefetch(query=plan.global_vector.tolist(), using=GLOBAL,
                                                             limit=plan.prefetch_limit, filter=plan.filter)]
@@ -183,7 +183,7 @@ class QdrantClientBackend(StoreBackend):
         res = self._call(self.client.query_points, spec.name, prefetch=prefetch, query=plan.token_vectors.tolist(),
                          using=REGIONS, query_filter=plan.filter if everything else None, search_params=quant,
                          **common)
-        return [candidate_from(p, "late", spec.region_dim) for p in res.points]
+        return candidates_from(res.points, "late", spec.region_dim)
 
     def _stored_vectors(self) -> list[str]:
         """The named vectors a point is read back with (``first`` where the collection has it)."""

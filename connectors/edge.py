@@ -20,7 +20,7 @@ from .edge_errors import GuardedShard, guarded
 from .edge_filters import to_edge_filter
 from .ids import PointId, normalize_id
 from .locking import DirLock
-from .records import candidate_from, payload_with_regions, stored_point_from
+from .records import candidates_from, payload_with_regions, stored_point_from
 from .schema import (FIRST, GLOBAL, REGIONS, REGIONS_PAYLOAD_KEY, RESCORE, Candidate, CollectionSpec, QueryPlan,
                      StoredPoint, check_metadata)
 
@@ -229,7 +229,7 @@ class EdgeBackend(StoreBackend):
         if plan.token_vectors is None:
             req = qe.QueryRequest(limit=plan.limit, query=g_query, filter=flt, with_payload=payload,
                                   with_vector=vectors)
-            return [candidate_from(p, "global", spec.region_dim) for p in shard.query(req)]
+            return candidates_from(shard.query(req), "global", spec.region_dim)
         quant = qe.QuantizationSearchParams(rescore=RESCORE) if spec.quantize_regions else None
         everything = plan.prefetch_limit is None   # MaxSim over every point the filter lets through
         req = qe.QueryRequest(
@@ -239,7 +239,7 @@ class EdgeBackend(StoreBackend):
             query=qe.Query.Nearest(plan.token_vectors.tolist(), using=REGIONS),
             params=qe.SearchParams(quantization=quant) if quant else None,
             with_payload=payload, with_vector=vectors)
-        return [candidate_from(p, "late", spec.region_dim) for p in shard.query(req)]
+        return candidates_from(shard.query(req), "late", spec.region_dim)
 
     @staticmethod
     def _stage1(plan: QueryPlan, g_query: Any, flt: Any) -> list[Any]:

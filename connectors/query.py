@@ -27,7 +27,8 @@ class StageCfg:
     """Stage sizes of a staged query.
 
     Attributes:
-        prefetch_limit: Stage 1 keeps the top N by ``global`` cosine (filters apply here); None:
+        prefetch_limit: Stage 1 keeps the top N by ``global`` cosine (filters apply here; N is
+            widened to the stage 2 size where that is larger); None:
             no global stage, stage 2 ranks every point by MaxSim (exact; its cost grows with
             the collection, for models whose global vector is a weak prefetch).
         late_limit: Stage 2 keeps the top M by MaxSim for the rerank (at least ``limit``).

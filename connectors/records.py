@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -43,16 +43,26 @@ def stored_point_from(rec: Any) -> StoredPoint:
     return StoredPoint(id=normalize_id(rec.id), global_vector=g, regions=r, payload=payload, first_vector=first)
 
 
-def candidate_from(point: Any, stage: str, region_dim: int) -> Candidate:
-    """A ``ScoredPoint`` (either engine) as a :class:`Candidate` scored by ``stage``.
+def candidates_from(points: Sequence[Any], stage: str, region_dim: int) -> list[Candidate]:
+    """``ScoredPoint``s (either engine) as :class:`Candidate`s scored by ``stage``.
 
-    Regions come from the vector when returned, else from the payload copy when present.
+    Regions come from the vector when returned, else from the payload copy when present (the
+    copies of all points decoded at once).
     """
-    g, r, _ = _vectors(point.vector)
-    payload = dict(point.payload or {})
-    copy = payload.pop(REGIONS_PAYLOAD_KEY, None)
-    if r is None and copy is not None:
-        r = decode_regions(copy, region_dim)
-    score = float(point.score)
-    return Candidate(id=normalize_id(point.id), score=score, stage_scores={stage: score},
-                     payload=payload, global_vector=g, regions=r)
+    out, copies = [], []
+    for point in points:
+        g, r, _ = _vectors(point.vector)
+        payload = dict(point.payload or {})
+        copy = payload.pop(REGIONS_PAYLOAD_KEY, None)
+        if r is None and copy is not None:
+            copies.append((len(out), copy))
+        score = float(point.score)
+        out.append(Candidate(id=normalize_id(point.id), score=score, stage_scores={stage: score},
+                             payload=payload, global_vector=g, regions=r))
+    if copies:   # one conversion to float32 for all of them
+        raw = [base64.b64decode(text) for _, text in copies]
+        flat = np.frombuffer(b"".join(raw), dtype="<f2").reshape(-1, region_dim).astype(np.float32)
+        bounds = np.cumsum([0] + [len(b) // (2 * region_dim) for b in raw])
+        for (i, _), a, b in zip(copies, bounds[:-1], bounds[1:]):
+            out[i].regions = flat[a:b]
+    return out

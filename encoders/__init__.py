@@ -14,14 +14,14 @@ from .._lazy import lazy_getattr  # noqa: E402
 if TYPE_CHECKING:
     from .config import ModelCfg, add_model_config, get_model_config, list_models
     from .factory import create_model, load_model
-    from .model import ImageEmbeddings, TextEmbeddings, VitrModel
+    from .model import ImageEmbeddings, TextEmbeddings, TextQuery, VitrModel
     from .model_dir import save_model
     from .modes import MODES
 
 _LAZY = {
     "ModelCfg": ".config", "add_model_config": ".config", "get_model_config": ".config", "list_models": ".config",
     "create_model": ".factory", "load_model": ".factory", "save_model": ".model_dir",
-    "ImageEmbeddings": ".model", "TextEmbeddings": ".model", "VitrModel": ".model", "MODES": ".modes",
+    "ImageEmbeddings": ".model", "TextEmbeddings": ".model", "TextQuery": ".model", "VitrModel": ".model", "MODES": ".modes",
 }
 __all__ = sorted(_LAZY)
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())

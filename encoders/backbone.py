@@ -81,6 +81,10 @@ class Backbone(nn.Module):
     def encode_text(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return oc.encode_text(self.clip, ids)
 
+    def decisive_length(self, ids: torch.Tensor) -> int:
+        """The leading token positions that decide the text features (see the adapter's)."""
+        return oc.decisive_length(self.clip, ids)
+
     def token_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
         """The text tower's input embedding of each token (B, L, text_width)."""
         embedding = oc.token_embedding(self.clip)

@@ -6,11 +6,24 @@ of the text), so a store can rerank candidates without touching images again.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import FusionCfg
+
+
+class TextSide(NamedTuple):
+    """The texts' part of the fusion head (:meth:`FusionHead.text_side`): their words, mask and
+    global vectors, each word's identity node, and the geometry's role weights (None without)."""
+
+    words: torch.Tensor
+    mask: torch.Tensor
+    txt_global: torch.Tensor
+    ident: torch.Tensor
+    roles: tuple[torch.Tensor, torch.Tensor] | None
 
 
 class GraphReasoning(nn.Module):
@@ -93,19 +106,28 @@ class FusionHead(nn.Module):
         logits = words @ regions.transpose(1, 2) * self.log_temp.exp()
         return torch.softmax(logits, dim=-1)
 
+    def text_side(self, words: torch.Tensor, mask: torch.Tensor, txt_global: torch.Tensor) -> "TextSide":
+        """What depends on the texts alone (words (T, L, d), mask (T, L) bool, txt_global (T, D)),
+        computed once per text: a query's part of the head, reused for every candidate."""
+        roles = self.geometry.role_weights(words, mask) if self.geometry is not None else None
+        return TextSide(words, mask, txt_global, self.word_id(words), roles)
+
     def forward(self, words: torch.Tensor, mask: torch.Tensor, regions: torch.Tensor,
                 centres: torch.Tensor, img_global: torch.Tensor, txt_global: torch.Tensor,
                 text_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores of K (text, image) pairs: words (T, L, d), mask (T, L) bool and txt_global
         (T, D) per text; regions (K, R, d) and img_global (K, D) per pair; centres (R, 2);
         ``text_index`` (K,) the text of each pair (default: pair k has text k, T = K).
-        What depends on the text alone is computed once per text. Returns scores (K,) and the
-        word-to-region attention (K, L, R)."""
+        Returns scores (K,) and the word-to-region attention (K, L, R)."""
+        return self.pairs(self.text_side(words, mask, txt_global), regions, centres, img_global, text_index)
+
+    def pairs(self, text: "TextSide", regions: torch.Tensor, centres: torch.Tensor, img_global: torch.Tensor,
+              text_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` from the texts' :meth:`text_side`."""
         if text_index is None:
-            text_index = torch.arange(len(words), device=words.device)
-        roles = self.geometry.role_weights(words, mask) if self.geometry is not None else None
-        ident = self.word_id(words)[text_index]
-        words, mask, txt_global = words[text_index], mask[text_index], txt_global[text_index]
+            text_index = torch.arange(len(text.words), device=text.words.device)
+        ident, roles = text.ident[text_index], text.roles
+        words, mask, txt_global = text.words[text_index], text.mask[text_index], text.txt_global[text_index]
         attn = self.attend(words, regions)
         attended = attn @ regions
         where = attn @ centres.to(attn.dtype)

@@ -16,7 +16,7 @@ from ..errors import InputError
 from .backbone import Backbone
 from .config import ModelCfg
 from .first_stage import FIRST_STAGE_PREFIX, FirstStage
-from .fusion import FusionHead
+from .fusion import FusionHead, TextSide
 from .images import ImageInput, load_image, preprocess
 from .local import ImageLocalEncoder, TextLocalEncoder, late_scores
 from .modes import resolve_mode
@@ -40,6 +40,34 @@ class TextEmbeddings:
     global_vectors: np.ndarray
     token_vectors: list[np.ndarray]
     first_vectors: np.ndarray | None = None
+
+
+@dataclass
+class TextQuery:
+    """One text query encoded once (:meth:`VitrModel.encode_queries`): everything each stage
+    of a search needs, so the text is tokenized and encoded one time only.
+
+    Attributes:
+        text: The query text.
+        spans: Its words and their token positions (``[(word, [positions])]``, as
+            :meth:`VitrModel.word_spans`), for grounding.
+        unknown_words: Its words the model's vocabulary lacks (each once).
+        global_vector: (D,) L2-normalised; stage 1 and the ``global`` mode.
+        token_vectors: (m, d) one vector a valid token; stage 2's MaxSim.
+        first_vector: (F,) the first-stage vector (None: the model has no first stage).
+        head: The query's part of the fusion head, computed once for all its candidates
+            (None: the model has no trained head).
+        encoder: The weights hash of the model that encoded it (a query only searches with it).
+    """
+
+    text: str
+    spans: list[tuple[str, list[int]]]
+    unknown_words: list[str]
+    global_vector: np.ndarray
+    token_vectors: np.ndarray
+    first_vector: np.ndarray | None
+    head: TextSide | None
+    encoder: str
 
 
 class TextTokens(NamedTuple):
@@ -129,11 +157,14 @@ class VitrModel(nn.Module):
         g, tokens = self.backbone.encode_image(pixels)
         return g, self.image_local(tokens, pixels)
 
-    def text_tokens(self, texts: list[str]) -> "TextTokens":
+    def text_tokens(self, texts: list[str], tokenized: tuple[torch.Tensor, torch.Tensor] | None = None
+                    ) -> "TextTokens":
         """Backbone global vectors, token features and mask with the valid tokens first; with
-        ``local.word_embed`` also each token's input embedding (None otherwise)."""
-        ids, mask = self.backbone.tokenize(texts)
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        ``local.word_embed`` also each token's input embedding (None otherwise). ``tokenized``:
+        the texts' ``(ids, mask)`` when already tokenized."""
+        ids, mask = tokenized if tokenized is not None else self.backbone.tokenize(texts)
+        length = self.backbone.decisive_length(ids)   # the padding after it changes nothing: not run
+        ids, mask = ids[:, :length].to(self.device), mask[:, :length].to(self.device)
         g, tokens = self.backbone.encode_text(ids)
         words = (self.backbone.token_embeddings(ids).to(tokens.dtype)
                  if self.cfg.local.word_embed else None)
@@ -169,8 +200,9 @@ class VitrModel(nn.Module):
         head = f"{self.cfg.name}: {self.cfg.description or 'a VITR model'} ({trained})."
         return head + (f"\n\n{self.card_text}" if self.card_text else "")
 
-    def text_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        t = self.text_tokens(texts)
+    def text_features(self, texts: list[str], tokenized: tuple[torch.Tensor, torch.Tensor] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        t = self.text_tokens(texts, tokenized)
         return t.global_vectors, self.text_local(t.tokens, t.mask, t.word_embed), t.mask
 
     def fused(self, words, mask, regions, img_global, txt_global, text_index=None):
@@ -220,16 +252,41 @@ class VitrModel(nn.Module):
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> TextEmbeddings:
         """Global vectors and per-token vectors (padding removed) for texts."""
         texts = _check_texts(texts)
-        gs, toks, firsts = [], [], []
-        for i in range(0, len(texts), batch_size):
-            with autocast(self.device):
-                g, w, m = self.text_features(texts[i:i + batch_size])
-            gs.append(F.normalize(g.float(), dim=-1).cpu())
-            if self.first_stage is not None:
-                firsts.append(self.first_stage.encode_tokens(w.float(), m).cpu())
-            w, m = w.float().cpu(), m.cpu()
-            toks += [w[j, : int(m[j].sum())].numpy() for j in range(len(w))]
-        return TextEmbeddings(torch.cat(gs).numpy(), toks, torch.cat(firsts).numpy() if firsts else None)
+        parts = [self._embed_texts(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)]
+        firsts = [p.first_vectors for p in parts if p.first_vectors is not None]
+        return TextEmbeddings(np.concatenate([p.global_vectors for p in parts]),
+                              [t for p in parts for t in p.token_vectors], np.concatenate(firsts) if firsts else None)
+
+    @torch.inference_mode()
+    def encode_queries(self, texts: Sequence[str]) -> list[TextQuery]:
+        """Each text as a :class:`TextQuery`: one tokenization and one model pass for all of
+        them, and each query's part of the fusion head (a search then calls the model once more,
+        to rerank its candidates)."""
+        texts = _check_texts(texts)
+        tok = self.backbone.tokenizer.encode(texts)
+        emb, dev = self._embed_texts(texts, (tok.ids, tok.mask)), self.device
+        out = []
+        for i, text in enumerate(texts):
+            head = None
+            if self.head_trained:
+                words = torch.from_numpy(emb.token_vectors[i]).to(dev)[None]
+                with autocast(dev):
+                    head = self.fusion.text_side(words, torch.ones(words.shape[:2], dtype=torch.bool, device=dev),
+                                                 torch.from_numpy(emb.global_vectors[i:i + 1]).to(dev))
+            out.append(TextQuery(text, tok.spans[i], tok.unknown[i], emb.global_vectors[i], emb.token_vectors[i],
+                                 None if emb.first_vectors is None else emb.first_vectors[i], head,
+                                 self.fingerprint["weights_sha256"]))
+        return out
+
+    def _embed_texts(self, texts: list[str], tokenized: tuple[torch.Tensor, torch.Tensor] | None = None
+                     ) -> TextEmbeddings:
+        """One model pass over ``texts`` (tokenized here unless ``tokenized`` is given)."""
+        with autocast(self.device):
+            g, w, m = self.text_features(texts, tokenized)
+        first = None if self.first_stage is None else self.first_stage.encode_tokens(w.float(), m).cpu().numpy()
+        w, m = w.float().cpu(), m.cpu()
+        return TextEmbeddings(F.normalize(g.float(), dim=-1).cpu().numpy(),
+                              [w[j, : int(m[j].sum())].numpy() for j in range(len(w))], first)
 
     def resolve_mode(self, mode: str | None) -> str:
         """The mode this model scores in when asked for ``mode`` (see :func:`.modes.resolve_mode`):
@@ -274,19 +331,36 @@ class VitrModel(nn.Module):
         return self.score_embeddings(self.encode_images(images), self.encode_texts(texts), mode)
 
     @torch.inference_mode()
-    def rerank(self, query: TextEmbeddings, global_vectors: np.ndarray,
+    def rerank(self, query: TextQuery, global_vectors: np.ndarray,
                region_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fusion scores (k,) of one query against k stored candidates, and each query token's
         attention over the candidates' regions (k, m, R) for grounding."""
+        if query.head is None:
+            raise InputError(f"the query was encoded by a model without a trained head; {self.cfg.name} "
+                             "reranks only queries it encoded with its head trained")
         dev, k = self.device, len(global_vectors)
-        words, mask = pad_tokens(query.token_vectors[:1], dev)
         with autocast(dev):
-            scores, attn = self.fused(
-                words, mask, torch.from_numpy(np.asarray(region_vectors, np.float32)).to(dev),
+            scores, attn = self.fusion.pairs(
+                query.head, torch.from_numpy(np.asarray(region_vectors, np.float32)).to(dev), self.region_centres,
                 torch.from_numpy(np.asarray(global_vectors, np.float32)).to(dev),
-                torch.from_numpy(query.global_vectors[:1]).to(dev),
                 torch.zeros(k, dtype=torch.long, device=dev))
         return scores.float().cpu().numpy(), attn.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def rerank_texts(self, image_global: np.ndarray, image_regions: np.ndarray, texts: TextEmbeddings
+                     ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Fusion scores (k,) of one image (its global (D,) and regions (R, d) vectors) against k
+        stored texts, and each text's token attention over the image's regions ((m_i, R) each,
+        its own tokens only) for grounding."""
+        dev, k = self.device, len(texts.token_vectors)
+        words, mask = pad_tokens(texts.token_vectors, dev)
+        regions = torch.from_numpy(np.asarray(image_regions, np.float32)).to(dev)
+        img_g = torch.from_numpy(np.asarray(image_global, np.float32)).to(dev)
+        with autocast(dev):
+            scores, attn = self.fused(words, mask, regions.expand(k, *regions.shape), img_g.expand(k, *img_g.shape),
+                                      torch.from_numpy(texts.global_vectors).to(dev))
+        attn = attn.float().cpu().numpy()
+        return scores.float().cpu().numpy(), [attn[i, : len(t)] for i, t in enumerate(texts.token_vectors)]
 
     def probability(self, score: float, mode: str) -> float | None:
         """The calibrated probability that a text holds for an image given their ``mode`` score

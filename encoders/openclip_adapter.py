@@ -78,15 +78,26 @@ def encode_text(clip, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return pooled, tokens
     from open_clip.transformer import text_global_pool
 
-    cast = clip.transformer.get_cast_dtype()
-    x = clip.token_embedding(ids).to(cast) + clip.positional_embedding.to(cast)
-    x = clip.ln_final(clip.transformer(x, attn_mask=clip.attn_mask))
+    cast, length = clip.transformer.get_cast_dtype(), ids.shape[1]   # ids may be cut short: see decisive_length
+    mask = None if clip.attn_mask is None else clip.attn_mask[:length, :length]
+    x = clip.token_embedding(ids).to(cast) + clip.positional_embedding[:length].to(cast)
+    x = clip.ln_final(clip.transformer(x, attn_mask=mask))
     pooled = text_global_pool(x, ids, clip.text_pool_type,
                               eos_token_id=getattr(clip, "text_eos_id", None))
     proj = clip.text_projection
     if proj is not None:
         pooled = proj(pooled) if isinstance(proj, nn.Linear) else pooled @ proj
     return pooled, x
+
+
+def decisive_length(clip, ids: torch.Tensor) -> int:
+    """How many leading positions of ``ids`` (B, L) decide :func:`encode_text`'s output at the
+    valid tokens: up to the last non-padding token where the built-in tower is causal and pools
+    at or before end-of-text (padding after it changes nothing then); else all ``L``."""
+    if hasattr(clip, "text") or clip.attn_mask is None or clip.text_pool_type not in ("argmax", "eos", "first"):
+        return ids.shape[1]
+    used = (ids != 0).any(dim=0).nonzero()
+    return int(used.max()) + 1 if len(used) else 1
 
 
 def token_embedding(clip) -> nn.Embedding | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import torch
 
@@ -36,6 +36,16 @@ WORD_TOKENIZERS = {"scenes-words": (SCENE_WORDS, "relation-scenes"),
 PAD, UNK = 0, 1
 
 
+class Tokenized(NamedTuple):
+    """One tokenization of texts: ``ids`` and ``mask`` (T, L) as the text tower reads them, and
+    per text its words with their token positions (see ``word_spans``) and its unknown words."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+    spans: list[list[tuple[str, list[int]]]]
+    unknown: list[list[str]]
+
+
 class WordTokenizer:
     """Lower-cased words to ids; padding 0, unknown 1, end-of-text the highest id (so open_clip's
     argmax pooling finds it). Returns ``(ids, mask)`` like :func:`tokenize` below."""
@@ -49,22 +59,28 @@ class WordTokenizer:
 
     def unknown_words(self, text: str) -> list[str]:
         """The words of ``text`` outside the vocabulary, in order, each once."""
-        return list(dict.fromkeys(w for w in re.findall(r"[a-z]+", text.lower())
-                                  if w not in self.vocab))
+        return self.encode([text]).unknown[0]
 
     def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        ids = torch.zeros(len(texts), self.context_length, dtype=torch.long)
-        for row, text in enumerate(texts):
-            words = re.findall(r"[a-z]+", text.lower())[: self.context_length - 1]
-            toks = [self.vocab.get(w, UNK) for w in words] + [self.eot]
-            ids[row, : len(toks)] = torch.tensor(toks)
-        return ids, ids != PAD
+        return self.encode(texts)[:2]
 
     def word_spans(self, text: str) -> list[tuple[str, list[int]]]:
         """``[(word, [token positions])]``, positions counted over the valid tokens (one a word;
         the end-of-text token left out)."""
-        words = re.findall(r"[a-z]+", text.lower())[: self.context_length - 1]
-        return [(w, [i]) for i, w in enumerate(words)]
+        return self.encode([text]).spans[0]
+
+    def encode(self, texts: list[str]) -> Tokenized:
+        """Ids, mask, word spans and unknown words of ``texts``, from one pass over each."""
+        ids = torch.zeros(len(texts), self.context_length, dtype=torch.long)
+        spans, unknown = [], []
+        for row, text in enumerate(texts):
+            every = re.findall(r"[a-z]+", text.lower())
+            words = every[: self.context_length - 1]
+            toks = [self.vocab.get(w, UNK) for w in words] + [self.eot]
+            ids[row, : len(toks)] = torch.tensor(toks)
+            spans.append([(w, [i]) for i, w in enumerate(words)])
+            unknown.append(list(dict.fromkeys(w for w in every if w not in self.vocab)))
+        return Tokenized(ids, ids != PAD, spans, unknown)
 
 
 class OpenClipTokenizer:
@@ -81,10 +97,17 @@ class OpenClipTokenizer:
         eot = ids.argmax(dim=1, keepdim=True)
         return ids, (pos >= 1) & (pos <= eot)
 
+    def encode(self, texts: list[str]) -> Tokenized:
+        """Ids, mask and the word spans of ``texts`` (read off the same ids); no unknown words."""
+        ids, mask = self(texts)
+        return Tokenized(ids, mask, [self._spans(row) for row in ids.tolist()], [[] for _ in texts])
+
     def word_spans(self, text: str) -> list[tuple[str, list[int]]]:
         """``[(word, [token positions])]``, positions counted from the first token after
         start-of-text; BPE pieces are joined into words, end-of-text is left out."""
-        ids = [int(i) for i in self._tok([text])[0]]
+        return self.encode([text]).spans[0]
+
+    def _spans(self, ids: list[int]) -> list[tuple[str, list[int]]]:
         eot = getattr(self._tok, "eot_token_id", None)
         decoder = getattr(self._tok, "decoder", None)
         spans: list[tuple[str, list[int]]] = []

@@ -38,7 +38,7 @@ def ids(hits):
                                  dict(score_threshold=float("inf")), dict(filter=["kind"]),
                                  dict(filter={"kind": object()})])
 def test_bad_search_parameters_are_input_errors_before_any_encoding(col, bad, monkeypatch):
-    monkeypatch.setattr(col.model, "encode_texts", lambda *a, **k: pytest.fail("encoded before checking"))
+    monkeypatch.setattr(col.model, "encode_queries", lambda *a, **k: pytest.fail("encoded before checking"))
     with pytest.raises(vq.InputError):
         col.search("red circle", **bad)
     with pytest.raises(vq.InputError):
@@ -66,8 +66,8 @@ def test_score_threshold_leaves_out_lower_scores(col, mode):
 def test_search_batch_equals_searches_one_by_one_with_one_model_call(col, monkeypatch):
     expected = [col.search(q, limit=4, filter={"kind": "a"}) for q in QUERIES]
     calls = []
-    encode = col.model.encode_texts
-    monkeypatch.setattr(col.model, "encode_texts", lambda texts, *a, **k: calls.append(list(texts)) or encode(texts))
+    encode = col.model.encode_queries
+    monkeypatch.setattr(col.model, "encode_queries", lambda texts, *a, **k: calls.append(list(texts)) or encode(texts))
     got = col.search_batch(QUERIES, limit=4, filter={"kind": "a"})
     assert calls == [QUERIES]
     assert [ids(h) for h in got] == [ids(h) for h in expected]

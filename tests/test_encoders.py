@@ -87,8 +87,8 @@ def test_fusion_from_stored_vectors_equals_from_images(model, images):
     ie, te = model.encode_images(images), model.encode_texts(TEXTS)
     stored = model.score_embeddings(ie, te, mode="vitr")
     np.testing.assert_allclose(stored, direct, atol=1e-5)
-    for j in range(len(TEXTS)):
-        q = E.TextEmbeddings(te.global_vectors[j:j + 1], te.token_vectors[j:j + 1])
+    for j, q in enumerate(model.encode_queries(TEXTS)):
+        np.testing.assert_allclose(q.token_vectors, te.token_vectors[j], atol=1e-6)
         scores, attn = model.rerank(q, ie.global_vectors, ie.region_vectors)
         np.testing.assert_allclose(scores, direct[:, j], atol=1e-5)
         assert attn.shape == (len(images), len(te.token_vectors[j]), len(model.region_boxes))
@@ -276,3 +276,31 @@ def test_openclip_adapter_names_what_an_open_clip_model_lacks(model, monkeypatch
     monkeypatch.delattr(open_clip.transformer, "text_global_pool")
     with pytest.raises(vq.ModelError, match=re.escape(oc.POOL_FUNCTION)):
         E.create_model("vitr-tiny-test", device="cpu")
+
+
+def test_the_text_tower_runs_only_the_positions_that_decide_it():
+    """A causal tower pooling at end-of-text: the padding after the longest text changes
+    nothing, so it is not run; a tower without a causal mask runs every position."""
+    import copy
+
+    import open_clip
+
+    from vitr_qdrant.encoders import openclip_adapter as oc
+
+    torch.manual_seed(0)
+    clip = open_clip.CLIP(embed_dim=16, vision_cfg={"image_size": 32, "layers": 1, "width": 16, "patch_size": 16, "head_width": 8},
+                          text_cfg={"context_length": 20, "vocab_size": 60, "width": 16, "heads": 2, "layers": 2}).eval()
+    ids = torch.zeros(2, 20, dtype=torch.long)
+    ids[0, :4], ids[1, :6] = torch.tensor([58, 5, 7, 59]), torch.tensor([58, 9, 3, 4, 8, 59])
+    n = oc.decisive_length(clip, ids)
+    assert n == 6
+    with torch.no_grad():
+        full_pooled, full = oc.encode_text(clip, ids)
+        cut_pooled, cut = oc.encode_text(clip, ids[:, :n])
+    torch.testing.assert_close(cut_pooled, full_pooled, atol=1e-5, rtol=0)
+    torch.testing.assert_close(cut, full[:, :n], atol=1e-5, rtol=0)
+    bidirectional = copy.deepcopy(clip)
+    bidirectional.attn_mask = None
+    assert oc.decisive_length(bidirectional, ids) == 20
+    bidirectional.attn_mask, bidirectional.text_pool_type = clip.attn_mask, "last"
+    assert oc.decisive_length(bidirectional, ids) == 20

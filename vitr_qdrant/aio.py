@@ -77,11 +77,15 @@ class AsyncVitrCollection:
 
         return await asyncio.get_running_loop().run_in_executor(self._worker, functools.partial(locked))
 
-    async def search(self, text: str, **kwargs: Any) -> list[Hit]:
+    async def encode_query(self, text: str) -> Any:
+        """:meth:`VitrCollection.encode_query`."""
+        return await self._run(self.collection.encode_query, text)
+
+    async def search(self, text: Any, **kwargs: Any) -> list[Hit]:
         """:meth:`VitrCollection.search` (its parameters are checked at once, on the loop)."""
         return await self._run(self.collection.search, text, params=_params(kwargs))
 
-    async def search_batch(self, texts: Sequence[str], **kwargs: Any) -> list[list[Hit]]:
+    async def search_batch(self, texts: Sequence[Any], **kwargs: Any) -> list[list[Hit]]:
         """:meth:`VitrCollection.search_batch`."""
         return await self._run(self.collection.search_batch, texts, params=_params(kwargs))
 

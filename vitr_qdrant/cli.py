@@ -16,6 +16,7 @@ from .cli_tools import TOOLS, add_tool_parsers
 from ._json import json_object
 from .encoders.modes import MODES
 from .errors import InputError
+from .params import CANDIDATES, PREFETCH
 
 logger = logging.getLogger(__name__)
 GLOBAL_FLAGS = {"-v": "verbose", "--verbose": "verbose", "--debug": "debug"}
@@ -42,11 +43,11 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
                    "head); late: MaxSim of words over regions; global: the CLIP baseline of the "
                    "same model")
     p.add_argument("--filter", type=filter_option, help='payload filter as JSON, e.g. \'{"kind": "dog"}\'')
-    p.add_argument("--prefetch", type=prefetch_option, default=200,
+    p.add_argument("--prefetch", type=prefetch_option, default=PREFETCH,
                    help="stage 1 size: candidates by the global vector and, where the collection has them, "
                    "by the model's first-stage vector (each its top N); 'all': no stage 1, MaxSim over every "
                    "image (exact, slower on large collections)")
-    p.add_argument("--candidates", type=int, default=50, help="stage 2 size: candidates reranked in vitr mode")
+    p.add_argument("--candidates", type=int, default=CANDIDATES, help="stage 2 size: candidates reranked in vitr mode")
     p.add_argument("--offset", type=int, default=0, help="hits to skip first, for paging (default: 0)")
     p.add_argument("--score-threshold", type=float, default=None,
                    help="leave out hits scoring below this (in the mode's scale; see the probability column)")

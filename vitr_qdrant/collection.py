@@ -16,10 +16,10 @@ from .connectors import (STORAGE_OPTIONS, CollectionSpec, PointId, StoreBackend,
                          default_store_path, make_payload, point_id)
 from .connectors.ids import user_key
 from .connectors.schema import RESERVED_PAYLOAD_KEYS
-from .encoders import VitrModel, load_model
+from .encoders import TextQuery, VitrModel, load_model
 from .errors import CollectionClosedError, CollectionNotFoundError, InputError, ModelNotFoundError, StoreError
 from .inputs import load_one
-from .params import SearchParams
+from .params import CANDIDATES, PREFETCH, SearchParams
 from .results import AddReport, Hit, ItemId, Record, user_id
 from .settings import Settings
 from .store_info import TEXTS_SUFFIX, UPGRADE_SUFFIX, image_collections, sibling_store
@@ -179,13 +179,20 @@ class VitrCollection:
 
     # --- reading ----------------------------------------------------------------------------
     @_while_open
-    def search(self, text: str, limit: int = 10, filter: Any = None, mode: str | None = None,
-               prefetch: int | None = 200, candidates: int = 50, *, offset: int = 0,
+    def encode_query(self, text: str) -> TextQuery:
+        """``text`` encoded once by the collection's model, for several searches of it (other
+        filters, pages, modes) without encoding it again: ``col.search(col.encode_query(t))``.
+        Its ``unknown_words`` are the words the model does not know."""
+        return self.model.encode_queries([check_query(text)])[0]
+
+    @_while_open
+    def search(self, text: str | TextQuery, limit: int = 10, filter: Any = None, mode: str | None = None,
+               prefetch: int | None = PREFETCH, candidates: int = CANDIDATES, *, offset: int = 0,
                score_threshold: float | None = None, params: SearchParams | None = None) -> list[Hit]:
         """Find images matching ``text``, best first.
 
         Args:
-            text: The query, e.g. ``"dog left of cat"``.
+            text: The query, e.g. ``"dog left of cat"``, or one made by :meth:`encode_query`.
             limit: Number of hits (1..1000).
             filter: A dict (``{"category": "dog", "year": {"gte": 2020}}``) or a Qdrant ``models.Filter``.
             mode: ``"vitr"`` (fusion rerank), ``"late"`` (MaxSim) or ``"global"`` (CLIP baseline);
@@ -211,8 +218,8 @@ class VitrCollection:
         return search.text_to_image(self._store, self.model, check_query(text), params)
 
     @_while_open
-    def search_batch(self, texts: Sequence[str], limit: int = 10, filter: Any = None, mode: str | None = None,
-                     prefetch: int | None = 200, candidates: int = 50, *, offset: int = 0,
+    def search_batch(self, texts: Sequence[str | TextQuery], limit: int = 10, filter: Any = None, mode: str | None = None,
+                     prefetch: int | None = PREFETCH, candidates: int = CANDIDATES, *, offset: int = 0,
                      score_threshold: float | None = None, params: SearchParams | None = None) -> list[list[Hit]]:
         """:meth:`search` for several queries: one model call encodes them all, then each runs its
         stages; returns one hit list per text, in order (arguments as for :meth:`search`)."""
@@ -223,8 +230,8 @@ class VitrCollection:
         return search.texts_to_images(self._store, self.model, texts, params) if texts else []
 
     @_while_open
-    def search_by_image(self, image: Any, limit: int = 10, filter: Any = None, prefetch: int | None = 200,
-                        candidates: int = 50, *, offset: int = 0, score_threshold: float | None = None,
+    def search_by_image(self, image: Any, limit: int = 10, filter: Any = None, prefetch: int | None = PREFETCH,
+                        candidates: int = CANDIDATES, *, offset: int = 0, score_threshold: float | None = None,
                         params: SearchParams | None = None) -> list[Hit]:
         """Find images similar to ``image`` (global vector, then region MaxSim; scores are MaxSim,
         no probability)."""
@@ -234,7 +241,7 @@ class VitrCollection:
 
     @_while_open
     def search_texts(self, image: Any, limit: int = 10, filter: Any = None, mode: str | None = None,
-                     prefetch: int | None = 200, candidates: int = 50, *, offset: int = 0,
+                     prefetch: int | None = PREFETCH, candidates: int = CANDIDATES, *, offset: int = 0,
                      score_threshold: float | None = None, params: SearchParams | None = None) -> list[Hit]:
         """Find the texts (added with :meth:`add_texts`) that best describe ``image`` (none: no hits)."""
         params = params or SearchParams(limit, offset, filter, mode, prefetch, candidates, score_threshold)
@@ -387,8 +394,10 @@ def check_not_upgrading(store: StoreBackend, name: str) -> None:
                          f"{name + UPGRADE_SUFFIX!r}: run `vitr upgrade -c {name}` to finish it")
 
 
-def check_query(text: Any) -> str:
-    """``text`` if it is a usable query, else an InputError."""
+def check_query(text: Any) -> Any:
+    """``text`` if it is a usable query (a non-empty string or an encoded query), else an InputError."""
+    if isinstance(text, TextQuery):
+        return text
     if not isinstance(text, str) or not text.strip():
         raise InputError(f"the query must be a non-empty string, got {text!r}")
     return text

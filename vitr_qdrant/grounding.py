@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -27,10 +27,10 @@ class Grounding:
     weight: float
 
 
-def word_spans(model: Any, text: str, n_tokens: int) -> list[tuple[str, list[int]]]:
-    """Group a text's first ``n_tokens`` token vectors into words: ``[(word, [token indices])]``
-    (the model's :meth:`~vitr_qdrant.encoders.VitrModel.word_spans`, cut to the vectors there are)."""
-    out = [(w, [i for i in members if i < n_tokens]) for w, members in model.word_spans(text)]
+def cut_spans(spans: Sequence[tuple[str, list[int]]], n_tokens: int) -> list[tuple[str, list[int]]]:
+    """A text's words and their token positions (:meth:`~vitr_qdrant.encoders.VitrModel.word_spans`)
+    cut to its first ``n_tokens`` token vectors (the ones there are)."""
+    out = [(w, [i for i in members if i < n_tokens]) for w, members in spans]
     return [(w, members) for w, members in out if members]
 
 
@@ -39,7 +39,7 @@ def ground(spans: Sequence[tuple[str, list[int]]], weights: np.ndarray, boxes: n
     """Pick, for each word, the region of highest weight (mean over the word's tokens).
 
     Args:
-        spans: From :func:`word_spans`.
+        spans: From :func:`cut_spans`.
         weights: (m, R) attention (fusion) or token-region similarity (late).
         boxes: (R, 4) region boxes normalised to the model's centre-cropped input.
         width, height: Stored image size; boxes are mapped to its pixels when both are given.

@@ -18,6 +18,10 @@ MAX_PREFETCH = 100_000
 """Largest stage 1 (global vector) size; ``prefetch=None`` ranks every image instead."""
 MAX_CANDIDATES = 10_000
 """Largest stage 2 size (candidates the fusion head reranks in ``vitr`` mode)."""
+PREFETCH = 200
+"""Default stage 1 size N (every face's default: the library, CLI, service and RAG adapters)."""
+CANDIDATES = 50
+"""Default stage 2 size M."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,8 @@ class SearchParams:
     offset: int = 0
     filter: Any = None
     mode: str | None = None
-    prefetch: int | None = 200
-    candidates: int = 50
+    prefetch: int | None = PREFETCH
+    candidates: int = CANDIDATES
     score_threshold: float | None = None
 
     def __post_init__(self) -> None:

@@ -13,20 +13,19 @@ import numpy as np
 
 from .connectors import Candidate, CollectionSpec, StageCfg, StoreBackend
 from .connectors import search as staged_search
-from .encoders import ImageEmbeddings, TextEmbeddings, VitrModel
+from .encoders import ImageEmbeddings, TextEmbeddings, TextQuery, VitrModel
+from .errors import InputError
+from .grounding import Grounding, cut_spans, ground
 from .params import SearchParams
-from .grounding import Grounding, ground, word_spans
 from .results import Hit, user_id
 
 logger = logging.getLogger(__name__)
 
 
 def stages_for(params: SearchParams) -> StageCfg:
-    """Stage sizes: N = prefetch and M = candidates, each at least the hits a page needs
-    (prefetch None: no global stage, MaxSim over every point)."""
-    window = params.window
-    return StageCfg(prefetch_limit=None if params.prefetch is None else max(params.prefetch, params.candidates, window),
-                    late_limit=max(params.candidates, window))
+    """Stage sizes: N = prefetch (None: no stage 1, MaxSim over every point) and M = candidates
+    (:func:`~vitr_qdrant.connectors.search` widens each to what a page needs)."""
+    return StageCfg(prefetch_limit=params.prefetch, late_limit=params.candidates)
 
 
 def to_hit(c: Candidate, mode: str, model: VitrModel | None = None, grounding: list[Grounding] | None = None) -> Hit:
@@ -40,10 +39,10 @@ def to_hit(c: Candidate, mode: str, model: VitrModel | None = None, grounding: l
 _WARNED: set[tuple[str, tuple[str, ...]]] = set()
 
 
-def warn_unknown_words(model: VitrModel, text: str) -> list[str]:
-    """The query words ``model`` does not know; a warning names them and the model, once per
-    (model, words)."""
-    unknown = model.unknown_words(text)
+def warn_unknown_words(model: VitrModel, query: str | TextQuery) -> list[str]:
+    """The query words ``model`` does not know (read off an encoded query, or found in a text);
+    a warning names them and the model, once per (model, words)."""
+    unknown = query.unknown_words if isinstance(query, TextQuery) else model.unknown_words(query)
     key = (model.cfg.name, tuple(unknown))
     if unknown and key not in _WARNED:
         _WARNED.add(key)
@@ -52,6 +51,20 @@ def warn_unknown_words(model: VitrModel, text: str) -> list[str]:
                        "(model.card says what it was trained on)", model.cfg.name, world,
                        ", ".join(map(repr, unknown)))
     return unknown
+
+
+def encode_queries(model: VitrModel, queries: list[str | TextQuery]) -> list[TextQuery]:
+    """``queries`` as :class:`~vitr_qdrant.encoders.model.TextQuery`: the texts encoded in one
+    model call, the encoded ones checked to come from ``model``; unknown words are warned of."""
+    texts = [q for q in queries if isinstance(q, str)]
+    fresh = iter(model.encode_queries(texts) if texts else [])
+    out = [next(fresh) if isinstance(q, str) else q for q in queries]
+    for q in out:
+        if q.encoder != model.fingerprint["weights_sha256"]:
+            raise InputError(f"query {q.text!r} was encoded by another model than this collection's "
+                             f"({model.cfg.name}): encode it with the collection's own (collection.encode_query)")
+        warn_unknown_words(model, q)
+    return out
 
 
 def collection_spec(name: str, model: VitrModel, first_stage: bool = True, **storage: Any) -> CollectionSpec:
@@ -84,39 +97,33 @@ def warn_first_stage(store: StoreBackend, model: VitrModel) -> None:
                    "(no image is re-encoded)", spec.name, why, model.cfg.name, spec.name)
 
 
-def text_to_image(store: StoreBackend, model: VitrModel, text: str, params: SearchParams) -> list[Hit]:
+def text_to_image(store: StoreBackend, model: VitrModel, query: str | TextQuery, params: SearchParams) -> list[Hit]:
     """Search images by text; hits carry grounding of each query word (not in global mode)."""
-    return texts_to_images(store, model, [text], params)[0]
+    return texts_to_images(store, model, [query], params)[0]
 
 
-def texts_to_images(store: StoreBackend, model: VitrModel, texts: list[str], params: SearchParams) -> list[list[Hit]]:
-    """:func:`text_to_image` for several texts: one model call encodes them all, then the stages
-    run per query."""
+def texts_to_images(store: StoreBackend, model: VitrModel, queries: list[str | TextQuery],
+                    params: SearchParams) -> list[list[Hit]]:
+    """:func:`text_to_image` for several queries: one model call encodes the texts among them,
+    then the stages run per query (one more model call each, the rerank)."""
     mode = model.resolve_mode(params.mode)
-    for text in texts:
-        warn_unknown_words(model, text)
-    encoded = model.encode_texts(texts)
-    firsts = encoded.first_vectors
-    return [_text_hits(store, model, text, TextEmbeddings(encoded.global_vectors[i:i + 1], [encoded.token_vectors[i]],
-                                                          None if firsts is None else firsts[i:i + 1]),
-                       mode, params) for i, text in enumerate(texts)]
+    return [_text_hits(store, model, q, mode, params) for q in encode_queries(model, queries)]
 
 
-def _text_hits(store: StoreBackend, model: VitrModel, text: str, query: TextEmbeddings, mode: str,
-               params: SearchParams) -> list[Hit]:
-    g, words = query.global_vectors[0], query.token_vectors[0]
+def _text_hits(store: StoreBackend, model: VitrModel, query: TextQuery, mode: str, params: SearchParams) -> list[Hit]:
+    words = query.token_vectors
 
     def rerank(gv: np.ndarray, regions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         return model.rerank(query, gv, np.stack(regions))   # the attention is each hit's detail
 
-    first = query.first_vectors[0] if first_stage_ok(store, model) else None
-    cands = staged_search(store, g, None if mode == "global" else words, limit=params.window, filter=params.filter,
-                          stages=stages_for(params), rerank=rerank if mode == "vitr" else None,
+    first = query.first_vector if first_stage_ok(store, model) else None
+    cands = staged_search(store, query.global_vector, None if mode == "global" else words, limit=params.window,
+                          filter=params.filter, stages=stages_for(params), rerank=rerank if mode == "vitr" else None,
                           with_vectors=mode == "late", first_vector=first)
     cands = params.page(cands)
     if mode == "global":
         return [to_hit(c, mode, model) for c in cands]
-    spans, boxes = word_spans(model, text, len(words)), model.region_boxes
+    spans, boxes = cut_spans(query.spans, len(words)), model.region_boxes
     return [to_hit(c, mode, model, ground(spans, words @ c.regions.T if mode == "late" else c.detail, boxes,
                                           c.payload.get("width"), c.payload.get("height"))) for c in cands]
 
@@ -134,9 +141,9 @@ def image_to_text(store: StoreBackend, model: VitrModel, emb: ImageEmbeddings, s
     mode = model.resolve_mode(params.mode)
     g, regions = emb.global_vectors[0], emb.region_vectors[0]
 
-    def rerank(gv: np.ndarray, tokens: list[np.ndarray]) -> np.ndarray:
-        # the texts' own token lists: padding would change the fusion score
-        return model.score_embeddings(emb, TextEmbeddings(gv, tokens), "vitr")[0]
+    def rerank(gv: np.ndarray, tokens: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        # the texts' own token lists (padding masked); each text's attention is its hit's detail
+        return model.rerank_texts(g, regions, TextEmbeddings(gv, tokens))
 
     cands = staged_search(store, g, None if mode == "global" else regions, limit=params.window, filter=params.filter,
                           stages=stages_for(params), rerank=rerank if mode == "vitr" else None,
@@ -144,13 +151,6 @@ def image_to_text(store: StoreBackend, model: VitrModel, emb: ImageEmbeddings, s
     cands = params.page(cands)
     if mode == "global":
         return [to_hit(c, mode, model) for c in cands]
-    hits = []
-    for c in cands:
-        if mode == "late":
-            weights = c.regions @ regions.T
-        else:
-            one = TextEmbeddings(c.global_vector[None], [c.regions])
-            weights = model.rerank(one, g[None], regions[None])[1][0]
-        spans = word_spans(model, c.payload.get("text", ""), len(c.regions))
-        hits.append(to_hit(c, mode, model, ground(spans, weights, model.region_boxes, *size)))
-    return hits
+    return [to_hit(c, mode, model, ground(cut_spans(model.word_spans(c.payload.get("text", "")), len(c.regions)),
+                                          c.regions @ regions.T if mode == "late" else c.detail,
+                                          model.region_boxes, *size)) for c in cands]

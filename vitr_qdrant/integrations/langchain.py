@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..errors import InputError
+from ..params import CANDIDATES, PREFETCH
 from ._common import SEARCH_OPTIONS, asearch, hit_metadata, hit_text, require, search_params
 
 require("langchain_core", "langchain")
@@ -47,8 +48,8 @@ class VitrRetriever(BaseRetriever):
     k: int = 4
     mode: Optional[str] = None
     filter: Any = None
-    prefetch: Optional[int] = 200
-    candidates: int = 50
+    prefetch: Optional[int] = PREFETCH
+    candidates: int = CANDIDATES
     score_threshold: Optional[float] = None
     offset: int = 0
 

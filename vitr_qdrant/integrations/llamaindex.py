@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..params import CANDIDATES, PREFETCH
 from ._common import asearch, hit_metadata, hit_text, is_url, require, search_params
 
 require("llama_index.core", "llamaindex")
@@ -39,7 +40,7 @@ class VitrRetriever(BaseRetriever):
     """
 
     def __init__(self, collection: Any, k: int = 4, mode: str | None = None, filter: Any = None,
-                 prefetch: int | None = 200, candidates: int = 50, score_threshold: float | None = None,
+                 prefetch: int | None = PREFETCH, candidates: int = CANDIDATES, score_threshold: float | None = None,
                  offset: int = 0, **kwargs: Any):
         self.collection = collection
         self.params = search_params(k, mode=mode, filter=filter, prefetch=prefetch, candidates=candidates,

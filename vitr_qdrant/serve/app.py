@@ -9,7 +9,7 @@ from typing import Any, Iterable, Optional, get_args
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Response, UploadFile
 
 from .._version import __version__
-from ..params import SearchParams
+from ..params import CANDIDATES, PREFETCH, SearchParams
 from ..collection import VitrCollection
 from .access import AccessLog
 from .guards import BodyLimit, BrowserGuard, Secret, default_hosts, install_error_handlers, key_checker
@@ -72,13 +72,14 @@ def create_app(collection: VitrCollection, *, api_key: str | Secret | None = Non
 @router.post("/search", response_model=SearchResponse, summary="images for a text")
 async def search(req: SearchRequest, service: Service = Depends(get_service)) -> dict[str, Any]:
     col = service.face()
-    hits = await col.search(req.text, params=req.params())
-    return {"hits": [h.to_dict() for h in hits], "unknown_words": col.model.unknown_words(req.text)}
+    query = await col.encode_query(req.text)   # encoded once: the search and its unknown words
+    hits = await col.search(query, params=req.params())
+    return {"hits": [h.to_dict() for h in hits], "unknown_words": query.unknown_words}
 
 
 def stage_form(limit: int = Form(10), offset: int = Form(0),
                filter: Optional[str] = Form(None, description="a JSON object"),
-               prefetch: Optional[int] = Form(200), candidates: int = Form(50),
+               prefetch: Optional[int] = Form(PREFETCH), candidates: int = Form(CANDIDATES),
                score_threshold: Optional[float] = Form(None)) -> StageSizes:
     """The search parameters of a multipart search (its filter as a JSON string)."""
     return StageSizes(limit=limit, offset=offset, filter=json_object(filter, "filter"), prefetch=prefetch,

@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..encoders.modes import MODES
-from ..params import MAX_CANDIDATES, MAX_LIMIT, MAX_OFFSET, MAX_PREFETCH, SearchParams
+from ..params import CANDIDATES, MAX_CANDIDATES, MAX_LIMIT, MAX_OFFSET, MAX_PREFETCH, PREFETCH, SearchParams
 
 Mode = Literal[MODES]   # a tuple subscript is the same as listing the values
 ItemIdOut = Union[int, str]
@@ -23,9 +23,9 @@ class StageSizes(BaseModel):
     offset: int = Field(0, description=f"hits to skip first, for paging (0..{MAX_OFFSET})")
     filter: Optional[dict[str, Any]] = Field(None, description='payload filter, e.g. {"kind": "dog", '
                                              '"year": {"gte": 2020}}')
-    prefetch: Optional[int] = Field(200, description=f"stage 1 size: candidates by the first-stage vector "
+    prefetch: Optional[int] = Field(PREFETCH, description=f"stage 1 size: candidates by the first-stage vector "
                                     f"(1..{MAX_PREFETCH}); null: no global stage, every image ranked by MaxSim")
-    candidates: int = Field(50, description=f"stage 2 size: candidates reranked in vitr mode (1..{MAX_CANDIDATES})")
+    candidates: int = Field(CANDIDATES, description=f"stage 2 size: candidates reranked in vitr mode (1..{MAX_CANDIDATES})")
     score_threshold: Optional[float] = Field(None, description="leave out hits scoring below this")
 
     def params(self) -> SearchParams:
