@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import abc
 import logging
+from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -48,8 +49,12 @@ class StoreBackend(abc.ABC):
         """Delete collection ``name`` and its data (no error if missing)."""
 
     @abc.abstractmethod
-    def upsert(self, points: Sequence[StoredPoint]) -> None:
-        """Insert or overwrite points; durable when this returns."""
+    def upsert(self, points: Sequence[StoredPoint | CheckedPoint]) -> None:
+        """Insert or overwrite points; durable when this returns.
+
+        Raises:
+            InputError: a point :func:`check_points` refuses (nothing of the call is written).
+        """
 
     @abc.abstractmethod
     def delete(self, ids: Sequence[PointId]) -> None:
@@ -132,18 +137,49 @@ class StoreBackend(abc.ABC):
         self.close()
 
 
-def check_points(points: Sequence[StoredPoint], spec: CollectionSpec) -> list[tuple[PointId, dict[str, np.ndarray]]]:
-    """Validate points against ``spec``; return ``(id, {vector name: float32 array})`` rows:
-    ``global`` and ``regions``, and ``first`` in a collection with first-stage vectors.
+@dataclass(frozen=True)
+class CheckedPoint:
+    """A point :func:`check_point` accepted: the point, its ``vectors`` by name (float32:
+    ``global`` and ``regions``, and ``first`` in a collection with first-stage vectors) and the
+    sizes (global, region, first) it was checked for. A backend's ``upsert`` writes it without
+    checking it again, so each vector is checked once on its way to the store."""
+
+    point: StoredPoint
+    vectors: dict[str, np.ndarray]
+    sizes: tuple[int, int, int | None]
+
+    @property
+    def id(self) -> PointId:
+        return self.point.id
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.point.payload
+
+
+def spec_sizes(spec: CollectionSpec) -> tuple[int, int, int | None]:
+    """The (global, region, first) sizes of ``spec``'s vectors: what :func:`check_point` checks."""
+    return spec.global_dim, spec.region_dim, spec.first_dim
+
+
+def check_points(points: Sequence[StoredPoint | CheckedPoint], spec: CollectionSpec) -> list[CheckedPoint]:
+    """Validate points against ``spec`` (see :func:`check_point`); a point checked already for
+    ``spec``'s sizes is taken as it is.
 
     Raises:
         InputError: a vector is missing, has the wrong shape, or is not finite.
     """
-    return [check_point(p, spec) for p in points]
+    sizes = spec_sizes(spec)
+    return [p if isinstance(p, CheckedPoint) and p.sizes == sizes
+            else check_point(p.point if isinstance(p, CheckedPoint) else p, spec) for p in points]
 
 
-def check_point(p: StoredPoint, spec: CollectionSpec) -> tuple[PointId, dict[str, np.ndarray]]:
-    """One point of :func:`check_points`."""
+def check_point(p: StoredPoint, spec: CollectionSpec) -> CheckedPoint:
+    """``p`` checked against ``spec``: the one check of a point's vectors on its way to the store.
+
+    Raises:
+        InputError: a vector is missing, has the wrong shape, or is not finite.
+    """
     g = np.asarray(p.global_vector, dtype=np.float32) if p.global_vector is not None else None
     r = np.asarray(p.regions, dtype=np.float32) if p.regions is not None else None
     f = np.asarray(p.first_vector, dtype=np.float32) if p.first_vector is not None else None
@@ -161,7 +197,7 @@ def check_point(p: StoredPoint, spec: CollectionSpec) -> tuple[PointId, dict[str
         vectors[FIRST] = f
     if not all(np.isfinite(v).all() for v in vectors.values()):
         raise InputError(f"point {p.id!r}: vectors contain NaN or inf")
-    return p.id, vectors
+    return CheckedPoint(p, vectors, spec_sizes(spec))
 
 
 def check_plan(plan: QueryPlan, spec: CollectionSpec) -> None:

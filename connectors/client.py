@@ -12,7 +12,7 @@ from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from ..errors import CollectionNotFoundError, InputError, StoreError, StoreLockedError
-from .base import StoreBackend, check_plan, check_points
+from .base import CheckedPoint, StoreBackend, check_plan, check_points
 from .disk import GROWTH, MARGIN, point_bytes, require_free
 from .ids import PointId, normalize_id
 from .records import candidates_from, payload_with_regions, stored_point_from
@@ -112,15 +112,15 @@ class QdrantClientBackend(StoreBackend):
         if self.spec is not None and self.spec.name == name:
             self.spec = None
 
-    def upsert(self, points: Sequence[StoredPoint]) -> None:
+    def upsert(self, points: Sequence[StoredPoint | CheckedPoint]) -> None:
         spec = self._require_spec()
         rows = check_points(points, spec)
-        structs = [models.PointStruct(id=pid, vector={k: v.tolist() for k, v in vecs.items()},
-                                      payload=payload_with_regions(p.payload,
-                                                                   vecs[REGIONS] if spec.regions_in_payload else None))
-                   for (pid, vecs), p in zip(rows, points)]
+        structs = [models.PointStruct(id=c.id, vector={k: v.tolist() for k, v in c.vectors.items()},
+                                      payload=payload_with_regions(c.payload, c.vectors[REGIONS]
+                                                                   if spec.regions_in_payload else None))
+                   for c in rows]
         if self.path is not None:   # local mode on disk: refuse before writing when there is no room
-            needed = GROWTH * point_bytes([v for _, vecs in rows for v in vecs.values()], [s.payload for s in structs])
+            needed = GROWTH * point_bytes([v for c in rows for v in c.vectors.values()], [s.payload for s in structs])
             require_free(self.path, needed + MARGIN, f"writing {len(rows)} points in collection {spec.name!r}")
         for start in range(0, len(structs), _BATCH):
             self._call(self.client.upsert, spec.name, structs[start:start + _BATCH], wait=True)

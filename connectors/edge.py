@@ -14,7 +14,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from ..errors import CollectionNotFoundError, InputError, StoreCorruptError, StoreFullError
-from .base import StoreBackend, check_plan, check_points
+from .base import CheckedPoint, StoreBackend, check_plan, check_points
 from .disk import GROWTH, headroom, point_bytes, require_free, usage
 from .edge_errors import GuardedShard, guarded
 from .edge_filters import to_edge_filter
@@ -158,19 +158,19 @@ class EdgeBackend(StoreBackend):
         finally:
             lock.release()
 
-    def upsert(self, points: Sequence[StoredPoint]) -> None:
+    def upsert(self, points: Sequence[StoredPoint | CheckedPoint]) -> None:
         """See :meth:`StoreBackend.upsert`; raises :class:`StoreFullError`, before writing
         anything, when the disk has no room for the points."""
         shard, spec = self._shard_or_raise(), self._require_spec()
         rows = check_points(points, spec)
-        payloads = [payload_with_regions(p.payload, vecs[REGIONS] if spec.regions_in_payload else None)
-                    for (_, vecs), p in zip(rows, points)]
-        self._require_room(GROWTH * point_bytes([v for _, vecs in rows for v in vecs.values()], payloads),
+        payloads = [payload_with_regions(c.payload, c.vectors[REGIONS] if spec.regions_in_payload else None)
+                    for c in rows]
+        self._require_room(GROWTH * point_bytes([v for c in rows for v in c.vectors.values()], payloads),
                            f"writing {len(rows)} points")
         with self._counted(added=len(rows)):
             for start in range(0, len(rows), _BATCH):
-                batch = [qe.Point(pid, {k: v.tolist() for k, v in vecs.items()}, payload)
-                         for (pid, vecs), payload in zip(rows[start:start + _BATCH], payloads[start:start + _BATCH])]
+                batch = [qe.Point(c.id, {k: v.tolist() for k, v in c.vectors.items()}, payload)
+                         for c, payload in zip(rows[start:start + _BATCH], payloads[start:start + _BATCH])]
                 shard.update(qe.UpdateOperation.upsert_points(batch))
             shard.flush()
         self._pending += len(rows)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, Union
 
@@ -132,6 +133,19 @@ def preprocess(img: Image.Image, size: int, mean: tuple, std: tuple) -> torch.Te
     """:func:`resize_and_crop`, then normalise: a CHW float tensor."""
     arr = torch.from_numpy(np.asarray(resize_and_crop(img, size), dtype=np.float32) / 255.0).permute(2, 0, 1)
     return (arr - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """What a model reads: ``size`` x ``size`` RGB, normalised with ``mean`` and ``std``.
+    Called on a decoded image, it is :func:`preprocess` (the model's input tensor)."""
+
+    size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        return preprocess(img, self.size, self.mean, self.std)
 
 
 def preprocess_tensors(images: Sequence[torch.Tensor], size: int, mean: tuple, std: tuple,

@@ -75,16 +75,16 @@ def test_a_mixed_batch_stores_every_good_item(tmp_path, tiny_model, scene_images
 
 
 def test_vectors_the_store_would_refuse_fail_only_their_item(tmp_path, tiny_model, scene_images, monkeypatch):
-    real = tiny_model.encode_images
+    real = tiny_model.encode_pixels   # what the ingest pipeline's encoding thread calls
 
-    def nan_for_the_second(images, **kw):
-        emb = real(images, **kw)
-        if len(images) > 1:
+    def nan_for_the_second(pixels):
+        emb = real(pixels)
+        if len(pixels) > 1:
             emb.global_vectors[1] = np.nan
         return emb
 
     with vq.VitrCollection("nan", path=tmp_path, model=tiny_model) as col:
-        monkeypatch.setattr(tiny_model, "encode_images", nan_for_the_second)
+        monkeypatch.setattr(tiny_model, "encode_pixels", nan_for_the_second)
         report = col.add_images(scene_images[:4], progress=False)
     assert report.added == 3 and len(report.failed) == 1 and "NaN or inf" in report.failed[0][1]
     assert report.failed_inputs == [1]

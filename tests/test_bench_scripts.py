@@ -31,6 +31,17 @@ def test_bench_ingest_fields(tmp_path):
     assert set(out["stages"]) == {"decode_resize_images_per_s", "encode_images_per_s", "store_upsert_images_per_s"}
 
 
+def test_bench_ingest_scenes_fields(tmp_path):
+    bench = runpy.run_path(str(BENCH / "bench_ingest.py"))
+    args = argparse.Namespace(device="cpu", model="vitr-tiny-test", weights="random", images="scenes", n=6, size=96,
+                              width=0, height=0, batch_size=4, workers=2, decoder="auto", no_stages=False, repeat=2)
+    out = bench["run"](args, tmp_path)
+    assert (out["added"], out["failed"], out["path"], out["image"]) == (6, 0, "pil", "Object Scenes 96x96 PNG")
+    assert len(out["runs_images_per_s"]) == len(out["runs_cpu_ms_per_image"]) == 2 and out["cpu_ms_per_image"] > 0
+    assert out["images_per_s"] in out["runs_images_per_s"]
+    assert "stages" not in out and len(list((tmp_path / "images").glob("*.png"))) == 6
+
+
 def test_other_renderer_draws_the_same_scenes():
     from vitr_qdrant.datasets.relation_scenes import render, sample_scene
     other = runpy.run_path(str(BENCH / "bench_renderer_shift.py"))["render_other"]

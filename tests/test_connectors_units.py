@@ -200,3 +200,22 @@ def test_edge_options_reach_the_engine(tmp_path):
     assert config["vectors"]["global"]["hnsw_config"]["m"] == 8
     assert config["vectors"]["global"]["hnsw_config"]["ef_construct"] == 50
     assert config["vectors"]["regions"]["hnsw_config"]["m"] == 0   # regions only rerank
+
+
+def test_a_point_is_checked_once_for_its_collections_sizes():
+    import numpy as np
+
+    from vitr_qdrant.connectors import CollectionSpec, StoredPoint
+    from vitr_qdrant.connectors.base import check_point, check_points
+    from vitr_qdrant.errors import InputError
+
+    spec = CollectionSpec("c", global_dim=4, region_dim=2)
+    ok = check_point(StoredPoint(1, np.ones(4), np.ones((3, 2), np.float64)), spec)
+    assert ok.vectors["regions"].dtype == np.float32 and ok.id == 1 and ok.payload == {}
+    assert check_points([ok], CollectionSpec("other", global_dim=4, region_dim=2))[0] is ok   # taken as it is
+    with pytest.raises(InputError, match=r"global vector must have shape \(5,\)"):   # checked for other sizes
+        check_points([ok], CollectionSpec("c", global_dim=5, region_dim=2))
+    with pytest.raises(InputError, match="first-stage vector"):
+        check_points([ok], CollectionSpec("c", global_dim=4, region_dim=2, first_dim=3))
+    with pytest.raises(InputError, match="NaN or inf"):
+        check_points([StoredPoint(2, np.full(4, np.nan), np.ones((3, 2)))], spec)

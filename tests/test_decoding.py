@@ -1,9 +1,11 @@
 """Images are reduced to what the model needs while decoding (JPEG at 1/2-1/8 scale, others right
 after), under a cap of decoded pixels; payloads keep the original size, and ingest and
-model.encode_images see the same pixels. (The memory bound itself: test_reliability.py, slow.)"""
+model.encode_images see the same pixels (the reader threads make them; the encoding thread only
+encodes). (The memory bound itself: test_reliability.py, slow.)"""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -96,3 +98,78 @@ def test_one_default_pixel_cap_for_the_library_and_the_encoders(tiny_model):
             decode(over)
     with pytest.raises(vq.ImageLoadError, match="not a readable image"):   # 49,984,900 pixels:
         decode_image(_png_header_claiming(7070, 7070))   # past the cap, to decoding (no pixel data)
+
+
+def test_the_readers_make_the_model_inputs_that_pixels_makes(tmp_path, tiny_model):
+    """The reader threads decode, reduce and normalise: their tensors are VitrModel.pixels' numbers."""
+    import torch
+
+    from vitr_qdrant.ingest.decoders import PIL_DECODER, model_input
+    from vitr_qdrant.sources.inputs import iter_sources
+
+    exif = Image.Exif()
+    exif[0x0112] = 6   # rotated 90 degrees
+    files = {"big.png": photo(1200, 900, "PNG"), "big.jpg": photo(1200, 900, "JPEG"),
+             "rotated.jpg": photo(900, 600, "JPEG", exif=exif), "small.png": photo(40, 30, "PNG")}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    rgb = np.asarray(Image.open(io.BytesIO(files["big.png"])).convert("RGB"))
+    rgba = Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)]), "RGBA")
+    inputs = [*(tmp_path / name for name in files), files["big.jpg"], Image.open(io.BytesIO(files["big.png"])),
+              rgba, Image.fromarray(rgb).convert("L"), rgb[:300, :500].copy()]
+    cfg, sources = vq.Settings().load_cfg(tiny_model.backbone.image_size), list(iter_sources(inputs))
+    loaded = PIL_DECODER.read(sources, replace(cfg, model_input=model_input(tiny_model)), 2)
+    decoded = PIL_DECODER.read(sources, cfg, 2)           # what the readers handed on before: images
+    for item, it, before in zip(inputs, loaded, decoded, strict=True):
+        assert it.ok and it.image is None and it.size == before.size, it.error   # only the model input is kept
+        assert torch.equal(it.pixels, tiny_model.pixels([before.image])[0]), it.source.key   # ingest's numbers
+        if item is not rgba:   # an RGBA image is reduced after its conversion to RGB here, before it there
+            assert torch.equal(it.pixels, tiny_model.pixels([item])[0]), it.source.key
+    assert loaded[2].size == (600, 900)                   # the original's size, as rotated
+
+
+def test_the_encoding_thread_only_encodes(tmp_path, tiny_model, scene_files, scene_images, monkeypatch):
+    """Decoding and preprocessing run on the reader threads; the caller's thread runs encode_pixels
+    once a batch and nothing of the image pipeline."""
+    import threading
+
+    from vitr_qdrant.sources import inputs
+    from vitr_qdrant.encoders import images, model
+
+    caller, threads = threading.get_ident(), {"decode": [], "preprocess": [], "encode": []}
+
+    def spy(name, fn):
+        def wrapped(*args, **kwargs):
+            threads[name].append(threading.get_ident())
+            return fn(*args, **kwargs)
+        return wrapped
+
+    for module, name in ((inputs, "decode_image"), (inputs, "load_image")):
+        monkeypatch.setattr(module, name, spy("decode", getattr(module, name)))
+    for module in (images, model):
+        monkeypatch.setattr(module, "preprocess", spy("preprocess", module.preprocess))
+    monkeypatch.setattr(tiny_model, "encode_pixels", spy("encode", tiny_model.encode_pixels))
+    monkeypatch.setattr(tiny_model, "encode_images", lambda *a, **k: pytest.fail("encode_images while ingesting"))
+    with vq.VitrCollection("threads", path=tmp_path, model=tiny_model, settings={"batch_size": 4}) as col:
+        report = col.add_images([*scene_files, *scene_images[6:]], progress=False)
+    assert report.added == 8 and not report.failed
+    assert len(threads["decode"]) == len(threads["preprocess"]) == 8
+    assert caller not in threads["decode"] + threads["preprocess"]
+    assert threads["encode"] == [caller, caller]          # two batches of 4
+
+
+def test_each_vector_is_checked_once_on_its_way_to_the_store(tmp_path, tiny_model, scene_images, monkeypatch):
+    from vitr_qdrant.ingest import pipeline as ingest
+    from vitr_qdrant.connectors import base
+
+    checked, real = [], base.check_point
+
+    def counting(point, spec):
+        checked.append(point.id)
+        return real(point, spec)
+
+    monkeypatch.setattr(base, "check_point", counting)    # the store's check (upsert)
+    monkeypatch.setattr(ingest, "check_point", counting)  # the pipeline's, item by item
+    with vq.VitrCollection("once", path=tmp_path, model=tiny_model) as col:
+        report = col.add_images(scene_images[:6], progress=False)
+        assert report.added == 6 and sorted(checked) == sorted(col._stored_ids(report.ids))

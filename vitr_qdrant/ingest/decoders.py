@@ -1,15 +1,16 @@
 """The two ways the ingest pipeline turns a batch of sources into embeddings (its decode strategies).
 
 * :data:`PIL_DECODER` (the default on CPU): the reader threads read, fetch and decode every source
-  with PIL; the batch is encoded with ``model.encode_images``.
+  with PIL and make its model input (reduce, resize, crop, normalise: ``LoadCfg.model_input``);
+  the encoding thread only runs ``model.encode_pixels`` on the batch.
 * :data:`DEVICE_DECODER` (``Settings.jpeg_decoder``: ``"auto"`` with a model on CUDA, or
   ``"torchvision"``): plain JPEGs (a ``.jpg``/``.jpeg`` file or JPEG bytes: RGB or grey, no EXIF
   rotation, an end marker) are only read and hashed by the reader threads and decoded on the
   model's device (nvJPEG on CUDA), then resized there. Everything else (other formats, URLs,
-  PIL images, arrays, CMYK or EXIF-rotated JPEGs, truncated files) is read and decoded with PIL
-  as by the PIL decoder, and a JPEG the device decoder refuses gets a second chance with PIL, so
-  failures are reported with the same reasons. Ids and payloads do not depend on the decoder,
-  so either skips what the other stored.
+  PIL images, arrays, CMYK or EXIF-rotated JPEGs, truncated files) is read, decoded and made
+  into model inputs by the reader threads as by the PIL decoder, and a JPEG the device decoder
+  refuses gets a second chance with PIL, so failures are reported with the same reasons. Ids
+  and payloads do not depend on the decoder, so either skips what the other stored.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import torch
 from PIL import Image
 
 from ..encoders import ImageEmbeddings, TextEmbeddings, VitrModel
-from ..encoders.images import load_image, preprocess, preprocess_tensors
+from ..encoders.images import ModelInput, load_image, preprocess_tensors
 from ..errors import ImageLoadError
 from ..sources.inputs import JPEG_MAGIC, LoadCfg, LoadedItem, Source, load_sources, looks_like_jpeg
 from ..settings import Settings
@@ -57,9 +58,15 @@ def choose_decoder(model: VitrModel, settings: Settings, sources: Sequence[Sourc
     return DEVICE_DECODER if on_gpu else PIL_DECODER
 
 
+def model_input(model: VitrModel) -> ModelInput:
+    """What ``model`` reads (its input size, mean and std): the reader threads make it."""
+    bb = model.backbone
+    return ModelInput(bb.image_size, bb.image_mean, bb.image_std)
+
+
 def encode_decoded(model: VitrModel, items: list[LoadedItem]) -> list[Encoded]:
-    """(global, regions) of items decoded already (PIL images)."""
-    return embedding_rows(model.encode_images([it.image for it in items], batch_size=max(1, len(items))))
+    """(global, regions) of items whose model inputs the reader threads made (``pixels``)."""
+    return embedding_rows(model.encode_pixels(torch.stack([it.pixels for it in items])))
 
 
 def embedding_rows(emb: ImageEmbeddings | TextEmbeddings) -> list[Encoded]:
@@ -134,24 +141,23 @@ def encode_on_device(model: VitrModel, items: list[LoadedItem]) -> list[Encoded]
 def model_inputs(model: VitrModel, items: list[LoadedItem]) -> tuple[torch.Tensor | None, dict[int, str]]:
     """Model inputs (n_ok, 3, S, S) on the device for ``items`` in order, and the reason for each
     item (by position) that no decoder could read."""
-    bb, dev = model.backbone, model.device
-    at = [i for i, it in enumerate(items) if it.jpeg is not None and it.image is None]
+    want, dev = model_input(model), model.device
+    at = [i for i, it in enumerate(items) if it.jpeg is not None and it.pixels is None]
     frames = dict(zip(at, decode_jpegs([items[i].jpeg for i in at], dev)))
     errors: dict[int, str] = {}
     for i, frame in list(frames.items()):
         if frame is None:  # refused by the device decoder: PIL has the last word
             del frames[i]
             try:
-                items[i].image = load_image(bytes(items[i].jpeg), fit=bb.image_size)
+                items[i].pixels = want(load_image(bytes(items[i].jpeg), fit=want.size))
             except ImageLoadError as exc:
                 errors[i] = str(exc)
     parts: dict[int, torch.Tensor] = {}
     if frames:
-        done = preprocess_tensors(list(frames.values()), bb.image_size, bb.image_mean, bb.image_std)
-        parts.update(zip(frames, done))
+        parts.update(zip(frames, preprocess_tensors(list(frames.values()), want.size, want.mean, want.std)))
     for i, it in enumerate(items):
         if i not in frames and i not in errors:
-            parts[i] = preprocess(it.image, bb.image_size, bb.image_mean, bb.image_std).to(dev)
+            parts[i] = it.pixels.to(dev)   # made by the reader threads
     if not parts:
         return None, errors
     return torch.stack([parts[i] for i in sorted(parts)]), errors

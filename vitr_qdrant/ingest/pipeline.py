@@ -1,13 +1,16 @@
 """The ingest pipeline: images (or texts) into a collection, in batches, stages overlapped.
 
 One batch loop serves both: a reader thread loads batch k+1 (with one of the two decode
-strategies of :mod:`vitr_qdrant.ingest.decoders`), the caller's thread skips what is stored already and
-encodes batch k, and a writer thread upserts batch k-1. Bad items are reported, never raised;
-every batch handed to the writer is durable (or its error raised) when :func:`add_images` returns.
+strategies of :mod:`vitr_qdrant.ingest.decoders`; its worker threads decode, reduce and normalise, so
+each image arrives as the model's input), the caller's thread skips what is stored already,
+only encodes batch k and checks each vector (once: the store takes the checked points as they
+are), and a writer thread upserts batch k-1. Bad items are reported, never raised; every batch
+handed to the writer is durable (or its error raised) when :func:`add_images` returns.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import queue
@@ -19,9 +22,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 from tqdm.auto import tqdm
 
 from ..connectors import CollectionSpec, PointId, StoreBackend, StoredPoint, make_payload, point_id
-from ..connectors.base import check_point
+from ..connectors.base import CheckedPoint, check_point
 from ..connectors.ids import user_key
-from .decoders import Encoded, choose_decoder, embedding_rows
+from .decoders import Encoded, choose_decoder, embedding_rows, model_input
 from ..encoders import VitrModel
 from ..errors import InputError
 from ..sources.inputs import LoadedItem, as_inputs, iter_sources
@@ -43,7 +46,7 @@ class Row:
     pid: PointId
     ext: ItemId | None
     payload: dict[str, Any]
-    item: LoadedItem | None = None  # an image, decoded or not yet (see vitr_qdrant.ingest.decoders)
+    item: LoadedItem | None = None  # an image: its model input, or JPEG bytes (see vitr_qdrant.ingest.decoders)
     text: str | None = None
     keep_stored: bool = False  # no metadata given: the same item stored already stays as it is
 
@@ -90,7 +93,7 @@ def add_images(store: StoreBackend, model: VitrModel, items: Any, ids: Sequence[
         raise InputError("ids= needs one image per input; a directory expands to many (or none): "
                          "pass its files instead")
     decoder, size = choose_decoder(model, settings, sources), batch_size or settings.batch_size
-    cfg = settings.load_cfg(model.backbone.image_size)
+    cfg = dataclasses.replace(settings.load_cfg(model.backbone.image_size), model_input=model_input(model))
     report = AddReport()
     loads = (decoder.read(sources[i:i + size], cfg, settings.workers) for i in range(0, len(sources), size))
 
@@ -230,17 +233,18 @@ def plan_batch(store: StoreBackend, rows: list[Row], seen: dict[PointId, Row],
 
 
 def to_points(spec: CollectionSpec, rows: list[Row], vectors: list[Encoded],
-              report: AddReport) -> tuple[list[StoredPoint], set[int]]:
-    """Points for the encoded rows; rows whose encoding failed, or gave vectors the store would
-    refuse, are reported (their ``id()`` returned)."""
+              report: AddReport) -> tuple[list[CheckedPoint], set[int]]:
+    """Points for the encoded rows, checked (the store takes them without checking them again);
+    rows whose encoding failed, or gave vectors the store would refuse, are reported (their
+    ``id()`` returned), so a bad item fails alone."""
     points, bad = [], set()
     for row, vec in zip(rows, vectors):
         reason = vec if isinstance(vec, str) else None
         if reason is None:
             g, regions, first = vec
-            point = StoredPoint(row.pid, g, regions, row.payload, first if spec.first_dim else None)
             try:
-                check_point(point, spec)
+                point = check_point(StoredPoint(row.pid, g, regions, row.payload, first if spec.first_dim else None),
+                                    spec)
             except InputError as exc:
                 reason = f"the model gave vectors the store refuses: {exc}"
         if reason is None:
@@ -328,7 +332,7 @@ class _Writer:
                 except BaseException as exc:  # raised in the caller's thread
                     self._error = exc
 
-    def put(self, points: list[StoredPoint]) -> None:
+    def put(self, points: list[CheckedPoint]) -> None:
         self._raise()
         if points:
             self._q.put(points)

@@ -1,4 +1,5 @@
-"""Turn what users pass as images into decoded items, or a reason why not (never raises per item).
+"""Turn what users pass as images into decoded items or model inputs, or a reason why not (never
+raises per item).
 
 Accepted: str/Path files, directories (recursively, by image extension), http(s) URLs, encoded
 bytes, ``PIL.Image`` and HxWx3 uint8 arrays (an NxHxWx3 array is N images).
@@ -17,9 +18,10 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import httpx
 import numpy as np
+import torch
 from PIL import Image
 
-from ..encoders.images import decode_image, load_image, reduce_for
+from ..encoders.images import ModelInput, decode_image, load_image, reduce_for
 from ..encoders.limits import MAX_PIXELS
 from ..errors import FetchError, ImageLoadError
 from .fetch import FetchCfg, fetch_url, new_client, url_scheme
@@ -48,17 +50,22 @@ class Source:
 @dataclass(frozen=True)
 class LoadCfg:
     """How sources are read: URL fetching (and the size cap of files and downloads), the cap of
-    decoded pixels, and ``fit``, the model's input size the images are reduced towards."""
+    decoded pixels, ``fit``, the model's input size the images are reduced towards, and
+    ``model_input``: when set, the reader also makes each image's model input tensor (resized,
+    cropped, normalised; :class:`~vitr_qdrant.encoders.images.ModelInput`) and keeps only that."""
 
     fetch: FetchCfg = field(default_factory=FetchCfg)
     max_pixels: int = MAX_PIXELS
     fit: int | None = None
+    model_input: ModelInput | None = None
 
 
 @dataclass
 class LoadedItem:
     """A decoded image (``image``, reduced towards the model's input size) or the reason it could
-    not be used (``error``); ``size`` is the (width, height) of the original.
+    not be used (``error``); ``size`` is the (width, height) of the original. With
+    ``LoadCfg.model_input`` the image is made into the model's input (``pixels``, (3, S, S)
+    float32) right away and ``image`` is None.
 
     The device decoder (:mod:`vitr_qdrant.ingest.decoders`) leaves a plain JPEG undecoded: ``jpeg`` holds
     its bytes and ``size`` its (width, height) from the header; the model's device decodes it later.
@@ -71,6 +78,7 @@ class LoadedItem:
     error: str | None = None
     jpeg: bytearray | None = None
     size: tuple[int, int] | None = None
+    pixels: torch.Tensor | None = None
 
     @property
     def ok(self) -> bool:
@@ -141,13 +149,15 @@ def load_source(src: Source, cfg: LoadCfg = LoadCfg(), client: httpx.Client | No
     out = LoadedItem(src)
     try:
         _load(src.item, out, cfg, client)
+        if cfg.model_input is not None:   # the encoding thread only encodes
+            out.pixels, out.image = cfg.model_input(out.image), None
     except (ImageLoadError, FetchError, OSError) as exc:
         out.error = _BUFFER_RE.sub("data", str(exc)) or type(exc).__name__
     except Exception as exc:  # one bad item must never sink a batch
         logger.debug("unexpected error loading %s", src.key, exc_info=True)
         out.error = f"{type(exc).__name__}: {exc}"
     if out.error is not None:
-        out.image = None
+        out.image = out.pixels = None
     return out
 
 
