@@ -243,13 +243,12 @@ class EdgeBackend(StoreBackend):
 
     @staticmethod
     def _stage1(plan: QueryPlan, g_query: Any, flt: Any) -> list[Any]:
-        """The top N by ``global`` and, with a first-stage query vector, the top N by ``first``:
-        stage 2 ranks their union."""
-        stage1 = [qe.Prefetch(limit=plan.prefetch_limit, query=g_query, filter=flt)]
-        if plan.first_vector is not None:
-            stage1.append(qe.Prefetch(limit=plan.prefetch_limit, filter=flt,
-                                      query=qe.Query.Nearest(plan.first_vector.tolist(), using=FIRST)))
-        return stage1
+        """The top N by ``first`` where the query has a first-stage vector, else by ``global``:
+        stage 2 ranks them."""
+        if plan.first_vector is None:
+            return [qe.Prefetch(limit=plan.prefetch_limit, query=g_query, filter=flt)]
+        return [qe.Prefetch(limit=plan.prefetch_limit, filter=flt,
+                            query=qe.Query.Nearest(plan.first_vector.tolist(), using=FIRST))]
 
     def _stored_vectors(self) -> list[str]:
         """The named vectors a point is read back with (``first`` where the collection has it)."""
