@@ -173,11 +173,10 @@ class QdrantClientBackend(StoreBackend):
                              query_filter=plan.filter, **common)
             return candidates_from(res.points, "global", spec.region_dim)
         everything = plan.prefetch_limit is None   # MaxSim over every point the filter lets through
-        prefetch = None if everything else [models.Prefetch(query=plan.global_vector.tolist(), using=GLOBAL,
-                                                            limit=plan.prefetch_limit, filter=plan.filter)]
-        if prefetch and plan.first_vector is not None:   # the union of both top N goes to stage 2
-            prefetch.append(models.Prefetch(query=plan.first_vector.tolist(), using=FIRST,
-                                            limit=plan.prefetch_limit, filter=plan.filter))
+        first = plan.first_vector is not None   # stage 1 by the first-stage vector where the query has one
+        prefetch = None if everything else [models.Prefetch(
+            query=(plan.first_vector if first else plan.global_vector).tolist(), using=FIRST if first else GLOBAL,
+            limit=plan.prefetch_limit, filter=plan.filter)]
         quant = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=RESCORE)) \
             if spec.quantize_regions and self.remote else None  # local mode is exact: no params
         res = self._call(self.client.query_points, spec.name, prefetch=prefetch, query=plan.token_vectors.tolist(),

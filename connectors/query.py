@@ -54,7 +54,7 @@ def search(backend: StoreBackend, global_query: np.ndarray, token_vectors: np.nd
     * ``rerank`` as well: stage 2 keeps the top M (``stages.late_limit``), ``rerank`` scores them
       on their stored vectors, and the best ``limit`` of those are returned.
     * ``first_vector`` (F,) with token vectors, in a collection with first-stage vectors: stage 1
-      keeps the union of the top N by ``global`` and the top N by ``first``.
+      keeps the top N by ``first`` instead (``global`` then only scores stage 1's candidates).
 
     Candidates carry ``stage_scores`` of every stage that ran (``global``, ``late``, ``rerank``),
     their payload, their stored ``global`` vector and, with ``with_vectors`` or ``rerank``, their

@@ -157,8 +157,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class QueryPlan:
-    """A backend-level query: stage 1 on ``global`` (and on ``first`` when ``first_vector`` is
-    given: the union of both top N), optional stage 2 MaxSim on ``regions`` (``prefetch_limit``
+    """A backend-level query: stage 1 on ``global`` (on ``first`` instead when ``first_vector``
+    is given), optional stage 2 MaxSim on ``regions`` (``prefetch_limit``
     None with token vectors: no first stage, MaxSim over every point)."""
 
     global_vector: np.ndarray

@@ -175,3 +175,16 @@ def test_info_and_the_page(client):
     for name in ("/", "/app.js", "/app.css"):   # nothing is fetched from elsewhere
         text = client.get(name).text
         assert "://" not in text and "@import" not in text, name
+
+
+def test_the_search_page_starts_from_the_library_defaults():
+    """The page sends its stage sizes with every search: they start as every other face's."""
+    import re
+    from pathlib import Path
+
+    from vitr_qdrant import params
+    from vitr_qdrant.serve import app as app_module
+
+    page = (Path(app_module.__file__).parent / "page" / "index.html").read_text(encoding="utf-8")
+    values = dict(re.findall(r'<input id="(prefetch|candidates)"[^>]* value="(\d+)"', page))
+    assert values == {"prefetch": str(params.PREFETCH), "candidates": str(params.CANDIDATES)}

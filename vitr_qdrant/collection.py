@@ -198,8 +198,8 @@ class VitrCollection:
             filter: A dict (``{"category": "dog", "year": {"gte": 2020}}``) or a Qdrant ``models.Filter``.
             mode: ``"vitr"`` (fusion rerank), ``"late"`` (MaxSim) or ``"global"`` (CLIP baseline);
                 None: ``vitr``, or ``global`` for a model without a trained head.
-            prefetch: Stage 1 size N: the top N by the global vector and, in a collection with
-                the model's first-stage vectors, the top N by those (filters applied); None: no
+            prefetch: Stage 1 size N: the top N by the model's first-stage vector in a collection
+                that has them, else by the global vector (filters applied); None: no
                 stage 1, every image the filter lets through is ranked by MaxSim (exact, slower
                 as the collection grows).
             candidates: Stage 2 size M (top M by MaxSim, reranked in ``vitr`` mode).

@@ -44,8 +44,8 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
                    "same model")
     p.add_argument("--filter", type=filter_option, help='payload filter as JSON, e.g. \'{"kind": "dog"}\'')
     p.add_argument("--prefetch", type=prefetch_option, default=PREFETCH,
-                   help="stage 1 size: candidates by the global vector and, where the collection has them, "
-                   "by the model's first-stage vector (each its top N); 'all': no stage 1, MaxSim over every "
+                   help="stage 1 size: the top N by the model's first-stage vector where the collection has "
+                   "them, else by the global vector; 'all': no stage 1, MaxSim over every "
                    "image (exact, slower on large collections)")
     p.add_argument("--candidates", type=int, default=CANDIDATES, help="stage 2 size: candidates reranked in vitr mode")
     p.add_argument("--offset", type=int, default=0, help="hits to skip first, for paging (default: 0)")
