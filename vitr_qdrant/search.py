@@ -1,8 +1,10 @@
 """The searches behind VitrCollection: text to image, image to image, image to text.
 
 Each is one call of the connectors' staged query (:func:`vitr_qdrant.connectors.search`): stages 1
-(global HNSW, filters) and 2 (MaxSim) run inside Qdrant; in ``vitr`` mode stage 3, the model's
-fusion head, reranks the candidates on their stored vectors here.
+(HNSW on the first-stage vector, or on the global one in a collection without them; filters) and
+2 (MaxSim) run inside Qdrant; in ``vitr`` mode stage 3, the model's fusion head, reranks the
+candidates on their stored vectors here. A text query is encoded once (a ``TextQuery``) and read
+by every stage.
 """
 from __future__ import annotations
 
