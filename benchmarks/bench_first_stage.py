@@ -20,7 +20,8 @@ included. Designs:
 - ``global``: the top N = 200 by the global vector (stage 1 before first-stage vectors);
 - ``exact``: no stage 1: MaxSim over every point (``prefetch=None``), the reference;
 - ``first``: the union of the top N by ``global`` and by the model's first-stage vector
-  (``encoders/first_stage.py``, a 128-d HNSW vector); ``first-only``: the top N by it alone;
+  (``encoders/first_stage.py``, a 128-d HNSW vector); ``first-only``: the top N by it alone (the
+  library's stage 1 now); ``first-light``: the same under a cheaper HNSW (``--first-light-hnsw``);
 - ``muvera``: the union of the top N by ``global`` and by a MUVERA fixed-dimensional encoding of
   the regions (fastembed's ``Muvera``; ``--muvera k_sim dim_proj r_reps``) in its own HNSW vector;
 - ``pooled``: the union of the top N by ``global`` and by HNSW over the regions pooled to
@@ -132,7 +133,10 @@ def design_vectors(name: str, model: Any, regions: np.ndarray, args: argparse.Na
     d = regions.shape[-1]
     if name in ("global", "exact"):
         return {}, lambda a, b: {}, lambda q: []
-    if name in ("first", "first-only"):
+    if name == "first-light":   # the first-stage vector under a cheaper HNSW (--first-light-hnsw M EF)
+        hnsw = qe.HnswIndexConfig(m=args.first_light_hnsw[0], ef_construct=args.first_light_hnsw[1],
+                                  full_scan_threshold=10_000)
+    if name in ("first", "first-only", "first-light"):
         stage = model.first_stage
         with torch.inference_mode():
             first = torch.cat([stage.encode_regions(torch.from_numpy(regions[i:i + 4096].astype(np.float32)))
@@ -210,7 +214,7 @@ def run_design(name: str, model: Any, g: np.ndarray, r: np.ndarray, caps: list[s
         t0 = time.perf_counter()
         q = model.encode_queries([text])[0]
         g_q = qe.Query.Nearest(q.global_vector.tolist(), using="global")
-        stage1 = None if name == "exact" else [qe.Prefetch(limit=PREFETCH, query=g_q)][name == "first-only":] + [
+        stage1 = None if name == "exact" else [qe.Prefetch(limit=PREFETCH, query=g_q)][name in ("first-only", "first-light"):] + [
             qe.Prefetch(limit=PREFETCH, query=qe.Query.Nearest(v, using=using)) for using, v in prefetch_of(q)]
         pts = shard.query(qe.QueryRequest(limit=CANDIDATES, prefetches=stage1, with_payload=True, with_vector=["global"],
                                           query=qe.Query.Nearest(q.token_vectors.tolist(), using="regions")))
@@ -475,6 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     default=["global", "exact", "first", "first-only", "muvera", "pooled", "regions-hnsw"])
     ap.add_argument("--muvera", type=int, nargs=3, default=[4, 8, 10], metavar=("K_SIM", "DIM_PROJ", "R_REPS"))
     ap.add_argument("--pool", type=int, default=8, help="pooled: vectors per image")
+    ap.add_argument("--first-light-hnsw", type=int, nargs=2, default=[8, 32], metavar=("M", "EF_CONSTRUCT"),
+                    help="first-light: HNSW of its first-stage vector")
     ap.add_argument("--regions-hnsw-max", type=int, default=10_000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=Path("runs/first-stage-cache"))
