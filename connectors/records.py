@@ -17,7 +17,12 @@ def encode_regions(regions: np.ndarray) -> str:
 
 def decode_regions(text: str, dim: int) -> np.ndarray:
     """The inverse of :func:`encode_regions`, as float32 (R, dim)."""
-    return np.frombuffer(base64.b64decode(text), dtype="<f2").reshape(-1, dim).astype(np.float32)
+    return _float32_rows(base64.b64decode(text), dim)
+
+
+def _float32_rows(raw: bytes, dim: int) -> np.ndarray:
+    """Packed little-endian float16 bytes as float32 rows of ``dim``."""
+    return np.frombuffer(raw, dtype="<f2").reshape(-1, dim).astype(np.float32)
 
 
 def payload_with_regions(payload: dict[str, Any] | None, regions: np.ndarray | None) -> dict[str, Any]:
@@ -61,7 +66,7 @@ def candidates_from(points: Sequence[Any], stage: str, region_dim: int) -> list[
                              payload=payload, global_vector=g, regions=r))
     if copies:   # one conversion to float32 for all of them
         raw = [base64.b64decode(text) for _, text in copies]
-        flat = np.frombuffer(b"".join(raw), dtype="<f2").reshape(-1, region_dim).astype(np.float32)
+        flat = _float32_rows(b"".join(raw), region_dim)
         bounds = np.cumsum([0] + [len(b) // (2 * region_dim) for b in raw])
         for (i, _), a, b in zip(copies, bounds[:-1], bounds[1:]):
             out[i].regions = flat[a:b]
