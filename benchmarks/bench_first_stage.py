@@ -302,23 +302,12 @@ def api(args: argparse.Namespace) -> dict[str, Any]:
                                    "ingest_img_per_s": round(n / (time.perf_counter() - t0), 1),
                                    "longest_stall_s": round(max(stalls), 2),
                                    "bytes_per_image": round(disk_bytes(path)[0] / n)}
-            runs = {"default": {}, "exact": {"prefetch": None}, "global": {"mode": "global"}}
-            ranked = {}
-            for name, kw in runs.items():
-                col.search(caps[0], limit=LIMIT, **kw)   # warm
-                ids, times = [], []
-                for text in caps:
-                    t0 = time.perf_counter()
-                    hits = col.search(text, limit=LIMIT, **kw)
-                    times.append(time.perf_counter() - t0)
-                    ids.append([int(h.id) for h in hits])
-                ms = 1000 * np.array(times)
-                ranked[name] = ids
-                res[name] = {**success(ids, rel), "p50_ms": round(float(np.percentile(ms, 50)), 1),
-                             "p95_ms": round(float(np.percentile(ms, 95)), 1)}
-                print(json.dumps({"size": n, "run": name, **res[name]}), flush=True)
+            res.update(timed_searches(col, caps, rel, {"default": ({}, len(caps)), "exact": ({"prefetch": None}, len(caps)),
+                                                       "global": ({"mode": "global"}, len(caps))}))
             res["default"]["same_top10_as_exact"] = round(100 * float(np.mean(
-                [a == b for a, b in zip(ranked["default"], ranked["exact"])])), 1)
+                [a == b for a, b in zip(res["default"]["_ids"], res["exact"]["_ids"])])), 1)
+            for name in ("default", "exact", "global"):
+                res[name].pop("_ids")
         shutil.rmtree(path, ignore_errors=True)
         result["sizes"][str(n)] = res
         if args.out:
