@@ -265,7 +265,7 @@ class VitrModel(nn.Module):
         texts = _check_texts(texts)
         tok = self.backbone.tokenizer.encode(texts)
         emb, dev = self._embed_texts(texts, (tok.ids, tok.mask)), self.device
-        out = []
+        encoder, out = self.fingerprint["weights_sha256"], []
         for i, text in enumerate(texts):
             head = None
             if self.head_trained:
@@ -274,8 +274,7 @@ class VitrModel(nn.Module):
                     head = self.fusion.text_side(words, torch.ones(words.shape[:2], dtype=torch.bool, device=dev),
                                                  torch.from_numpy(emb.global_vectors[i:i + 1]).to(dev))
             out.append(TextQuery(text, tok.spans[i], tok.unknown[i], emb.global_vectors[i], emb.token_vectors[i],
-                                 None if emb.first_vectors is None else emb.first_vectors[i], head,
-                                 self.fingerprint["weights_sha256"]))
+                                 None if emb.first_vectors is None else emb.first_vectors[i], head, encoder))
         return out
 
     def _embed_texts(self, texts: list[str], tokenized: tuple[torch.Tensor, torch.Tensor] | None = None
