@@ -44,15 +44,15 @@ def ground(spans: Sequence[tuple[str, list[int]]], weights: np.ndarray, boxes: n
         boxes: (R, 4) region boxes normalised to the model's centre-cropped input.
         width, height: Stored image size; boxes are mapped to its pixels when both are given.
     """
-    out = []
-    for word, idx in spans:
-        idx = [i for i in idx if i < len(weights)]
-        if not idx:
-            continue
-        w = np.asarray(weights, dtype=np.float64)[idx].mean(axis=0)
-        r = int(np.argmax(w))
-        box = boxes[r]
-        if width and height:
-            box = crop_box_to_image(box, int(width), int(height))
-        out.append(Grounding(word, tuple(round(float(v), 2) for v in box), r, float(w[r])))
-    return out
+    w = np.asarray(weights, dtype=np.float64)
+    spans = [(word, [i for i in idx if i < len(w)]) for word, idx in spans]
+    spans = [(word, idx) for word, idx in spans if idx]
+    if not spans:
+        return []
+    means = np.stack([w[idx].mean(axis=0) for _, idx in spans])   # (words, R)
+    best = means.argmax(axis=1)
+    picked = boxes[best]
+    if width and height:
+        picked = crop_box_to_image(picked, int(width), int(height))
+    return [Grounding(word, tuple(round(v, 2) for v in box), int(r), float(means[k, r]))
+            for k, ((word, _), box, r) in enumerate(zip(spans, picked.tolist(), best))]
