@@ -74,7 +74,13 @@ class FirstStage(nn.Module):
 @dataclass
 class FitCfg:
     """Distillation of a first stage: steps of ``batch`` images and one caption of each of the
-    first ``texts`` of them; every caption's target is its softmax over all ``batch`` images."""
+    first ``texts`` of them; every caption's target is its softmax over all the step's images.
+
+    With ``hard`` > 0, each step's images also hold, for each caption, ``hard`` images drawn from
+    its top ``pool`` by the first stage itself (every image's vector recomputed every ``refresh``
+    steps): the images it confuses with the caption's own, where MaxSim's order among near
+    misses is what stage 1 has to learn.
+    """
 
     steps: int = 3000
     batch: int = 1024
@@ -82,6 +88,9 @@ class FitCfg:
     lr: float = 2e-3
     teacher_temperature: float = 0.1
     student_temperature: float = 0.05
+    hard: int = 0
+    pool: int = 50
+    refresh: int = 100
     seed: int = 0
 
 
@@ -106,15 +115,19 @@ def fit_first_stage(stage: FirstStage, regions: np.ndarray, words: np.ndarray, m
     usable = np.array([i for i, caps in enumerate(by_image) if len(caps)])
     stage._sha256 = None
     opt = torch.optim.AdamW(stage.parameters(), lr=cfg.lr, weight_decay=0.01)
-    rng, losses = np.random.default_rng(cfg.seed + 1), []
+    rng, losses, index = np.random.default_rng(cfg.seed + 1), [], None
     stage.train()
     for step, pick in enumerate(_batches(len(usable), cfg)):
         imgs = usable[pick]
         caps = np.array([rng.choice(by_image[i]) for i in imgs[:cfg.texts]])
         length = int(mask[caps].sum(1).max())   # the batch's longest caption: MaxSim costs its length
-        r = torch.from_numpy(regions[imgs].astype(np.float32))
         w = torch.from_numpy(words[caps, :length].astype(np.float32))
         m = torch.from_numpy(mask[caps, :length])
+        if cfg.hard:
+            if step % cfg.refresh == 0:
+                index = _encode_all(stage, regions)[torch.from_numpy(usable)]
+            imgs = np.union1d(imgs, usable[_near_misses(stage, w, m, index, cfg, rng)])
+        r = torch.from_numpy(regions[imgs].astype(np.float32))
         with torch.no_grad():
             teacher = late_scores(w, m, r).T          # (texts, images): MaxSim
         student = stage.encode_tokens(w, m) @ stage.encode_regions(r).T
@@ -131,6 +144,26 @@ def fit_first_stage(stage: FirstStage, regions: np.ndarray, words: np.ndarray, m
             logger.info("first stage step %d/%d: loss %.4f", step + 1, cfg.steps, np.mean(losses[-log_every:]))
     stage.eval()
     return losses
+
+
+@torch.no_grad()
+def _encode_all(stage: FirstStage, regions: np.ndarray, chunk: int = 4096) -> torch.Tensor:
+    """Every image's first-stage vector (n, dim), in eval mode."""
+    stage.eval()
+    out = torch.cat([stage.encode_regions(torch.from_numpy(regions[i:i + chunk].astype(np.float32)))
+                     for i in range(0, len(regions), chunk)])
+    stage.train()
+    return out
+
+
+@torch.no_grad()
+def _near_misses(stage: FirstStage, words: torch.Tensor, mask: torch.Tensor, index: torch.Tensor, cfg: FitCfg,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Positions in ``index`` of ``cfg.hard`` images drawn from each caption's top ``cfg.pool``."""
+    stage.eval()
+    top = torch.topk(stage.encode_tokens(words, mask) @ index.T, min(cfg.pool, len(index)), dim=1).indices.numpy()
+    stage.train()
+    return np.concatenate([rng.choice(row, size=min(cfg.hard, len(row)), replace=False) for row in top])
 
 
 def pad(token_vectors: Sequence[np.ndarray], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:

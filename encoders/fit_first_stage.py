@@ -1,12 +1,13 @@
 """Fit a model's first stage on its own world and add it to its model directory (JSON out).
 
     python -m vitr_qdrant.encoders.fit_first_stage --model vitr-objects-s --out DIR
-        [--images 30000] [--steps 1500] [--dim 128] [--cache runs/first-stage-fit]
+        [--images 30000] [--steps 1500] [--dim 128] [--hard 4] [--cache runs/first-stage-fit]
 
 Renders ``--images`` scenes of the model's world from the ``train`` split (held-out compositions
 never appear there), two captions each from the training caption sampler, encodes both with the
 frozen model (cached in ``--cache``, resumable), fits :class:`~.first_stage.FirstStage` by
-distillation from the model's MaxSim (:func:`~.first_stage.fit_first_stage`), and checks it on
+distillation from the model's MaxSim (:func:`~.first_stage.fit_first_stage`; ``--hard``: with its
+own near misses in every step), and checks it on
 ``--check`` test-iid images: how often the first stage's top N holds MaxSim's top k, against the
 global vector's. The model directory ``--out`` is the model with its first stage (a copy of the
 model's own files, its ``config.json`` naming the first stage, plus ``first_stage.safetensors``).
@@ -65,7 +66,7 @@ def encode_split(model: Any, split: str, seed: int, n: int, cache: Path) -> dict
 
 @torch.no_grad()
 def check(stage: FirstStage, regions: np.ndarray, words: np.ndarray, mask: np.ndarray, g_img: np.ndarray,
-          g_txt: np.ndarray, ns: Sequence[int] = (100, 200, 500), ks: Sequence[int] = (1, 10, 50)) -> dict[str, Any]:
+          g_txt: np.ndarray, ns: Sequence[int] = (20, 100, 200, 500), ks: Sequence[int] = (1, 10, 50)) -> dict[str, Any]:
     """Percent of MaxSim's top k (over the whole gallery) within the top N by the first stage, and by
     the global vector, for each query."""
     r = torch.from_numpy(regions.astype(np.float32))
@@ -90,6 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--texts", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=FitCfg.lr)
+    ap.add_argument("--teacher-temperature", type=float, default=FitCfg.teacher_temperature)
+    ap.add_argument("--student-temperature", type=float, default=FitCfg.student_temperature)
+    ap.add_argument("--hard", type=int, default=FitCfg.hard, help="near misses per caption in each step (0: none)")
+    ap.add_argument("--pool", type=int, default=FitCfg.pool, help="the near misses are drawn from this top")
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--check", type=int, default=10_000, help="test-iid images of the check")
@@ -105,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     train = encode_split(model, "train", TRAIN_SEED, a.images, a.cache)
     t_encode = time.perf_counter() - t0
     stage = FirstStage(model.cfg.local.dim, FirstStageCfg(dim=a.dim, hidden=a.hidden))
-    cfg = FitCfg(steps=a.steps, batch=a.batch, texts=a.texts)
+    cfg = FitCfg(steps=a.steps, batch=a.batch, texts=a.texts, lr=a.lr, teacher_temperature=a.teacher_temperature,
+                 student_temperature=a.student_temperature, hard=a.hard, pool=a.pool)
     t0 = time.perf_counter()
     losses = fit_first_stage(stage, train["regions"], train["words"], train["mask"],
                              np.arange(len(train["words"])) // CAPTIONS, cfg)

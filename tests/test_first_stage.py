@@ -57,9 +57,11 @@ def test_model_directory_keeps_the_first_stage(staged_model, tmp_path):
     assert load_model(str(tmp_path / "m")).first_stage is None
 
 
-def test_fitting_follows_maxsim():
+@pytest.mark.parametrize("hard", [0, 2])
+def test_fitting_follows_maxsim(hard):
     """Fitted on synthetic regions and captions, the first stage ranks images as MaxSim does far
-    better than before fitting (recall of MaxSim's top 5 within its own top 10)."""
+    better than before fitting (recall of MaxSim's top 5 within its own top 10), with or without
+    its own near misses in each step."""
     rng, d, n = np.random.default_rng(0), 16, 600
     concepts = rng.normal(size=(20, d))
     objects = rng.integers(0, 20, size=(n, 3))
@@ -81,11 +83,32 @@ def test_fitting_follows_maxsim():
     torch.manual_seed(0)
     stage = FirstStage(d, FirstStageCfg(dim=16, hidden=32))
     before, sha = recall(stage), stage.weights_sha256()
-    losses = fit_first_stage(stage, regions, words, mask, np.arange(n), FitCfg(steps=150, batch=128, texts=128, lr=5e-3),
+    losses = fit_first_stage(stage, regions, words, mask, np.arange(n), FitCfg(steps=150, batch=128, texts=128, lr=5e-3,
+                                                                                   hard=hard, pool=30, refresh=25),
                              log_every=0)
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
-    assert recall(stage) > max(0.6, before + 0.3)
+    # near misses sharpen the order among images MaxSim scores almost alike (real scenes: see
+    # first_stage.json); here those ties are noise, so they only have to keep the fit's gain
+    assert recall(stage) > max(0.5 if hard else 0.6, before + 0.3)
     assert stage.weights_sha256() != sha   # fitting forgets the hash of the old weights
+
+
+def test_near_misses_come_from_each_captions_own_top():
+    """The images a fitting step adds are drawn from each caption's top ``pool`` by the stage."""
+    from vitr_qdrant.encoders.first_stage import _encode_all, _near_misses
+
+    rng = np.random.default_rng(1)
+    torch.manual_seed(1)
+    stage = FirstStage(8, FirstStageCfg(dim=8, hidden=16))
+    regions, words = rng.normal(size=(50, 4, 8)).astype(np.float32), rng.normal(size=(6, 3, 8)).astype(np.float32)
+    w, m = torch.from_numpy(words), torch.ones(6, 3, dtype=torch.bool)
+    index = _encode_all(stage, regions, chunk=16)
+    picked = _near_misses(stage, w, m, index, FitCfg(hard=2, pool=5), rng)
+    with torch.no_grad():
+        top = np.argsort(-(stage.encode_tokens(w, m) @ stage.encode_regions(torch.from_numpy(regions)).T).numpy(), 1)
+    assert len(picked) == 12 and stage.training
+    for c in range(6):
+        assert set(picked[2 * c:2 * c + 2]) <= set(top[c, :5])
 
 
 def test_collection_searches_with_the_first_stage_and_upgrade_adds_it(staged_model, tiny_model, scene_images,
