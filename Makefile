@@ -57,10 +57,13 @@ train-objects-s: $(STAMP)
 	$(VENV)/bin/vitr train model=vitr-objects-s stage=head init=runs/objects-clip/last $(OBJECTS_POOL) batch_size=128 epochs=3 lr=2e-3 warmup_steps=100 attr_weight=1.0 eval_every=1 eval_images=200 eval_pairs=100 threads=2 name=vitr-objects-s store_backbone=true out=runs/objects-head
 
 # The default model's first stage (encoders/first_stage.py): fitted on 30,000 train scenes by
-# distillation from the model's MaxSim, written with the model to runs/vitr-objects-s-first (its
-# first_stage.safetensors and first_stage.json ship in encoders/weights/vitr-objects-s/).
+# distillation from the model's MaxSim (runs/vitr-objects-s-first), then fitted on from there with
+# its own near misses in every step and softer targets, written with the model to
+# runs/vitr-objects-s-first2 (its first_stage.safetensors and first_stage.json ship in
+# encoders/weights/vitr-objects-s/).
 first-stage-objects-s: $(STAMP)
 	$(PY) -m vitr_qdrant.encoders.fit_first_stage --model vitr-objects-s --out runs/vitr-objects-s-first --images 30000 --steps 1200 --batch 512 --texts 128
+	$(PY) -m vitr_qdrant.encoders.fit_first_stage --model runs/vitr-objects-s-first --init --out runs/vitr-objects-s-first2 --images 30000 --steps 1200 --batch 512 --texts 128 --lr 1e-3 --hard 4 --pool 50 --teacher-temperature 0.5 --student-temperature 0.1
 
 # Stage 1 designs side by side and the default through the public API (benchmarks/bench_first_stage.py).
 bench-first-stage: $(STAMP)

@@ -1,7 +1,7 @@
 """Fit a model's first stage on its own world and add it to its model directory (JSON out).
 
     python -m vitr_qdrant.encoders.fit_first_stage --model vitr-objects-s --out DIR
-        [--images 30000] [--steps 1500] [--dim 128] [--hard 4] [--cache runs/first-stage-fit]
+        [--images 30000] [--steps 1500] [--dim 128] [--hard 4] [--init] [--cache runs/first-stage-fit]
 
 Renders ``--images`` scenes of the model's world from the ``train`` split (held-out compositions
 never appear there), two captions each from the training caption sampler, encodes both with the
@@ -96,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--student-temperature", type=float, default=FitCfg.student_temperature)
     ap.add_argument("--hard", type=int, default=FitCfg.hard, help="near misses per caption in each step (0: none)")
     ap.add_argument("--pool", type=int, default=FitCfg.pool, help="the near misses are drawn from this top")
+    ap.add_argument("--init", action="store_true",
+                    help="go on from the first stage the model has (its --dim and --hidden), not from random weights")
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--check", type=int, default=10_000, help="test-iid images of the check")
@@ -110,7 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     train = encode_split(model, "train", TRAIN_SEED, a.images, a.cache)
     t_encode = time.perf_counter() - t0
-    stage = FirstStage(model.cfg.local.dim, FirstStageCfg(dim=a.dim, hidden=a.hidden))
+    if a.init and model.first_stage is None:
+        raise SystemExit(f"--init: model {a.model} has no first stage to go on from")
+    stage = model.first_stage if a.init else FirstStage(model.cfg.local.dim, FirstStageCfg(dim=a.dim, hidden=a.hidden))
     cfg = FitCfg(steps=a.steps, batch=a.batch, texts=a.texts, lr=a.lr, teacher_temperature=a.teacher_temperature,
                  student_temperature=a.student_temperature, hard=a.hard, pool=a.pool)
     t0 = time.perf_counter()
@@ -119,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_fit = time.perf_counter() - t0
     gal = encode_split(model, "test-iid", EVAL_SEED, a.check, a.cache)
     q = np.arange(0, len(gal["words"]), CAPTIONS)[: a.queries]   # one caption of each of the first images
-    result = {"model": a.model, "images": a.images, "fit": vars(cfg), "first_stage": {"dim": a.dim, "hidden": a.hidden},
+    result = {"model": a.model, "images": a.images, "fit": vars(cfg), "init": a.init,
+              "first_stage": {"dim": stage.cfg.dim, "hidden": stage.cfg.hidden},
               "encode_s": round(t_encode, 1), "fit_s": round(t_fit, 1),
               "loss_first_50": round(float(np.mean(losses[:50])), 4), "loss_last_50": round(float(np.mean(losses[-50:])), 4),
               "check": {"images": a.check, "queries": len(q),

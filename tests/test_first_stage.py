@@ -203,3 +203,17 @@ def test_fit_first_stage_command_writes_a_model_with_it(tmp_path, capsys):
     assert model.first_stage is not None and model.first_stage.cfg.dim == 8
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["test-iid-1000000000-0000000.npz",
                                                                        "train-7000000-0000000.npz"]
+    # --init goes on from that first stage (its size, not --dim's), with near misses
+    again = tmp_path / "model2"
+    assert fit_first_stage.main(["--model", str(out), "--init", "--out", str(again), "--images", "24", "--steps", "2",
+                                 "--batch", "16", "--texts", "8", "--dim", "4", "--hard", "2", "--pool", "5",
+                                 "--check", "20", "--queries", "6", "--threads", "1",
+                                 "--cache", str(tmp_path / "cache")]) == 0
+    report = json.loads((again / "first_stage.json").read_text())
+    assert report["init"] and report["fit"]["hard"] == 2 and report["first_stage"]["dim"] == 8
+    refit = load_model(str(again))
+    assert refit.first_stage.cfg.dim == 8
+    assert refit.first_stage.weights_sha256() != model.first_stage.weights_sha256()
+    with pytest.raises(SystemExit, match="no first stage"):
+        fit_first_stage.main(["--model", "vitr-tiny-test", "--init", "--out", str(tmp_path / "x"), "--images", "24",
+                              "--steps", "1", "--cache", str(tmp_path / "cache")])
