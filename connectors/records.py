@@ -17,12 +17,12 @@ def encode_regions(regions: np.ndarray) -> str:
 
 def decode_regions(text: str, dim: int) -> np.ndarray:
     """The inverse of :func:`encode_regions`, as float32 (R, dim)."""
-    return _float32_rows(base64.b64decode(text), dim)
+    return _float16_rows(base64.b64decode(text), dim).astype(np.float32)
 
 
-def _float32_rows(raw: bytes, dim: int) -> np.ndarray:
-    """Packed little-endian float16 bytes as float32 rows of ``dim``."""
-    return np.frombuffer(raw, dtype="<f2").reshape(-1, dim).astype(np.float32)
+def _float16_rows(raw: bytes, dim: int) -> np.ndarray:
+    """Packed little-endian float16 bytes as rows of ``dim`` (a view, no copy)."""
+    return np.frombuffer(raw, dtype="<f2").reshape(-1, dim)
 
 
 def payload_with_regions(payload: dict[str, Any] | None, regions: np.ndarray | None) -> dict[str, Any]:
@@ -51,8 +51,9 @@ def stored_point_from(rec: Any) -> StoredPoint:
 def candidates_from(points: Sequence[Any], stage: str, region_dim: int) -> list[Candidate]:
     """``ScoredPoint``s (either engine) as :class:`Candidate`s scored by ``stage``.
 
-    Regions come from the vector when returned, else from the payload copy when present (the
-    copies of all points decoded at once).
+    Regions come from the vector when returned (float32), else from the payload copy when
+    present, as stored: float16 (views of one buffer; a reranker converts them, a model in
+    torch much faster than numpy does).
     """
     out, copies = [], []
     for point in points:
@@ -64,9 +65,9 @@ def candidates_from(points: Sequence[Any], stage: str, region_dim: int) -> list[
         score = float(point.score)
         out.append(Candidate(id=normalize_id(point.id), score=score, stage_scores={stage: score},
                              payload=payload, global_vector=g, regions=r))
-    if copies:   # one conversion to float32 for all of them
+    if copies:
         raw = [base64.b64decode(text) for _, text in copies]
-        flat = _float32_rows(b"".join(raw), region_dim)
+        flat = _float16_rows(b"".join(raw), region_dim)
         bounds = np.cumsum([0] + [len(b) // (2 * region_dim) for b in raw])
         for (i, _), a, b in zip(copies, bounds[:-1], bounds[1:]):
             out[i].regions = flat[a:b]

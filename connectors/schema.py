@@ -142,7 +142,8 @@ class Candidate:
         stage_scores: ``{"global": cosine, "late": MaxSim, "rerank": ...}``, the stages that ran.
         payload: Stored payload.
         global_vector: Stored ``global`` vector (D,), when requested.
-        regions: Stored ``regions`` multivector (R, d), when requested.
+        regions: Stored ``regions`` multivector (R, d), when requested: float32, or float16 when
+            read from the payload copy (``regions_in_payload``), its stored precision.
         detail: What the rerank returned for this candidate besides its score, if anything.
     """
 

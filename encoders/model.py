@@ -340,7 +340,7 @@ class VitrModel(nn.Module):
         dev, k = self.device, len(global_vectors)
         with autocast(dev):
             scores, attn = self.fusion.pairs(
-                query.head, torch.from_numpy(np.asarray(region_vectors, np.float32)).to(dev), self.region_centres,
+                query.head, torch.from_numpy(np.asarray(region_vectors)).to(dev).float(), self.region_centres,
                 torch.from_numpy(np.asarray(global_vectors, np.float32)).to(dev),
                 torch.zeros(k, dtype=torch.long, device=dev))
         return scores.float().cpu().numpy(), attn.float().cpu().numpy()
