@@ -49,7 +49,10 @@ def ground(spans: Sequence[tuple[str, list[int]]], weights: np.ndarray, boxes: n
     spans = [(word, idx) for word, idx in spans if idx]
     if not spans:
         return []
-    means = np.stack([w[idx].mean(axis=0) for _, idx in spans])   # (words, R)
+    average = np.zeros((len(spans), len(w)))   # each word's mean over its tokens, as one product
+    for k, (_, idx) in enumerate(spans):
+        average[k, idx] = 1.0 / len(idx)
+    means = average @ w   # (words, R)
     best = means.argmax(axis=1)
     picked = boxes[best]
     if width and height:
