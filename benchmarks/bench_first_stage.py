@@ -422,9 +422,10 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
         row = {}
         for name, root in codes.items():
             env = {**os.environ, "PYTHONPATH": str(root)}
+            exact = ["--exact-queries", str(args.exact_queries)] if name == "after" else ["--exact-queries", "0"]
             out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "searches", "--n", str(args.n),
                                   "--queries", str(args.queries), "--seed", str(k + 1), "--path", str(path),
-                                  "--threads", str(args.threads)], env=env, cwd=root, check=True,
+                                  "--threads", str(args.threads), *exact], env=env, cwd=root, check=True,
                                  capture_output=True, text=True).stdout
             row[name] = json.loads(out.strip().splitlines()[-1])
         print(json.dumps({"round": k, **row}), flush=True)
@@ -438,6 +439,16 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
                 [r[name][run]["p95_ms"] for r in result["rounds"]])), "success_at_1": result["rounds"][-1][name][run][
                 "success_at_1"], "success_at_10": result["rounds"][-1][name][run]["success_at_10"]}
     result["after_over_before_p50"] = round(result["after"]["default"]["p50_ms"] / result["before"]["default"]["p50_ms"], 2)
+    if args.exact_queries:   # success over every round's captions, the default against prefetch=None
+        for run in ("default", "exact"):
+            first = [f for r in result["rounds"] for f in r["after"][run].pop("first_true")[: args.exact_queries]]
+            result["after"][f"{run}_on_the_same_captions"] = {
+                **{f"success_at_{k}": round(100 * float(np.mean([f is not None and f < k for f in first])), 1)
+                   for k in (1, 10)}, "queries": len(first)}
+        for r in result["rounds"]:
+            r["after"]["default"].pop("first_true", None), r["after"]["global"].pop("first_true", None)
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -448,10 +459,17 @@ def searches(args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     caps, rel = queries(args.n, args.queries, seed=args.seed)
+    runs = {"default": ({}, len(caps)), "global": ({"mode": "global"}, len(caps))}
+    if args.exact_queries:
+        runs["exact"] = ({"prefetch": None}, min(args.exact_queries, len(caps)))
     with vq.VitrCollection("latency", path=args.path) as col:
-        res = timed_searches(col, caps, rel, {"default": ({}, len(caps)), "global": ({"mode": "global"}, len(caps))})
-    return {"code": str(Path(vq.__file__).resolve().parents[1].name),
-            **{k: {m: v for m, v in r.items() if m != "_ids"} for k, r in res.items()}}
+        res = timed_searches(col, caps, rel, runs)
+    out: dict[str, Any] = {"code": str(Path(vq.__file__).resolve().parents[1].name)}
+    for k, r in res.items():
+        out[k] = {m: v for m, v in r.items() if m != "_ids"}
+        if args.exact_queries:   # each caption's rank of its first true hit: success on the same captions
+            out[k]["first_true"] = [next((i for i, h in enumerate(ids) if rel[h, j]), None) for j, ids in enumerate(r["_ids"])]
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -461,7 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=100_000, help="cache: gallery images to encode; million: points")
     ap.add_argument("--base", type=int, default=100_000, help="million: cached scenes the points are made of")
     ap.add_argument("--jitter", type=float, default=0.02, help="million: sigma of the copies' jitter")
-    ap.add_argument("--exact-queries", type=int, default=20, help="million: queries also run with prefetch=None")
+    ap.add_argument("--exact-queries", type=int, default=20,
+                    help="million, latency: queries also run with prefetch=None (latency: the current code's, each round)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--designs", nargs="+",

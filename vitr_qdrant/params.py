@@ -18,8 +18,10 @@ MAX_PREFETCH = 100_000
 """Largest stage 1 (global vector) size; ``prefetch=None`` ranks every image instead."""
 MAX_CANDIDATES = 10_000
 """Largest stage 2 size (candidates the fusion head reranks in ``vitr`` mode)."""
-PREFETCH = 200
-"""Default stage 1 size N (every face's default: the library, CLI, service and RAG adapters)."""
+PREFETCH = 300
+"""Default stage 1 size N (every face's default: the library, CLI, service and RAG adapters; 300:
+success within a point of ``prefetch=None`` at 100k images, where 200 was a point short; see the
+README's first-stage section)."""
 CANDIDATES = 30
 """Default stage 2 size M (30: success within a point of 50 at 10k and 100k images, and a
 third less to read and rerank; see the README's first-stage section)."""
