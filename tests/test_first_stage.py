@@ -217,3 +217,19 @@ def test_fit_first_stage_command_writes_a_model_with_it(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no first stage"):
         fit_first_stage.main(["--model", "vitr-tiny-test", "--init", "--out", str(tmp_path / "x"), "--images", "24",
                               "--steps", "1", "--cache", str(tmp_path / "cache")])
+
+
+def test_demo_rebuilds_a_store_left_without_the_models_first_stage(staged_model, tiny_model, scene_images,
+                                                                    tmp_path, capsys):
+    """A demo store written before the model had (this) first stage is rebuilt, not searched with
+    stage 1 on the global vector."""
+    from vitr_qdrant.demo.run import _open_store
+
+    path = tmp_path / "store"
+    with _open_store(path, tiny_model, "demo") as col:
+        col.add_images(scene_images[:3], progress=False)
+    with _open_store(path, staged_model, "demo") as col:
+        assert "without this model's first stage: rebuilding" in capsys.readouterr().out
+        assert first_stage_ok(col._store, staged_model) and len(col) == 0
+    with _open_store(path, staged_model, "demo") as col:   # now it has it: kept
+        assert "rebuilding" not in capsys.readouterr().out

@@ -166,17 +166,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _open_store(path: Path, model, name: str):
-    """The demo's collection; a store left by an earlier run with another model is rebuilt (it
-    holds nothing but the demo's renders)."""
+    """The demo's collection; a store left by an earlier run with another model, or with another
+    first stage of it (its stage 1 would fall back to the global vector), is rebuilt (it holds
+    nothing but the demo's renders)."""
     from ..collection import VitrCollection
     from ..connectors import FingerprintMismatchError
+    from ..search import first_stage_ok
 
     try:
-        return VitrCollection(name, path=path, model=model)
+        col = VitrCollection(name, path=path, model=model)
     except FingerprintMismatchError:
         print(f"{path} was built with another model: rebuilding it")
         shutil.rmtree(path)
         return VitrCollection(name, path=path, model=model)
+    if model.first_stage is None or first_stage_ok(col._store, model):
+        return col
+    col.close()
+    print(f"{path} was built without this model's first stage: rebuilding it")
+    shutil.rmtree(path)
+    return VitrCollection(name, path=path, model=model)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
