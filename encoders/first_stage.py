@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -125,7 +126,7 @@ def fit_first_stage(stage: FirstStage, regions: np.ndarray, words: np.ndarray, m
         m = torch.from_numpy(mask[caps, :length])
         if cfg.hard:
             if step % cfg.refresh == 0:
-                index = _encode_all(stage, regions)[torch.from_numpy(usable)]
+                index = encode_all_regions(stage, regions)[torch.from_numpy(usable)]
             imgs = np.union1d(imgs, usable[_near_misses(stage, w, m, index, cfg, rng)])
         r = torch.from_numpy(regions[imgs].astype(np.float32))
         with torch.no_grad():
@@ -146,23 +147,31 @@ def fit_first_stage(stage: FirstStage, regions: np.ndarray, words: np.ndarray, m
     return losses
 
 
-@torch.no_grad()
-def _encode_all(stage: FirstStage, regions: np.ndarray, chunk: int = 4096) -> torch.Tensor:
-    """Every image's first-stage vector (n, dim), in eval mode."""
+@contextmanager
+def _evaluating(stage: FirstStage) -> Iterator[None]:
+    """``stage`` in eval mode, then back in the mode it was in."""
+    was_training = stage.training
     stage.eval()
-    out = torch.cat([stage.encode_regions(torch.from_numpy(regions[i:i + chunk].astype(np.float32)))
-                     for i in range(0, len(regions), chunk)])
-    stage.train()
-    return out
+    try:
+        yield
+    finally:
+        stage.train(was_training)
+
+
+@torch.no_grad()
+def encode_all_regions(stage: FirstStage, regions: np.ndarray | torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """The first-stage vectors (n, dim) of n images' region vectors (n, R, d), ``chunk`` at a time."""
+    with _evaluating(stage):
+        return torch.cat([stage.encode_regions(torch.as_tensor(regions[i:i + chunk]).float())
+                          for i in range(0, len(regions), chunk)])
 
 
 @torch.no_grad()
 def _near_misses(stage: FirstStage, words: torch.Tensor, mask: torch.Tensor, index: torch.Tensor, cfg: FitCfg,
                  rng: np.random.Generator) -> np.ndarray:
     """Positions in ``index`` of ``cfg.hard`` images drawn from each caption's top ``cfg.pool``."""
-    stage.eval()
-    top = torch.topk(stage.encode_tokens(words, mask) @ index.T, min(cfg.pool, len(index)), dim=1).indices.numpy()
-    stage.train()
+    with _evaluating(stage):
+        top = torch.topk(stage.encode_tokens(words, mask) @ index.T, min(cfg.pool, len(index)), dim=1).indices.numpy()
     return np.concatenate([rng.choice(row, size=min(cfg.hard, len(row)), replace=False) for row in top])
 
 

@@ -29,7 +29,7 @@ from .data.world import split_rng
 from .data.worlds import get_world
 from .evaluation import EVAL_SEED
 from .factory import WEIGHTS_DIR, load_model
-from .first_stage import FirstStage, FirstStageCfg, FitCfg, fit_first_stage, pad
+from .first_stage import FirstStage, FirstStageCfg, FitCfg, encode_all_regions, fit_first_stage, pad
 from .local import late_scores
 
 TRAIN_SEED, CHUNK, CAPTIONS, MAX_TOKENS = 7_000_000, 2000, 4, 24
@@ -72,8 +72,7 @@ def check(stage: FirstStage, regions: np.ndarray, words: np.ndarray, mask: np.nd
     r = torch.from_numpy(regions.astype(np.float32))
     w, m = torch.from_numpy(words.astype(np.float32)), torch.from_numpy(mask)
     teacher = torch.cat([late_scores(w, m, r[i:i + 2048]) for i in range(0, len(r), 2048)]).T.numpy()
-    first = (stage.encode_tokens(w, m) @ torch.cat([stage.encode_regions(r[i:i + 4096])
-                                                     for i in range(0, len(r), 4096)]).T).numpy()
+    first = (stage.encode_tokens(w, m) @ encode_all_regions(stage, r).T).numpy()
     top_t = np.argsort(-teacher, axis=1)
     out: dict[str, Any] = {}
     for name, scores in (("first", first), ("global", g_txt @ g_img.T)):

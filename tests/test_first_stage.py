@@ -95,14 +95,14 @@ def test_fitting_follows_maxsim(hard):
 
 def test_near_misses_come_from_each_captions_own_top():
     """The images a fitting step adds are drawn from each caption's top ``pool`` by the stage."""
-    from vitr_qdrant.encoders.first_stage import _encode_all, _near_misses
+    from vitr_qdrant.encoders.first_stage import _near_misses, encode_all_regions
 
     rng = np.random.default_rng(1)
     torch.manual_seed(1)
     stage = FirstStage(8, FirstStageCfg(dim=8, hidden=16))
     regions, words = rng.normal(size=(50, 4, 8)).astype(np.float32), rng.normal(size=(6, 3, 8)).astype(np.float32)
     w, m = torch.from_numpy(words), torch.ones(6, 3, dtype=torch.bool)
-    index = _encode_all(stage, regions, chunk=16)
+    index = encode_all_regions(stage, regions, chunk=16)
     picked = _near_misses(stage, w, m, index, FitCfg(hard=2, pool=5), rng)
     with torch.no_grad():
         top = np.argsort(-(stage.encode_tokens(w, m) @ stage.encode_regions(torch.from_numpy(regions)).T).numpy(), 1)
