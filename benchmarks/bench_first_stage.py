@@ -3,6 +3,8 @@
     python benchmarks/bench_first_stage.py cache --n 100000              # encode the gallery once (resumable)
     python benchmarks/bench_first_stage.py designs --sizes 10000 100000 --out designs.json
     python benchmarks/bench_first_stage.py api --sizes 10000 100000 --out api.json
+    python benchmarks/bench_first_stage.py stages --n 100000 --queries 400 --seed 11   # stage sizes side by side
+    python benchmarks/bench_first_stage.py rebuild --n 20000 --rounds 2   # where one index rebuild's time goes
 
 ``cache`` renders Object Scenes of the evaluation protocol's ``test-iid`` seeds (the first scene
 of seed 1e9 + k with a related pair) and encodes them with the model, 2,000 a chunk under
@@ -168,26 +170,41 @@ def design_vectors(name: str, model: Any, regions: np.ndarray, args: argparse.Na
     raise SystemExit(f"unknown design {name!r}")
 
 
+def dense(size: int, m: int = 16) -> Any:
+    """A cosine vector under HNSW (m = 0: a plain index)."""
+    return qe.EdgeVectorParams(size=size, distance=qe.Distance.Cosine,
+                               hnsw_config=qe.HnswIndexConfig(m=m, ef_construct=100, full_scan_threshold=10_000))
+
+
+def raw_shard(path: Path, g: np.ndarray, r: np.ndarray, vectors: dict, **config: Any) -> Any:
+    """An edge shard at ``path`` with ``global`` (HNSW), ``regions`` (MaxSim, no HNSW) and ``vectors``."""
+    return qe.EdgeShard.create(str(path), qe.EdgeConfig(
+        vectors={"global": dense(g.shape[1]),
+                 "regions": qe.EdgeVectorParams(size=r.shape[2], distance=qe.Distance.Cosine,
+                                                multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+                                                hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100,
+                                                                               full_scan_threshold=10_000)),
+                 **vectors},
+        optimizers=qe.EdgeOptimizersConfig(max_segment_size=SEGMENT_KB), **config))
+
+
+def raw_points(g: np.ndarray, r: np.ndarray, a: int, b: int, more: dict) -> list[Any]:
+    """Scenes a..b-1 as engine points with add_images' payload (the regions copy included) and
+    ``more``'s vectors (one row per point)."""
+    return [qe.Point(i, {"global": g[i].tolist(), "regions": r[i].astype(np.float32).tolist(),
+                         **{k: v[i - a] for k, v in more.items()}},
+                     {"uri": f"/gallery/{i:07d}.png", "sha256": "0" * 64, "width": 128, "height": 128,
+                      "_vitr_regions_f16": encode_regions(r[i])}) for i in range(a, b)]
+
+
 def build_store(path: Path, g: np.ndarray, r: np.ndarray, extra_cfg: dict, extra: Callable) -> tuple[Any, dict]:
     """An edge shard with ``global``, ``regions`` (+ the design's vectors), written as add_images
     writes; its ingest figures."""
-    vectors = {"global": qe.EdgeVectorParams(size=g.shape[1], distance=qe.Distance.Cosine, hnsw_config=qe.HnswIndexConfig(
-                   m=16, ef_construct=100, full_scan_threshold=10_000)),
-               "regions": qe.EdgeVectorParams(size=r.shape[2], distance=qe.Distance.Cosine,
-                                              multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
-                                              hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100,
-                                                                             full_scan_threshold=10_000)),
-               **extra_cfg}
-    shard = qe.EdgeShard.create(str(path), qe.EdgeConfig(vectors=vectors, optimizers=qe.EdgeOptimizersConfig(
-        max_segment_size=SEGMENT_KB)))
+    shard = raw_shard(path, g, r, extra_cfg)
     stalls, pending, t_start = [], 0, time.perf_counter()
     for a in range(0, len(g), BATCH):
         b = min(len(g), a + BATCH)
-        more = extra(a, b)
-        pts = [qe.Point(i, {"global": g[i].tolist(), "regions": r[i].astype(np.float32).tolist(),
-                            **{k: v[i - a] for k, v in more.items()}},
-                        {"uri": f"/gallery/{i:07d}.png", "sha256": "0" * 64, "width": 128, "height": 128,
-                         "_vitr_regions_f16": encode_regions(r[i])}) for i in range(a, b)]
+        pts = raw_points(g, r, a, b, extra(a, b))
         t0 = time.perf_counter()
         shard.update(qe.UpdateOperation.upsert_points(pts))
         shard.flush()
@@ -317,17 +334,17 @@ def api(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def write_cached(path: Path, name: str, model: Any, g: np.ndarray, r: np.ndarray, copies: int = 1,
-                 jitter: float = 0.0, **storage: Any) -> dict[str, Any]:
+                 jitter: float = 0.0, optimize_every: int = OPTIMIZE_EVERY, **storage: Any) -> dict[str, Any]:
     """A collection ``name`` at ``path`` written through the library's store from cached vectors:
     each scene ``copies`` times (copies after the first with Gaussian jitter, renormalised), in
-    add_images' batches; its ingest figures."""
+    add_images' batches, the indexes rebuilt every ``optimize_every`` points; its ingest figures."""
     from vitr_qdrant.connectors import StoredPoint, create_backend, make_payload
     from vitr_qdrant.search import collection_spec
 
     base, rng = len(g), np.random.default_rng(0)
     shutil.rmtree(path, ignore_errors=True)
     stalls, t_start = [], time.perf_counter()
-    with create_backend(path=path) as store:
+    with create_backend(path=path, optimize_every=optimize_every) as store:
         store.open_collection(collection_spec(name, model, **storage))
         for copy in range(copies):
             for a in range(0, base, BATCH):
@@ -416,7 +433,7 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
     if not (path / "latency" / "vitr_collection.json").exists():
         model = load_model(args.model)
         g, r = load_gallery(args.cache, args.n)
-        result["ingest"] = write_cached(path, "latency", model, g, r)
+        result["ingest"] = write_cached(path, "latency", model, g, r, optimize_every=args.optimize_every)
     here = Path(__file__).resolve().parents[1]
     codes = {"before": Path(args.before).resolve(), "after": here}
     for k in range(args.rounds):
@@ -470,9 +487,83 @@ def searches(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def stages(args: argparse.Namespace) -> dict[str, Any]:
+    """Stage sizes side by side on one collection (``--path``; default: the ``latency``
+    collection of ``--n`` cached scenes under ``--workdir``): each of ``--queries`` captions
+    (``--seed``) searched with ``col.search(text, limit=10, prefetch=N, candidates=M)`` for every
+    ``--configs`` N/M, then with ``prefetch=None`` and ``mode="global"``, in turn; success on the same
+    captions and p50 / p95 per config, written to ``--out`` every 50 captions (a checkpoint)."""
+    import vitr_qdrant as vq
+
+    torch.set_num_threads(args.threads)
+    caps, rel = queries(args.n, args.queries, seed=args.seed)
+    runs = {c: dict(zip(("prefetch", "candidates"), map(int, c.split("/")))) for c in args.configs}
+    runs.update({"exact": {"prefetch": None}, "global": {"mode": "global"}})
+    first: dict[str, list] = {k: [] for k in runs}
+    times: dict[str, list] = {k: [] for k in runs}
+    res: dict[str, Any] = {}
+    path = args.path or args.workdir / f"latency-{args.n}"
+    with vq.VitrCollection("latency", path=path) as col:
+        col.search(caps[0], limit=LIMIT)
+        for j, text in enumerate(caps):
+            for k, kw in runs.items():
+                t0 = time.perf_counter()
+                hits = col.search(text, limit=LIMIT, **kw)
+                times[k].append(time.perf_counter() - t0)
+                first[k].append(next((i for i, h in enumerate(hits) if rel[int(h.id), j]), None))
+            if (j + 1) % 50 == 0 or j + 1 == len(caps):
+                res = {"benchmark": "first_stage_stages", "points": args.n, "seed": args.seed, "captions": j + 1, **{
+                    k: {**{f"success_at_{r}": round(100 * float(np.mean([f is not None and f < r for f in v])), 1)
+                           for r in (1, 10)},
+                        "p50_ms": round(1000 * float(np.median(times[k])), 1),
+                        "p95_ms": round(1000 * float(np.percentile(times[k], 95)), 1)} for k, v in first.items()}}
+                print(json.dumps(res), flush=True)
+                if args.out:
+                    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    return res
+
+
+def rebuild(args: argparse.Namespace) -> dict[str, Any]:
+    """What one index rebuild (the longest write of an ingest) spends its time on: ``--n`` cached
+    scenes (20,000: one rebuild's worth) written as the library writes them (``global``, ``first``,
+    ``regions``, the payload copy in RAM), then one ``optimize()`` timed, with HNSW on ``global``
+    and ``first`` each on or off (off: a plain index, only the copy of the points), ``--rounds``
+    alternating rounds of the four."""
+    model = load_model(args.model)
+    torch.set_num_threads(args.threads)
+    g, r = load_gallery(args.cache, args.n)
+    with torch.inference_mode():
+        first = model.first_stage.encode_regions(torch.from_numpy(r.astype(np.float32))).numpy()
+
+    variants = {"no HNSW": (0, 0), "global HNSW": (16, 0), "first HNSW": (0, 16), "both (the default)": (16, 16)}
+    res: dict[str, Any] = {"benchmark": "first_stage_rebuild", "points": args.n,
+                           **{k: {"optimize_s": [], "cpu_s": []} for k in variants}}
+    for k in range(args.rounds):
+        for name, (gm, fm) in variants.items():
+            path = args.workdir / "rebuild"
+            shutil.rmtree(path, ignore_errors=True)
+            shard = raw_shard(path, g, r, {"global": dense(g.shape[1], gm), "first": dense(first.shape[1], fm)},
+                              payload_memory=qe.Memory.Cached)
+            for a in range(0, args.n, BATCH):
+                b = min(args.n, a + BATCH)
+                shard.update(qe.UpdateOperation.upsert_points(raw_points(g, r, a, b, {"first": first[a:b].tolist()})))
+            shard.flush()
+            c0, t0 = time.process_time(), time.perf_counter()
+            shard.optimize()
+            shard.flush()
+            res[name]["optimize_s"].append(round(time.perf_counter() - t0, 2))
+            res[name]["cpu_s"].append(round(time.process_time() - c0, 2))
+            shard.close()
+            shutil.rmtree(path, ignore_errors=True)
+        print(json.dumps({"round": k, **{n: v["optimize_s"][-1] for n, v in res.items() if isinstance(v, dict)}}), flush=True)
+    for name in variants:
+        res[name]["median_s"] = float(np.median(res[name]["optimize_s"]))
+    return res
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=("cache", "designs", "api", "million", "latency", "searches"))
+    ap.add_argument("what", choices=("cache", "designs", "api", "million", "latency", "searches", "stages", "rebuild"))
     ap.add_argument("--model", help="model name or directory (default: the bundled default)")
     ap.add_argument("--n", type=int, default=100_000, help="cache: gallery images to encode; million: points")
     ap.add_argument("--base", type=int, default=100_000, help="million: cached scenes the points are made of")
@@ -489,12 +580,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="first-light: HNSW of its first-stage vector")
     ap.add_argument("--regions-hnsw-max", type=int, default=10_000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--optimize-every", type=int, default=OPTIMIZE_EVERY,
+                    help="latency: rebuild the indexes every this many points while writing its collection")
     ap.add_argument("--cache", type=Path, default=Path("runs/first-stage-cache"))
     ap.add_argument("--workdir", type=Path, default=Path("runs/first-stage-work"))
     ap.add_argument("--before", type=Path, help="latency: the root of the older checkout to compare")
-    ap.add_argument("--rounds", type=int, default=3, help="latency: alternating rounds")
-    ap.add_argument("--seed", type=int, default=0, help="searches: the captions' seed")
-    ap.add_argument("--path", type=Path, help="searches: the collection's store")
+    ap.add_argument("--rounds", type=int, default=3, help="latency, rebuild: alternating rounds")
+    ap.add_argument("--seed", type=int, default=0, help="searches, stages: the captions' seed")
+    ap.add_argument("--configs", nargs="+", default=["300/30", "250/30", "200/30"], metavar="N/M",
+                    help="stages: prefetch / candidates pairs")
+    ap.add_argument("--path", type=Path, help="searches, stages: the collection's store")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
     a.workdir.mkdir(parents=True, exist_ok=True)
@@ -504,7 +599,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.what == "searches":   # one line, read by `latency`
         print(json.dumps(searches(a)), flush=True)
         return 0
-    emit({"designs": designs, "api": api, "million": million, "latency": latency}[a.what](a), a.out)
+    emit({"designs": designs, "api": api, "million": million, "latency": latency, "stages": stages,
+          "rebuild": rebuild}[a.what](a), a.out)
     return 0
 
 

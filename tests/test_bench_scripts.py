@@ -1,4 +1,5 @@
-"""The benchmark scripts run with the tiny model (fields only, not numbers)."""
+"""The benchmark scripts run with the tiny model (fields only, not numbers); the first-stage one with the
+default model, the one with a first stage."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +7,7 @@ import runpy
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -164,3 +166,33 @@ def test_bench_batch_fields(tiny_model):
     result = runpy.run_path(str(BENCH / "bench_batch.py"))["run"](tiny_model, images=6, queries=5, repeats=1)
     assert result["same_results"] is True and result["queries"] == 5
     assert result["loop_queries_per_s"] > 0 and result["batch_queries_per_s"] > 0 and result["speedup"] > 0
+
+
+@pytest.mark.slow   # about 30 s: the default model loaded four times, 40 scenes rendered and encoded
+def test_bench_first_stage_stages_and_rebuild_fields(tmp_path):
+    """``stages`` and ``rebuild`` of the first-stage benchmark on 40 cached scenes of the default model."""
+    import json
+
+    bench = runpy.run_path(str(BENCH / "bench_first_stage.py"))
+    cache, work = tmp_path / "cache", tmp_path / "work"
+    assert bench["main"](["cache", "--n", "40", "--cache", str(cache)]) == 0
+    out = tmp_path / "rebuild.json"
+    assert bench["main"](["rebuild", "--n", "40", "--rounds", "1", "--cache", str(cache), "--workdir", str(work),
+                          "--out", str(out)]) == 0
+    rebuild = json.loads(out.read_text())
+    assert rebuild["points"] == 40
+    for name in ("no HNSW", "global HNSW", "first HNSW", "both (the default)"):
+        assert len(rebuild[name]["optimize_s"]) == 1 and rebuild[name]["median_s"] >= 0
+
+    model = bench["load_model"](None)
+    g, r = bench["load_gallery"](cache, 40)
+    bench["write_cached"](work / "store", "latency", model, g, r)
+    out = tmp_path / "stages.json"
+    assert bench["main"](["stages", "--n", "40", "--path", str(work / "store"), "--queries", "4",
+                          "--configs", "20/10", "12/10", "--out", str(out)]) == 0
+    stages = json.loads(out.read_text())
+    assert stages["captions"] == 4 and set(stages) >= {"20/10", "12/10", "exact", "global"}
+    for name in ("20/10", "12/10", "exact", "global"):
+        row = stages[name]
+        assert 0 <= row["success_at_1"] <= row["success_at_10"] <= 100 and row["p95_ms"] >= row["p50_ms"] > 0
+    assert stages["exact"]["success_at_10"] == 100   # each caption is true for the scene it was drawn from
