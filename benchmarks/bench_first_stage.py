@@ -250,11 +250,20 @@ def run_design(name: str, model: Any, g: np.ndarray, r: np.ndarray, caps: list[s
     return out
 
 
-def success(ranked: list[list[int]], rel: np.ndarray) -> dict[str, float]:
-    """success@1 and @10 (percent): a true image at rank 1, among the top 10."""
-    first_true = [next((k for k, i in enumerate(ids) if rel[i, j]), None) for j, ids in enumerate(ranked)]
-    return {f"success_at_{k}": round(100 * float(np.mean([f is not None and f < k for f in first_true])), 1)
+def first_true(ranked: list[list[int]], rel: np.ndarray) -> list[int | None]:
+    """Each query's rank of its first true image (None: none among its hits)."""
+    return [next((k for k, i in enumerate(ids) if rel[i, j]), None) for j, ids in enumerate(ranked)]
+
+
+def success_of(first: list[int | None]) -> dict[str, float]:
+    """success@1 and @10 (percent) from :func:`first_true`: a true image at rank 1, among the top 10."""
+    return {f"success_at_{k}": round(100 * float(np.mean([f is not None and f < k for f in first])), 1)
             for k in (1, 10)}
+
+
+def success(ranked: list[list[int]], rel: np.ndarray) -> dict[str, float]:
+    """success@1 and @10 (percent) of ranked ids against the truth ``rel`` [images, queries]."""
+    return success_of(first_true(ranked, rel))
 
 
 def designs(args: argparse.Namespace) -> dict[str, Any]:
@@ -460,9 +469,7 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
     if args.exact_queries:   # success over every round's captions, the default against prefetch=None
         for run in ("default", "exact"):
             first = [f for r in result["rounds"] for f in r["after"][run].pop("first_true")[: args.exact_queries]]
-            result["after"][f"{run}_on_the_same_captions"] = {
-                **{f"success_at_{k}": round(100 * float(np.mean([f is not None and f < k for f in first])), 1)
-                   for k in (1, 10)}, "queries": len(first)}
+            result["after"][f"{run}_on_the_same_captions"] = {**success_of(first), "queries": len(first)}
     return result
 
 
@@ -483,7 +490,7 @@ def searches(args: argparse.Namespace) -> dict[str, Any]:
         out[k] = {m: v for m, v in r.items() if m != "_ids"}
         if args.exact_queries and k != "global":   # each caption's rank of its first true hit: the
             # default and exact compared on the same captions
-            out[k]["first_true"] = [next((i for i, h in enumerate(ids) if rel[h, j]), None) for j, ids in enumerate(r["_ids"])]
+            out[k]["first_true"] = first_true(r["_ids"], rel)
     return out
 
 
@@ -499,7 +506,7 @@ def stages(args: argparse.Namespace) -> dict[str, Any]:
     caps, rel = queries(args.n, args.queries, seed=args.seed)
     runs = {c: dict(zip(("prefetch", "candidates"), map(int, c.split("/")))) for c in args.configs}
     runs.update({"exact": {"prefetch": None}, "global": {"mode": "global"}})
-    first: dict[str, list] = {k: [] for k in runs}
+    ranked: dict[str, list] = {k: [] for k in runs}
     times: dict[str, list] = {k: [] for k in runs}
     res: dict[str, Any] = {}
     path = args.path or args.workdir / f"latency-{args.n}"
@@ -510,13 +517,11 @@ def stages(args: argparse.Namespace) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 hits = col.search(text, limit=LIMIT, **kw)
                 times[k].append(time.perf_counter() - t0)
-                first[k].append(next((i for i, h in enumerate(hits) if rel[int(h.id), j]), None))
+                ranked[k].append([int(h.id) for h in hits])
             if (j + 1) % 50 == 0 or j + 1 == len(caps):
                 res = {"benchmark": "first_stage_stages", "points": args.n, "seed": args.seed, "captions": j + 1, **{
-                    k: {**{f"success_at_{r}": round(100 * float(np.mean([f is not None and f < r for f in v])), 1)
-                           for r in (1, 10)},
-                        "p50_ms": round(1000 * float(np.median(times[k])), 1),
-                        "p95_ms": round(1000 * float(np.percentile(times[k], 95)), 1)} for k, v in first.items()}}
+                    k: {**success(v, rel[:, : j + 1]), "p50_ms": round(1000 * float(np.median(times[k])), 1),
+                        "p95_ms": round(1000 * float(np.percentile(times[k], 95)), 1)} for k, v in ranked.items()}}
                 print(json.dumps(res), flush=True)
                 if args.out:
                     args.out.write_text(json.dumps(res, indent=2) + "\n")
@@ -532,9 +537,9 @@ def rebuild(args: argparse.Namespace) -> dict[str, Any]:
     model = load_model(args.model)
     torch.set_num_threads(args.threads)
     g, r = load_gallery(args.cache, args.n)
-    with torch.inference_mode():
-        first = model.first_stage.encode_regions(torch.from_numpy(r.astype(np.float32))).numpy()
+    from vitr_qdrant.encoders.first_stage import encode_all_regions   # here: see design_vectors
 
+    first = encode_all_regions(model.first_stage, r).numpy()
     variants = {"no HNSW": (0, 0), "global HNSW": (16, 0), "first HNSW": (0, 16), "both (the default)": (16, 16)}
     res: dict[str, Any] = {"benchmark": "first_stage_rebuild", "points": args.n,
                            **{k: {"optimize_s": [], "cpu_s": []} for k in variants}}
@@ -555,7 +560,7 @@ def rebuild(args: argparse.Namespace) -> dict[str, Any]:
             res[name]["cpu_s"].append(round(time.process_time() - c0, 2))
             shard.close()
             shutil.rmtree(path, ignore_errors=True)
-        print(json.dumps({"round": k, **{n: v["optimize_s"][-1] for n, v in res.items() if isinstance(v, dict)}}), flush=True)
+        print(json.dumps({"round": k, **{name: res[name]["optimize_s"][-1] for name in variants}}), flush=True)
     for name in variants:
         res[name]["median_s"] = float(np.median(res[name]["optimize_s"]))
     return res
